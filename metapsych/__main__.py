@@ -1,0 +1,5 @@
+"""Allow ``python -m metapsych``."""
+
+from metapsych.cli import main
+
+main()

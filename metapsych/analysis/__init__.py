@@ -1,0 +1,1 @@
+"""Analyses: configuration, planning the grid, running, caching, diffing."""

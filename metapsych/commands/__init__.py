@@ -1,0 +1,1 @@
+"""Command implementations: orchestration and terminal rendering for each CLI command."""

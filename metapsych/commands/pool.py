@@ -1,0 +1,1 @@
+"""Implementation of a metapsych command (being built)."""

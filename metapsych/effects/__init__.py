@@ -1,0 +1,1 @@
+"""Effect sizes with provenance, identical to metafor escalc."""

@@ -1,0 +1,1 @@
+"""Report rendering: plots, HTML, Markdown, JSON/CSV."""
