@@ -1,0 +1,178 @@
+"""Safe YAML reading that keeps the line number of every value, for error messages that point at the input.
+
+Files are composed into nodes with PyYAML's safe machinery (the C loader when available) and converted to
+plain Python values plus a map from each value's path (a tuple of keys and list indices) to its 1-based line.
+Anchors and aliases, explicit tags other than YAML's standard scalar/collection tags, several documents in
+one file, files over :data:`MAX_BYTES` and nesting deeper than :data:`MAX_DEPTH` are refused: trial files
+are plain data, and these features only make reviews harder (or, for aliases, enable "billion laughs").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from metapsych.errors import DataError, Problem
+
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 40
+
+Path_ = tuple[str | int, ...]
+
+_STANDARD_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:seq",
+    "tag:yaml.org,2002:map",
+}
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """A parsed YAML file: its plain value and the line of every value, keyed by path."""
+
+    file: str
+    value: Any
+    lines: dict[Path_, int]
+    text: str
+
+    def line(self, path: Path_) -> int | None:
+        """Line of the value at ``path``, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), 1)
+
+
+def format_path(path: Path_) -> str:
+    """Dotted field name for a path: ``arms[1].randomized``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(file)"
+
+
+def read_yaml_text(text: str, file: str) -> YamlDocument:
+    """Parse YAML text into a :class:`YamlDocument`, raising DataError with a located Problem."""
+    if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
+        raise DataError(Problem(file, None, "(file)", f"file is larger than {MAX_BYTES // 1024} KiB",
+                                "a trial file under 1 MiB"))
+    if "&" in text or "*" in text:
+        _refuse_anchors(text, file)
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or str(exc).splitlines()[0]
+        if "expected a single document" in str(exc):
+            problem = "more than one YAML document in the file"
+        raise DataError(Problem(file, line, "(file)", f"invalid YAML: {problem}", "one YAML mapping")) from None
+    except yaml.YAMLError as exc:
+        raise DataError(Problem(file, None, "(file)", f"invalid YAML: {exc}", "one YAML mapping")) from None
+    lines: dict[Path_, int] = {}
+    if node is None:
+        return YamlDocument(file, None, lines, text)
+    value = _convert(node, (), lines, file, 0)
+    return YamlDocument(file, value, lines, text)
+
+
+def read_yaml(path: Path) -> YamlDocument:
+    """Read and parse a YAML file (UTF-8, optional BOM)."""
+    file = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise DataError(Problem(file, None, "(file)", f"file is {size} bytes, over the {MAX_BYTES} byte limit",
+                                    "a trial file under 1 MiB"))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(Problem(file, None, "(file)", f"cannot read file: {exc.strerror}", "a readable file")) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(Problem(file, line, "(file)", "not valid UTF-8 text", "a UTF-8 YAML file")) from None
+    if "\x00" in text:
+        raise DataError(Problem(file, text[: text.index("\x00")].count("\n") + 1, "(file)",
+                                "binary content (NUL byte)", "a UTF-8 YAML file"))
+    return read_yaml_text(text, file)
+
+
+def _refuse_anchors(text: str, file: str) -> None:
+    """Scan the event stream (only when the text could hold one) for anchors and aliases."""
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            anchor = getattr(event, "anchor", None)
+            if isinstance(event, yaml.AliasEvent) or anchor:
+                raise DataError(Problem(file, event.start_mark.line + 1, "(file)",
+                                        f"YAML anchors and aliases are not allowed (&{anchor} / *{anchor})",
+                                        "every value written out in full"))
+    except yaml.YAMLError:
+        return  # the composer reports syntax errors with their location
+
+
+def _convert(node: yaml.Node, path: Path_, lines: dict[Path_, int], file: str, depth: int) -> Any:
+    line = node.start_mark.line + 1
+    lines[path] = line
+    if depth > MAX_DEPTH:
+        raise DataError(Problem(file, line, format_path(path), f"nesting deeper than {MAX_DEPTH} levels",
+                                "a flat trial file"))
+    if node.tag not in _STANDARD_TAGS:
+        raise DataError(Problem(file, line, format_path(path), f"YAML tag {node.tag!r} is not allowed",
+                                "plain values without tags"))
+    if isinstance(node, yaml.MappingNode):
+        return _convert_mapping(node, path, lines, file, depth)
+    if isinstance(node, yaml.SequenceNode):
+        return [_convert(item, (*path, i), lines, file, depth + 1) for i, item in enumerate(node.value)]
+    return _construct_scalar(node, path, file)
+
+
+def _convert_mapping(node: yaml.MappingNode, path: Path_, lines: dict[Path_, int], file: str, depth: int) -> dict:
+    result: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        key_line = key_node.start_mark.line + 1
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _STANDARD_TAGS:
+            raise DataError(Problem(file, key_line, format_path(path), "mapping keys must be plain text",
+                                    "key: value"))
+        key = str(key_node.value)
+        if key == "<<":
+            raise DataError(Problem(file, key_line, format_path(path), "YAML merge keys (<<) are not allowed",
+                                    "every value written out in full"))
+        if key in result:
+            raise DataError(Problem(file, key_line, format_path((*path, key)), "duplicate key",
+                                    "each key once per mapping"))
+        result[key] = _convert(value_node, (*path, key), lines, file, depth + 1)
+        lines[(*path, key)] = key_line
+    return result
+
+
+def _construct_scalar(node: yaml.ScalarNode, path: Path_, file: str) -> Any:
+    constructor = yaml.SafeLoader.yaml_constructors.get(node.tag)
+    try:
+        return constructor(_SCALAR_LOADER, node) if constructor else node.value
+    except (ValueError, yaml.YAMLError):
+        raise DataError(Problem(file, node.start_mark.line + 1, format_path(path),
+                                f"cannot read value {node.value!r}", "a plain number or text")) from None
+
+
+class _ScalarLoader(yaml.SafeLoader):
+    """A loader instance used only for its scalar constructors (no stream)."""
+
+    def __init__(self) -> None:  # noqa: D107 - no stream: scalar construction only
+        yaml.constructor.SafeConstructor.__init__(self)
+
+
+_SCALAR_LOADER = _ScalarLoader()
