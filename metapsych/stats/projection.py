@@ -1,0 +1,77 @@
+"""Weighted least squares and the traces of metafor's projection matrix P, without forming k x k matrices.
+
+metafor writes P = W - W X (X'WX)^-1 X'W and takes traces of P, PP, PV, ... With the thin QR
+decomposition sqrt(W) X = Q R and leverages h_i = ||Q_i||^2 every such quantity reduces to O(k p^2) work:
+P_ij = sqrt(w_i w_j) (delta_ij - Q_i . Q_j).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class RankDeficientError(ValueError):
+    """The design matrix is not of full column rank under the given weights."""
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Weighted least-squares fit of y on X with weights w, plus what P-traces need."""
+
+    w: np.ndarray
+    q: np.ndarray
+    r: np.ndarray
+    beta: np.ndarray
+    resid: np.ndarray
+    h: np.ndarray
+
+    @property
+    def rss(self) -> float:
+        """y'Py: the weighted residual sum of squares."""
+        return float(np.sum(self.w * self.resid**2))
+
+    @property
+    def tr_p(self) -> float:
+        """tr(P)."""
+        return float(np.sum(self.w * (1.0 - self.h)))
+
+    @property
+    def py_sq(self) -> float:
+        """y'PPy = ||W (y - X beta)||^2."""
+        return float(np.sum((self.w * self.resid) ** 2))
+
+    def tr_pv(self, v: np.ndarray) -> float:
+        """tr(P diag(v))."""
+        return float(np.sum(v * self.w * (1.0 - self.h)))
+
+    def sum_p2(self, a: np.ndarray | float = 1.0, b: np.ndarray | float = 1.0) -> float:
+        """sum_ij a_i b_j P_ij^2; with a = b = 1 this is tr(PP), with a = b = v it is tr(PVPV)."""
+        a = np.broadcast_to(np.asarray(a, dtype=float), self.w.shape)
+        b = np.broadcast_to(np.asarray(b, dtype=float), self.w.shape)
+        diag = np.sum(a * b * self.w**2 * (1.0 - 2.0 * self.h))
+        qa = self.q.T @ ((a * self.w)[:, None] * self.q)
+        qb = self.q.T @ ((b * self.w)[:, None] * self.q)
+        return float(diag + np.sum(qa * qb))
+
+    def inverse_xwx(self) -> np.ndarray:
+        """(X'WX)^-1 = R^-1 R^-T."""
+        rinv = np.linalg.inv(self.r)
+        return rinv @ rinv.T
+
+    def logdet_xwx(self) -> float:
+        """log det(X'WX)."""
+        return float(2.0 * np.sum(np.log(np.abs(np.diag(self.r)))))
+
+
+def project(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> Projection:
+    """Fit y on x by weighted least squares with weights w (all positive)."""
+    sw = np.sqrt(w)
+    q, r = np.linalg.qr(sw[:, None] * x)
+    d = np.abs(np.diag(r))
+    if d.size == 0 or np.any(d <= 1e-14 * max(1.0, float(d.max()))):
+        raise RankDeficientError("the model matrix is not of full rank")
+    beta = np.linalg.solve(r, q.T @ (sw * y))
+    resid = y - x @ beta
+    return Projection(w=w, q=q, r=r, beta=beta, resid=resid, h=np.sum(q * q, axis=1))
