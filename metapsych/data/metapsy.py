@@ -1,0 +1,163 @@
+"""Reading Metapsy-format CSV files (the field's standard wide format) as real files come.
+
+Accepts both the published form (``;`` separator, decimal comma, ``NA``, a leading unnamed row-index column,
+as written by R's ``write.csv2``) and plain CSV; copes with a BOM, CRLF line ends, quoted fields that span
+lines, ``NR`` (not reported), ``Inf`` and a mix of decimal marks. Every row keeps the physical line it
+starts on (header = line 1), so problems can be reported as ``FILE:LINE: column: ...``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from metapsych.errors import DataError, Problem
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Metapsy columns that hold numbers (others are kept as text).
+NUMERIC_COLUMNS = frozenset(
+    [f"{stem}_arm{i}" for stem in ("mean", "sd", "n", "mean_change", "sd_change", "n_change", "event",
+                                   "totaln", "rand", "attr", "n_randomized", "n_sessions", "baseline_m",
+                                   "baseline_mean", "baseline_sd", "baseline_n") for i in (1, 2)]
+    + [".g", ".g_se", ".log_rr", ".log_rr_se", "precalc_g", "precalc_g_se", "precalc_log_rr",
+       "precalc_log_rr_se", "precalc_ci_lower", "precalc_ci_upper", "t_value", "f_value", "p_value",
+       "time_weeks", "year", "percent_women", "mean_age", "icc", "cluster_size", "n_sessions",
+       "yi", "vi", "sei", "g", "se"]
+)
+#: Metapsy columns that are always text, even when every value looks like a number.
+TEXT_COLUMNS = frozenset(["study", "condition_arm1", "condition_arm2", "multi_arm1", "multi_arm2", "outcome_type",
+                          "instrument", "time", "rating", "format", "country", ".id", "full_ref"])
+MISSING = frozenset(["", "na", "n/a", "nr", "n.r.", "nan", "null", "none", "-", "."])
+_NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
+_INF = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "infinity": math.inf, "-infinity": -math.inf}
+
+
+def parse_number(text: str) -> float | None:
+    """A number written with either decimal mark; None when missing; raises ValueError when unreadable."""
+    value = text.strip()
+    if value.lower() in MISSING:
+        return None
+    if value.lower() in _INF:
+        return _INF[value.lower()]
+    compact = value.replace(" ", "")
+    if not _NUMBER.match(compact):
+        raise ValueError(value)
+    return float(compact.replace(",", "."))
+
+
+def decode(raw: bytes, file: str) -> str:
+    """UTF-8 (BOM stripped), falling back to Windows-1252 which is what spreadsheet exports often are."""
+    if b"\x00" in raw[:4096]:
+        raise DataError(Problem(file, None, "(file)", "binary content, not a CSV file", "a text CSV file"))
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
+
+
+def sniff_separator(header: str) -> str:
+    """``;`` for the published Metapsy form, tab for TSV, otherwise ``,``."""
+    counts = {sep: header.count(sep) for sep in (";", ",", "\t")}
+    return max(counts, key=lambda sep: (counts[sep], sep == ","))
+
+
+def read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and ``(physical line, cells)`` of every non-empty row of a delimited text file."""
+    file = str(path)
+    try:
+        text = decode(path.read_bytes(), file)
+    except OSError as exc:
+        raise DataError(Problem(file, None, "(file)", f"cannot read file: {exc.strerror}", "a readable CSV")) from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise DataError(Problem(file, 1, "(file)", "the file is empty", "a header row and data rows"))
+    separator = sniff_separator(text.split("\n", 1)[0])
+    reader = csv.reader(io.StringIO(text), delimiter=separator)
+    try:
+        header = [cell.strip() for cell in next(reader)]
+        rows: list[tuple[int, list[str]]] = []
+        previous = reader.line_num
+        for cells in reader:
+            if any(cell.strip() for cell in cells):
+                rows.append((previous + 1, cells))
+            previous = reader.line_num
+    except csv.Error as exc:
+        raise DataError(Problem(file, reader.line_num, "(file)", f"malformed CSV: {exc}", "RFC 4180 CSV")) from None
+    return header, rows
+
+
+def read_metapsy_csv(path: Path, strict: bool = False) -> pd.DataFrame:
+    """Read a Metapsy CSV into a DataFrame with numeric columns as float and text columns as str/None.
+
+    Adds ``source_file`` and ``source_line``. Unreadable numbers become NaN and are listed as Problems in
+    ``frame.attrs["problems"]``; with ``strict=True`` they raise one DataError listing all of them.
+    """
+    import pandas as pd
+
+    file = str(path)
+    header, rows = read_rows(path)
+    if header and header[0] in ("", '""'):
+        header, rows = header[1:], [(line, cells[1:]) for line, cells in rows]
+    problems = _check_header(header, file)
+    columns: dict[str, list[object]] = {name: [] for name in header}
+    lines: list[int] = []
+    for line, cells in rows:
+        if len(cells) != len(header):
+            problems.append(Problem(file, line, "(row)", f"row has {len(cells)} cells, the header has {len(header)}",
+                                    f"{len(header)} cells separated like the header"))
+            cells = (cells + [""] * len(header))[: len(header)]
+        lines.append(line)
+        for name, cell in zip(header, cells):
+            columns[name].append(_cell(name, cell, file, line, problems))
+    for name in header:
+        if name not in NUMERIC_COLUMNS and name not in TEXT_COLUMNS:
+            columns[name] = _numbers_if_all_numeric(columns[name])
+    frame = pd.DataFrame(columns)
+    for name in header:
+        if name in NUMERIC_COLUMNS:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+    frame["source_file"] = file
+    frame["source_line"] = lines
+    frame.attrs["problems"] = problems
+    if strict and problems:
+        raise DataError(problems)
+    return frame
+
+
+def _check_header(header: list[str], file: str) -> list[Problem]:
+    problems = []
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            problems.append(Problem(file, 1, name, "column appears twice in the header", "unique column names"))
+        seen.add(name)
+    return problems
+
+
+def _numbers_if_all_numeric(values: list[object]) -> list[object]:
+    """A text column whose every non-missing value is a number (moderators such as ``rob``) becomes numeric."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return values
+    try:
+        return [None if v is None else parse_number(str(v)) for v in values]
+    except ValueError:
+        return values
+
+
+def _cell(name: str, cell: str, file: str, line: int, problems: list[Problem]) -> object:
+    if name not in NUMERIC_COLUMNS:
+        text = cell.strip()
+        return None if text.lower() in ("", "na") else text
+    try:
+        return parse_number(cell)
+    except ValueError:
+        problems.append(Problem(file, line, name, f"cannot read {cell.strip()!r} as a number",
+                                "a number such as 12.5 or 12,5, or NA"))
+        return None
