@@ -14,7 +14,7 @@ import numpy as np
 
 from metapsych.stats.projection import Projection, project
 
-ESTIMATORS = ("EE", "DL", "HE", "HS", "HSk", "SJ", "ML", "REML", "EB", "PM", "GENQ")
+ESTIMATORS = ("EE", "DL", "HE", "HS", "HSk", "SJ", "ML", "REML", "EB", "PM", "PMM", "GENQ")
 ALIASES = {"FE": "EE", "CE": "EE"}
 
 
@@ -143,22 +143,29 @@ def _pm_like_se(vi: np.ndarray, tau2: float, k: int, p: int) -> float:
     return _se(2.0 * k**2 / (k - p) / float(np.sum(w)) ** 2)
 
 
-def _pm(yi, vi, x, k, p, control) -> Tau2Estimate:
+def _pm(yi, vi, x, k, p, control, *, median: bool = False) -> Tau2Estimate:
+    """Paule-Mandel: the tau2 where Q(tau2) = k - p (PMM: the chi-square median, qchisq(0.5, k - p))."""
     from scipy.optimize import brentq
 
-    target = float(k - p)
+    from metapsych.stats.distributions import chi2_lower_quantile
+
+    target = float(chi2_lower_quantile(0.5, k - p)) if median else float(k - p)
     upper = tau2_max_default(yi)
     if generalised_q(0.0, yi, vi, x) < target:
         tau2 = 0.0
     elif generalised_q(upper, yi, vi, x) > target:
         return Tau2Estimate(
             float("nan"), float("nan"), False,
-            message=f"Paule-Mandel: Q(tau2) stays above k - p up to tau2.max = {upper:g}; no root",
+            message=f"{'PMM' if median else 'PM'}: Q(tau2) stays above k - p up to tau2.max = {upper:g}; no root",
         )
     else:
         tau2 = brentq(lambda t: generalised_q(t, yi, vi, x) - target, 0.0, upper, xtol=control.tol * 1e-3,
                       rtol=4 * np.finfo(float).eps, maxiter=control.maxiter)
     return Tau2Estimate(max(0.0, tau2), _pm_like_se(vi, max(0.0, tau2), k, p), True)
+
+
+def _pmm(yi, vi, x, k, p, control) -> Tau2Estimate:
+    return _pm(yi, vi, x, k, p, control, median=True)
 
 
 def _scoring_step(method: str, pr: Projection, k: int, p: int) -> float:
@@ -234,6 +241,7 @@ _DISPATCH = {
     "GENQ": _genq,
     "SJ": _sj,
     "PM": _pm,
+    "PMM": _pmm,
     "ML": _iterative("ML"),
     "REML": _iterative("REML"),
     "EB": _iterative("EB"),

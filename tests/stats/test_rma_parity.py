@@ -10,7 +10,7 @@ from .oracle import assert_close, load_json, yi_vi
 
 DATASETS = ["bcg", "normand", "thirdwave", "suicideprevention", "random_mods", "edge_k2", "edge_identical",
             "edge_extreme", "edge_varrange", "edge_subgroup_single", "edge_k1"]
-ESTIMATORS = ["EE", "DL", "HE", "HS", "HSk", "SJ", "ML", "REML", "EB", "PM", "GENQ"]
+ESTIMATORS = ["EE", "DL", "HE", "HS", "HSk", "SJ", "ML", "REML", "EB", "PM", "PMM", "GENQ"]
 
 
 def _compare(label: str, res, block: dict, with_tau2_se: bool = True) -> None:
@@ -65,6 +65,8 @@ def test_prediction_interval(name: str) -> None:
     yi, vi = yi_vi(name)
     for key, block in load_json(name)["predict"].items():
         estimator, _, suffix = key.partition("_")
+        if estimator == "GENQM":  # needs CompQuadForm in R; not offered here
+            continue
         res = fit(yi, vi, estimator=estimator, test="knha" if suffix == "knha" else "z")
         pred = block["default"] if "default" in block else block
         assert_close(f"{name}/{key} pi.lb", res.pi_lower, pred["pi.lb"])
