@@ -89,6 +89,9 @@ def fit(
         raise ValueError(f"unknown test {test!r}; expected one of {', '.join(TESTS)}")
     alpha = dist.alpha_from_level(level)
     k, p = x.shape
+    note = None
+    if k == 1 and test != "z":
+        test, note = "z", "z test used since k = 1 (as metafor)"
     est = _estimate(y, v, x, method, tau2, control)
     if not est.converged:
         return _failed(k, p, method, test, level, est.message)
@@ -101,7 +104,8 @@ def fit(
     has_pi = p == 1 and method != "EE"
     pi_lo, pi_hi = _prediction_interval(core, crit, est.tau2) if has_pi else (float("nan"), float("nan"))
     return RmaFit(
-        k=k, p=p, estimator=method, test=test, level=level, converged=True, message=est.message,
+        k=k, p=p, estimator=method, test=test, level=level, converged=True,
+        message="; ".join(m for m in (est.message, note) if m) or None,
         **core, tau2=est.tau2, tau2_se=est.se, tau=float(np.sqrt(est.tau2)), **het, **qm, R2=r2,
         weights=100.0 * w / np.sum(w), pi_lower=pi_lo, pi_upper=pi_hi,
     )
