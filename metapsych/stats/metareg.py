@@ -1,0 +1,119 @@
+"""Mixed-effects meta-regression: model matrices from numeric and categorical moderators, and the fit.
+
+The design follows R's ``model.matrix(~ a + b)`` with treatment coding: an intercept column
+``intrcpt``, numeric moderators as they are, and for a categorical moderator one dummy column per level
+except the first, named ``<moderator><level>``. Levels are sorted as R sorts strings in an English locale
+(case-insensitively first), so the reference level is the one metafor would choose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from metapsych.stats.rma import RmaFit, fit
+from metapsych.stats.tau2 import TIGHT, Control
+
+
+@dataclass(frozen=True)
+class Design:
+    """A model matrix with its column names and the input rows it kept (complete cases)."""
+
+    X: np.ndarray
+    names: tuple[str, ...]
+    rows: np.ndarray
+    levels: Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class MetaRegression:
+    """A fitted meta-regression: the model, its coefficient names, and the design it used."""
+
+    fit: RmaFit
+    names: tuple[str, ...]
+    design: Design
+
+    def coefficients(self) -> dict[str, dict[str, float]]:
+        """Per-coefficient estimate, se, statistic, p-value and CI, keyed by coefficient name."""
+        f = self.fit
+        return {
+            name: {"estimate": float(f.beta[i]), "se": float(f.se[i]), "statistic": float(f.statistic[i]),
+                   "p_value": float(f.p_value[i]), "ci_lower": float(f.ci_lower[i]),
+                   "ci_upper": float(f.ci_upper[i])}
+            for i, name in enumerate(self.names)
+        }
+
+
+def r_sort_key(value: str) -> tuple[str, str]:
+    """Approximate R's sort() of strings in an English locale: case-insensitive, lower case first on ties."""
+    return value.casefold(), value.swapcase()
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value == ""
+
+
+def _is_numeric(values: Sequence[object]) -> bool:
+    return all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+               for v in values if not _is_missing(v))
+
+
+def design_matrix(moderators: Mapping[str, Sequence[object]]) -> Design:
+    """Build an R-style treatment-coded model matrix (with intercept) from named moderator columns.
+
+    A column whose non-missing values are all numbers is numeric; anything else is categorical (values
+    are compared as strings). Rows with a missing value in any moderator are dropped (``rows`` keeps
+    the indices of the rows used), as R's default ``na.action`` does.
+    """
+    columns = {name: list(values) for name, values in moderators.items()}
+    n = len(next(iter(columns.values()))) if columns else 0
+    keep = np.array([not any(_is_missing(col[i]) for col in columns.values()) for i in range(n)], dtype=bool)
+    rows = np.flatnonzero(keep)
+    blocks, names, levels = [np.ones((rows.size, 1))], ["intrcpt"], {}
+    for name, col in columns.items():
+        kept = [col[i] for i in rows]
+        if _is_numeric(kept):
+            blocks.append(np.asarray(kept, dtype=float)[:, None])
+            names.append(name)
+            continue
+        text = [str(v) for v in kept]
+        lv = tuple(sorted(set(text), key=r_sort_key))
+        levels[name] = lv
+        for level in lv[1:]:
+            blocks.append(np.array([t == level for t in text], dtype=float)[:, None])
+            names.append(f"{name}{level}")
+    return Design(X=np.hstack(blocks), names=tuple(names), rows=rows, levels=levels)
+
+
+def meta_regression(
+    yi: np.ndarray,
+    vi: np.ndarray,
+    moderators: Mapping[str, Sequence[object]],
+    estimator: str = "REML",
+    test: str = "z",
+    level: float = 0.95,
+    control: Control = TIGHT,
+) -> MetaRegression:
+    """Fit ``rma(yi, vi, mods = ~ m1 + m2 + ...)``: coefficients, QM (chi2, or F with knha) and R^2.
+
+    ValueError (``RankDeficientError``) when the moderators are collinear or there are more
+    coefficients than studies.
+    """
+    design = design_matrix(moderators)
+    y = np.asarray(yi, dtype=float)[design.rows]
+    v = np.asarray(vi, dtype=float)[design.rows]
+    _check_rank(design)
+    result = fit(y, v, X=design.X, estimator=estimator, test=test, level=level, control=control)
+    return MetaRegression(fit=result, names=design.names, design=design)
+
+
+def _check_rank(design: Design) -> None:
+    from metapsych.stats.projection import RankDeficientError
+
+    x = design.X
+    if x.shape[1] > x.shape[0] or np.linalg.matrix_rank(x) < x.shape[1]:
+        raise RankDeficientError(
+            f"moderators are collinear or too many for k = {x.shape[0]} (columns: {', '.join(design.names)})"
+        )
