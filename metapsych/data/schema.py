@@ -1,0 +1,136 @@
+"""The trial file schema (pydantic models): one YAML file per randomised trial.
+
+The models check structure and types only; vocabulary codes, data kinds and plausibility are checked in
+:mod:`metapsych.data.checks`, which knows the file's line numbers. The format is documented with one
+example per data kind in ``studies/README.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scalar = Union[bool, int, float, str, None]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RiskOfBias(_Model):
+    """Overall risk-of-bias judgement, the tool that produced it, and optional domain ratings."""
+
+    tool: Literal["rob1", "rob2", "metapsy", "other"] = "rob2"
+    overall: Optional[str] = None  # vocabulary: low, some, high
+    score: Optional[float] = None  # numeric scores, e.g. the Metapsy 0-4 RoB-1 sum
+    domains: dict[str, Scalar] = Field(default_factory=dict)
+    original: Scalar = None  # the value as the source database wrote it
+
+
+class Arm(_Model):
+    """One randomised arm: a therapy, a control condition, pharmacotherapy or a combination."""
+
+    id: str
+    approach: str  # vocabulary code (therapy, control, pharmacotherapy or combined)
+    label: Optional[str] = None
+    original_code: Optional[str] = None  # the source database's code when it had no vocabulary equivalent
+    multi_arm: Optional[str] = None  # the Metapsy multi-arm specification, kept for export
+    format: Optional[str] = None
+    sessions: Optional[float] = None
+    randomized: Optional[int] = None
+    cluster_size: Optional[float] = None
+    icc: Optional[float] = None
+
+
+class Timepoint(_Model):
+    """When an outcome was measured."""
+
+    label: Literal["post", "follow-up"]
+    weeks: Optional[float] = None
+
+
+class Result(_Model):
+    """One arm's data for one outcome: exactly one of {mean, sd, n}, {change_mean, change_sd, n},
+    {events, n}; or only {n} when the outcome carries a precomputed effect or a test statistic."""
+
+    mean: Optional[float] = None
+    sd: Optional[float] = None
+    change_mean: Optional[float] = None
+    change_sd: Optional[float] = None
+    events: Optional[float] = None
+    n: Optional[float] = None
+
+
+class Precomputed(_Model):
+    """A precomputed Hedges' g for the pair ``arms`` (positive = the first arm is better), with SE or CI."""
+
+    arms: tuple[str, str]
+    g: float
+    se: Optional[float] = None
+    ci_lower: Optional[float] = None
+    ci_upper: Optional[float] = None
+    source: Optional[str] = None
+
+
+class Statistic(_Model):
+    """A between-arm test statistic (exactly one of t, F, p) and the arm it favours; n per arm in results."""
+
+    t: Optional[float] = None
+    f: Optional[float] = None
+    p: Optional[float] = None
+    favours: str
+
+
+class Outcome(_Model):
+    """One instrument at one time point, with per-arm results, a precomputed effect, or a statistic."""
+
+    instrument: str
+    timepoint: Timepoint
+    rating: Optional[str] = None
+    lower_is_better: Optional[bool] = None  # default: the vocabulary's direction of the instrument
+    type: Optional[str] = None  # the source's outcome type text, e.g. "response (50%)"
+    results: dict[str, Result] = Field(default_factory=dict)
+    precomputed: Optional[Precomputed] = None
+    statistic: Optional[Statistic] = None
+    note: Optional[str] = None
+
+
+class Source(_Model):
+    """Where an imported trial came from."""
+
+    database: Optional[str] = None
+    version: Optional[str] = None
+    study: Optional[str] = None
+    rows: list[int] = Field(default_factory=list)
+
+
+class Trial(_Model):
+    """One randomised trial."""
+
+    id: str
+    study: Optional[str] = None  # display label, e.g. "Smith, 2019" (default: the id)
+    citation: Optional[str] = None
+    year: Optional[int] = None
+    country: Optional[str] = None
+    condition: str
+    population: Optional[str] = None
+    risk_of_bias: Optional[RiskOfBias] = None
+    arms: list[Arm]
+    outcomes: list[Outcome]
+    comparisons: Optional[list[tuple[str, str]]] = None
+    moderators: dict[str, Scalar] = Field(default_factory=dict)
+    source: Optional[Source] = None
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """Display label of the trial."""
+        return self.study or self.id
+
+
+#: field names of each model, for "did you mean" on unknown keys
+FIELDS = {
+    model.__name__: list(model.model_fields)
+    for model in (RiskOfBias, Arm, Timepoint, Result, Precomputed, Statistic, Outcome, Source, Trial)
+}
