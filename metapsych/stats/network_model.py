@@ -1,0 +1,228 @@
+"""The frequentist contrast-based network model: netmeta's graph-theoretical fit, its DL-type tau2, REML.
+
+For a given between-study variance tau2 the model is fitted as netmeta's ``nma_ruecker`` does: every
+pairwise contrast row gets the variance vi + tau2; a multi-arm study's rows get netmeta's ``multiarm``
+adjusted weights (from the pseudoinverse of its resistance matrix), which makes the weighted
+least-squares fit on all rows equal to the generalised least-squares fit with the shared-arm
+covariance (Gleser & Olkin) and a between-study covariance of tau2/2 between contrasts of one study.
+The treatment effects theta come from the pseudoinverse of the weighted Laplacian L = B'WB.
+
+REML maximises the restricted likelihood of the same model written as metafor's
+``rma.mv(yi, V, mods = X, random = ~ comp | study, rho = 1/2)`` on each study's contrasts against one
+baseline arm (the reference if the study has it, else its first arm).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+
+from metapsych.stats.network_data import NetworkData, Study
+
+
+@dataclass(frozen=True)
+class GraphFit:
+    """Weighted least-squares network fit for one tau2 (all arrays over rows or treatments)."""
+
+    tau2: float
+    weights: np.ndarray
+    theta: np.ndarray
+    lplus: np.ndarray
+    fitted: np.ndarray
+    Q: float
+    df: int
+    incidence: np.ndarray
+
+    def contrast(self, i: int, j: int) -> tuple[float, float]:
+        """Estimate and variance of treatment i versus treatment j."""
+        lp = self.lplus
+        return float(self.theta[i] - self.theta[j]), float(lp[i, i] + lp[j, j] - 2.0 * lp[i, j])
+
+
+def multiarm_weights(resistance: np.ndarray) -> np.ndarray:
+    """netmeta's ``multiarm``: adjusted pairwise weights of one study from its (m x m) contrast variances.
+
+    Lt = -1/2 P R P (P the centring matrix) is the pseudoinverse of the study's Laplacian; the
+    weights are the negated off-diagonal entries of that Laplacian. Tiny negative weights (under 0.1%
+    of the total) are set to zero, as netmeta does.
+    """
+    m = resistance.shape[0]
+    centre = np.eye(m) - 1.0 / m
+    lt = -0.5 * centre @ resistance @ centre
+    lap = np.linalg.inv(lt + 1.0 / m) - 1.0 / m
+    w = -lap
+    np.fill_diagonal(w, 0.0)
+    total = np.sum(np.abs(w[np.tril_indices(m, -1)]))
+    w[(w < 0) & (np.abs(w) / total < 0.001)] = 0.0
+    return w
+
+
+def row_weights(data: NetworkData, tau2: float) -> np.ndarray:
+    """Adjusted weight of every row for variance vi + tau2."""
+    w = np.empty(data.yi.size)
+    for s in data.studies:
+        if s.n_arms == 2:
+            w[s.rows[0]] = 1.0 / (data.vi[s.rows[0]] + tau2)
+            continue
+        local = {t: i for i, t in enumerate(s.arms)}
+        res = np.zeros((s.n_arms, s.n_arms))
+        for r in s.rows:
+            i, j = local[int(data.treat1[r])], local[int(data.treat2[r])]
+            res[i, j] = res[j, i] = data.vi[r] + tau2
+        wm = multiarm_weights(res)
+        for r in s.rows:
+            w[r] = wm[local[int(data.treat1[r])], local[int(data.treat2[r])]]
+    return w
+
+
+def incidence_matrix(data: NetworkData) -> np.ndarray:
+    """Edge-vertex incidence B (rows x treatments): +1 for treat1, -1 for treat2."""
+    b = np.zeros((data.yi.size, data.n_treatments))
+    rows = np.arange(data.yi.size)
+    b[rows, data.treat1] = 1.0
+    b[rows, data.treat2] = -1.0
+    return b
+
+
+def laplacian_pinv(lap: np.ndarray) -> np.ndarray:
+    """Moore-Penrose pseudoinverse of the Laplacian of a connected graph."""
+    n = lap.shape[0]
+    return np.linalg.inv(lap + 1.0 / n) - 1.0 / n
+
+
+def degrees_of_freedom(data: NetworkData) -> int:
+    """sum over studies of (arms - 1), minus (treatments - 1)."""
+    return sum(s.n_arms - 1 for s in data.studies) - (data.n_treatments - 1)
+
+
+def graph_fit(data: NetworkData, tau2: float = 0.0) -> GraphFit:
+    """netmeta's ``nma_ruecker`` for a connected network at a given tau2."""
+    b = incidence_matrix(data)
+    w = row_weights(data, tau2)
+    lplus = laplacian_pinv(b.T @ (w[:, None] * b))
+    theta = lplus @ (b.T @ (w * data.yi))
+    theta = theta - theta[0]
+    fitted = b @ theta
+    q = float(np.sum(w * (data.yi - fitted) ** 2))
+    return GraphFit(tau2=tau2, weights=w, theta=theta, lplus=lplus, fitted=fitted, Q=q,
+                    df=degrees_of_freedom(data), incidence=b)
+
+
+def tau2_dl(data: NetworkData, fit: GraphFit | None = None) -> float:
+    """netmeta's DL-type (generalised method of moments) tau2 from the common-effect fit.
+
+    tau2 = max(0, (Q - df) / tr((I - H) K W)), H = B L+ B'W the hat matrix and K the between-study
+    covariance pattern of the rows (1 on the diagonal, +-1/2 for contrasts of one study sharing an arm).
+    """
+    fit = fit or graph_fit(data, 0.0)
+    if fit.df <= 0:
+        return 0.0
+    denom = dl_denominator(data, fit)
+    return max(0.0, (fit.Q - fit.df) / denom)
+
+
+def dl_denominator(data: NetworkData, fit: GraphFit) -> float:
+    """tr((I - H) K W): the expected excess of Q per unit of tau2 (the DL-type denominator)."""
+    b, w = fit.incidence, fit.weights
+    same = data.row_study[:, None] == data.row_study[None, :]
+    k = (b @ b.T) * same / 2.0
+    hat = (b @ fit.lplus @ b.T) * w[None, :]
+    kw = k * w[None, :]
+    return float(np.trace(kw) - np.sum(hat * kw.T))
+
+
+@dataclass(frozen=True)
+class BaselineModel:
+    """Each study's contrasts against its baseline arm: y, block-diagonal V and the pattern K of tau2."""
+
+    y: np.ndarray
+    v: np.ndarray
+    k: np.ndarray
+    x: np.ndarray
+
+
+def baseline_model(data: NetworkData, reference: int) -> BaselineModel:
+    """Contrasts a - b of every study against its baseline b (the reference if present, else first arm).
+
+    Cov(a - b, c - b) = (vi(a,b) + vi(c,b) - vi(a,c)) / 2 (the shared arm's variance); tau2 enters as
+    tau2 on the diagonal and tau2/2 off it within a study. X has a column per non-reference treatment.
+    """
+    ys: list[float] = []
+    blocks: list[np.ndarray] = []
+    xrows: list[np.ndarray] = []
+    for s in data.studies:
+        y_s, v_s, arms = _study_baseline(data, s, reference)
+        ys.extend(y_s)
+        blocks.append(v_s)
+        for a, base in arms:
+            row = np.zeros(data.n_treatments)
+            row[a], row[base] = 1.0, -1.0
+            xrows.append(np.delete(row, reference))
+    n = len(ys)
+    v = np.zeros((n, n))
+    kmat = np.zeros((n, n))
+    pos = 0
+    for blk in blocks:
+        m = blk.shape[0]
+        v[pos:pos + m, pos:pos + m] = blk
+        kmat[pos:pos + m, pos:pos + m] = (np.eye(m) + 1.0) / 2.0
+        pos += m
+    return BaselineModel(y=np.array(ys), v=v, k=kmat, x=np.array(xrows))
+
+
+def _study_baseline(data: NetworkData, s: Study, reference: int) -> tuple[list[float], np.ndarray, list[tuple[int, int]]]:
+    yv: dict[tuple[int, int], tuple[float, float]] = {}
+    for r in s.rows:
+        a, b = int(data.treat1[r]), int(data.treat2[r])
+        yv[(a, b)] = (float(data.yi[r]), float(data.vi[r]))
+        yv[(b, a)] = (-float(data.yi[r]), float(data.vi[r]))
+    base = reference if reference in s.arms else s.arms[0]
+    others = [t for t in s.arms if t != base]
+    y = [yv[(a, base)][0] for a in others]
+    v = np.empty((len(others), len(others)))
+    for i, a in enumerate(others):
+        for j, c in enumerate(others):
+            v[i, j] = yv[(a, base)][1] if i == j else (yv[(a, base)][1] + yv[(c, base)][1] - yv[(a, c)][1]) / 2.0
+    return y, v, [(a, base) for a in others]
+
+
+def _reml_parts(model: BaselineModel, tau2: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """The REML projection P, P y, and log|V| + log|X'V^-1 X| at tau2."""
+    vt = model.v + tau2 * model.k
+    chol = np.linalg.cholesky(vt)
+    vinv = np.linalg.inv(vt)
+    xtvx = model.x.T @ vinv @ model.x
+    vinv_x = vinv @ model.x
+    proj = vinv - vinv_x @ np.linalg.solve(xtvx, vinv_x.T)
+    logdet = 2.0 * np.sum(np.log(np.diag(chol))) + np.linalg.slogdet(xtvx)[1]
+    return proj, proj @ model.y, logdet
+
+
+def reml_score(model: BaselineModel, tau2: float) -> float:
+    """Derivative of the REML log-likelihood with respect to tau2."""
+    proj, py, _ = _reml_parts(model, tau2)
+    return float(-0.5 * np.sum(proj * model.k.T) + 0.5 * py @ model.k @ py)
+
+
+def reml_loglik(model: BaselineModel, tau2: float) -> float:
+    """REML log-likelihood as metafor's rma.mv reports it (with the 1/2 log|X'X| term)."""
+    proj, py, logdet = _reml_parts(model, tau2)
+    n, p = model.x.shape
+    xtx = np.linalg.slogdet(model.x.T @ model.x)[1]
+    return float(-0.5 * (n - p) * np.log(2.0 * np.pi) + 0.5 * xtx - 0.5 * logdet - 0.5 * model.y @ py)
+
+
+def tau2_reml(data: NetworkData, reference: int, start: float | None = None) -> float:
+    """REML tau2: the root of the score on [0, inf), or 0 when the score is negative at 0."""
+    model = baseline_model(data, reference)
+    if model.y.size <= model.x.shape[1] or reml_score(model, 0.0) <= 0.0:
+        return 0.0
+    upper = max(start or 0.0, 0.01)
+    while reml_score(model, upper) > 0.0:
+        upper *= 4.0
+        if upper > 1e8:
+            raise ArithmeticError("REML tau2 diverges")
+    return float(optimize.brentq(lambda t: reml_score(model, t), 0.0, upper, xtol=1e-15, rtol=4 * np.finfo(float).eps,
+                                 maxiter=500))

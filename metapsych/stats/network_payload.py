@@ -1,0 +1,87 @@
+"""The JSON-safe network payload (CLI ``--json`` and the results document's ``network`` section).
+
+Contract keys: ``reference, tau2, Q_total, Q_within, Q_between, estimates, league, p_scores``; added:
+``sucra, mean_ranks, split, disagreements, designs, components, graph, notes`` and the df/p of each Q.
+Missing values are ``None``, never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from metapsych.stats import distributions as dist
+
+if TYPE_CHECKING:
+    from metapsych.stats.network import NetworkFit
+
+DISAGREEMENT_P = 0.05
+"""Node-split p-value below which direct and indirect evidence are flagged as disagreeing."""
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _interval(est: float, se: float, z: float) -> dict[str, float | None]:
+    stat = est / se if se > 0 else None
+    return {"estimate": _num(est), "se": _num(se), "ci_lower": _num(est - z * se), "ci_upper": _num(est + z * se),
+            "statistic": _num(stat), "p_value": None if stat is None else _num(dist.norm_two_sided_p(stat))}
+
+
+def payload(fit: NetworkFit, *, nested: bool = False) -> dict[str, Any]:
+    """Everything a reader of one network needs; ``nested`` omits the other components."""
+    z = fit.z_crit
+    ref = fit.reference
+    q = fit.q
+    out: dict[str, Any] = {
+        "reference": ref,
+        "model": fit.model,
+        "tau2_method": fit.tau2_method,
+        "level": fit.level,
+        "small_values": fit.small_values,
+        "treatments": list(fit.treatments),
+        "n_studies": fit.n_studies,
+        "n_contrasts": fit.n_contrasts,
+        "multi_arm_studies": list(fit.multi_arm_studies),
+        "tau2": _num(fit.tau2),
+        "tau": _num(math.sqrt(fit.tau2)),
+        "tau2_reml": _num(fit.tau2_reml),
+        "tau2_dl": _num(fit.tau2_dl),
+        "Q_total": _num(q.Q_total), "Q_total_df": q.Q_total_df, "Q_total_p": _num(q.Q_total_p),
+        "Q_within": _num(q.Q_within), "Q_within_df": q.Q_within_df, "Q_within_p": _num(q.Q_within_p),
+        "Q_between": _num(q.Q_between), "Q_between_df": q.Q_between_df, "Q_between_p": _num(q.Q_between_p),
+        "design_by_treatment_random": {"Q": _num(q.Q_between_random), "df": q.Q_between_df,
+                                       "p_value": _num(q.Q_between_random_p), "tau2_within": _num(q.tau2_within)},
+        "estimates": {t: _interval(*fit.contrast(t, ref), z) for t in fit.treatments if t != ref},
+        "league": {a: {b: _interval(*fit.contrast(a, b), z) for b in fit.treatments if b != a}
+                   for a in fit.treatments},
+        "p_scores": {t: _num(p) for t, p in zip(fit.treatments, fit.p_scores)},
+        "sucra": {t: _num(p) for t, p in zip(fit.treatments, fit.p_scores)},
+        "mean_ranks": {t: _num(r) for t, r in zip(fit.treatments, fit.mean_ranks)},
+        "ranking_method": "P-scores (Rücker & Schwarzer 2015); SUCRA is the analytic SUCRA from expected ranks "
+                          "under the normal approximation, which equals the P-score",
+        "split": [{k: (_num(v) if isinstance(v, float) else v) for k, v in asdict(row).items()} for row in fit.split],
+        "disagreements": [f"{r.treat1} vs {r.treat2}" for r in fit.split
+                          if r.p_value is not None and r.p_value < DISAGREEMENT_P],
+        "inconsistency_testable": fit.inconsistency_testable,
+        "designs": [{"design": d.design, "n_studies": d.n_studies, "Q": _num(d.Q), "df": d.df,
+                     "p_value": _num(d.p_value)} for d in q.designs],
+        "graph": {"nodes": [asdict(n) for n in fit.nodes], "edges": [asdict(e) for e in fit.edges]},
+        "notes": list(fit.notes),
+    }
+    if not nested:
+        out["components"] = [_component(fit, True)] + [_component(o, False) for o in fit.others]
+    return out
+
+
+def _component(fit: NetworkFit, main: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"treatments": list(fit.treatments), "n_studies": fit.n_studies,
+                             "reference": fit.reference, "analysed": True, "main": main}
+    if not main:
+        entry["fit"] = payload(fit, nested=True)
+    return entry
