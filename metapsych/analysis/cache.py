@@ -1,0 +1,112 @@
+"""Content-addressed cache (``.metapsych-cache/`` beside studies/): file hashes, effect tables, cell results.
+
+Entries are keyed by a sha256 of everything they depend on, so a stale entry is never used, only left
+unused; ``prune`` drops the cell entries a run did not use. Writes are atomic (temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+TRIAL_SUFFIXES = (".yaml", ".yml")
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_json(value: object) -> str:
+    """Hex sha256 of a JSON-serialisable value (sorted keys, so dict order does not matter)."""
+    return sha256_bytes(json.dumps(value, sort_keys=True, separators=(",", ":")).encode())
+
+
+def trial_files(studies_dir: Path) -> list[Path]:
+    """The trial files of a studies folder (recursively), sorted by path."""
+    if studies_dir.is_file():
+        return [studies_dir]
+    return sorted(p for p in studies_dir.rglob("*") if p.suffix in TRIAL_SUFFIXES and p.is_file())
+
+
+def file_hashes(files: list[Path]) -> dict[str, str]:
+    """``{trial id (file stem): sha256 of the file's bytes}``."""
+    return {f.stem: sha256_bytes(f.read_bytes()) for f in files}
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write bytes to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Cache:
+    """A folder of cached values; ``Cache(None)`` is a disabled cache that stores nothing."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+        self.used: set[str] = set()
+
+    def _path(self, kind: str, key: str, suffix: str) -> Path | None:
+        return None if self.root is None else self.root / kind / f"{key}{suffix}"
+
+    def get_json(self, kind: str, key: str) -> object | None:
+        """A cached JSON value, or None when absent or unreadable."""
+        path = self._path(kind, key, ".json")
+        if path is None or not path.is_file():
+            return None
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        self.used.add(f"{kind}/{key}.json")
+        return value
+
+    def put_json(self, kind: str, key: str, value: object) -> None:
+        """Store a JSON value (no-op for a disabled cache)."""
+        path = self._path(kind, key, ".json")
+        if path is not None:
+            atomic_write(path, json.dumps(value, sort_keys=True).encode())
+            self.used.add(f"{kind}/{key}.json")
+
+    def get_pickle(self, kind: str, key: str) -> object | None:
+        """A cached Python object (our own pickles only), or None."""
+        path = self._path(kind, key, ".pickle")
+        if path is None or not path.is_file():
+            return None
+        try:
+            with path.open("rb") as handle:
+                value = pickle.load(handle)  # noqa: S301 - written by this cache, keyed by content hash
+        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError):
+            return None
+        self.used.add(f"{kind}/{key}.pickle")
+        return value
+
+    def put_pickle(self, kind: str, key: str, value: object) -> None:
+        """Store a Python object (no-op for a disabled cache)."""
+        path = self._path(kind, key, ".pickle")
+        if path is not None:
+            atomic_write(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            self.used.add(f"{kind}/{key}.pickle")
+
+    def prune(self, kinds: tuple[str, ...]) -> None:
+        """Delete entries of ``kinds`` that this run neither read nor wrote."""
+        if self.root is None:
+            return
+        for kind in kinds:
+            folder = self.root / kind
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    if f"{kind}/{path.name}" not in self.used:
+                        path.unlink(missing_ok=True)

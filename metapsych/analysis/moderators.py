@@ -1,0 +1,82 @@
+"""Trial-level moderators (dose, year, risk of bias, sample make-up): a meta-regression per condition.
+
+For each condition, the effects of every therapy against any control at the configured time point are
+reduced to one per trial (the config's dependency rule), and each moderator gets its own mixed-effects
+model ``yi ~ 1 + x`` with the config's estimator and test. Risk of bias enters as an ordinal score
+(low 0, some concerns 1, high 2). Trials without a value for the moderator are left out of its model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from metapsych.analysis.config import moderator_column
+from metapsych.analysis.inputs import trial_effects
+from metapsych.analysis.models import number, test_name
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from metapsych.analysis.config import Config
+
+ROB_SCORE = {"low": 0.0, "some": 1.0, "some concerns": 1.0, "high": 2.0}
+
+
+def moderator_results(effects: pd.DataFrame, config: Config) -> dict:
+    """``{condition: {moderator: payload}}`` for every condition in the effect table."""
+    rows = effects[(effects["kind_arm2"] == "control") & (effects["time"] == config.moderators.time)]
+    out: dict[str, dict] = {}
+    for condition, group in rows.groupby("condition", sort=True):
+        group = group.sort_values("trial", kind="stable")
+        trials = tuple(sorted(group["trial"].unique()))
+        yi, vi = trial_effects(group, trials, config.dependency.method, config.dependency.rho)
+        first = group.groupby("trial", sort=True).first()
+        out[str(condition)] = {name: _one(name, first, trials, yi, vi, config)
+                               for name in config.moderators.variables}
+    return out
+
+
+def _one(name: str, first: pd.DataFrame, trials: tuple[str, ...], yi: np.ndarray, vi: np.ndarray,
+         config: Config) -> dict:
+    from metapsych.stats.rma import fit
+
+    column = moderator_column(name)
+    if column not in first:
+        return _empty(name, column, f"the data have no column '{column}'")
+    x = _values(first[column])
+    keep = np.isfinite(x)
+    k = int(keep.sum())
+    if k < config.moderators.min_studies:
+        return _empty(name, column, f"{k} trial(s) report it; at least {config.moderators.min_studies} needed", k)
+    if np.ptp(x[keep]) == 0:
+        return _empty(name, column, "the moderator does not vary between trials", k)
+    X = np.column_stack([np.ones(k), x[keep]])
+    f = fit(yi[keep], vi[keep], X=X, estimator=config.model.estimator, test=test_name(config),
+            level=config.model.level)
+    if not f.converged:
+        return _empty(name, column, f.message or "the model did not converge", k)
+    coefficients = {label: {"estimate": number(f.beta[i]), "se": number(f.se[i]),
+                            "statistic": number(f.statistic[i]), "p_value": number(f.p_value[i]),
+                            "ci_lower": number(f.ci_lower[i]), "ci_upper": number(f.ci_upper[i])}
+                    for i, label in enumerate(("intrcpt", name))}
+    qm_df = f.QM_df if np.ndim(f.QM_df) == 0 else [int(d) for d in np.ravel(f.QM_df)]
+    points = [{"trial": t, "x": float(xv), "yi": float(y), "vi": float(v)}
+              for t, xv, y, v, ok in zip(trials, x, yi, vi, keep) if ok]
+    return {"k": k, "column": column, "coefficients": coefficients, "QM": number(f.QM), "QM_df": qm_df,
+            "QM_p": number(f.QM_p), "R2": number(f.R2), "tau2": number(f.tau2), "test": f.test,
+            "message": None, "points": points}
+
+
+def _values(series: pd.Series) -> np.ndarray:
+    """Numeric moderator values; risk-of-bias labels become scores, other text becomes missing."""
+    import pandas as pd
+
+    mapped = series.map(lambda v: ROB_SCORE.get(v.lower()) if isinstance(v, str) else v)
+    return pd.to_numeric(mapped, errors="coerce").to_numpy(dtype=float)
+
+
+def _empty(name: str, column: str, message: str, k: int = 0) -> dict:
+    return {"k": k, "column": column, "coefficients": {}, "QM": None, "QM_df": None, "QM_p": None, "R2": None,
+            "tau2": None, "test": None, "message": message, "points": []}
