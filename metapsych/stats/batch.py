@@ -1,0 +1,513 @@
+"""Many intercept-only meta-analyses in one vectorised pass (a report's grid of cells, ``pool --by``).
+
+Studies of all analyses sit in one flat array, sorted by analysis; per-analysis sums are segment sums
+(``np.add.reduceat``). Every tau^2 estimator of ``metapsych.stats.tau2`` is evaluated for all analyses at
+once: closed forms directly, Fisher scoring (ML, REML, EB) with a per-analysis convergence mask, and the
+Paule-Mandel and Q-profile equations Q(tau2) = target by Newton's method, which for the convex, decreasing
+Q(tau2) climbs monotonically from tau2 = 0 to the root. Results equal ``rma.fit`` per analysis (tested);
+the rare analysis whose iteration does not converge here is refitted with ``rma.fit``, which retries
+with step halving as the oracle does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from metapsych.stats import distributions as dist
+from metapsych.stats.rma import RmaFit, fit
+from metapsych.stats.tau2 import TIGHT, Control, canonical_estimator
+
+NEWTON_MAXITER = 500
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """Flat data sorted by analysis, with the segment bookkeeping for sums and broadcasts."""
+
+    y: np.ndarray
+    v: np.ndarray
+    gid: np.ndarray
+    starts: np.ndarray
+    k: np.ndarray
+    order: np.ndarray
+
+    def sum(self, a: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(a, self.starts)
+
+    def spread(self, per_group: np.ndarray) -> np.ndarray:
+        return per_group[self.gid]
+
+    def take(self, groups: np.ndarray) -> _Segments:
+        """The sub-problem of the given analyses (indices into this one), renumbered 0..len(groups)-1."""
+        keep = np.zeros(self.k.size, bool)
+        keep[groups] = True
+        elements = keep[self.gid]
+        renumber = np.cumsum(keep) - 1
+        k = self.k[groups]
+        return _Segments(y=self.y[elements], v=self.v[elements], gid=renumber[self.gid[elements]],
+                         starts=np.concatenate(([0], np.cumsum(k)[:-1])), k=k, order=self.order[elements])
+
+
+def _segments(yi: np.ndarray, vi: np.ndarray, group_index: np.ndarray) -> _Segments:
+    _, inverse = np.unique(np.asarray(group_index), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    gid = inverse[order]
+    k = np.bincount(gid)
+    starts = np.concatenate(([0], np.cumsum(k)[:-1]))
+    return _Segments(y=np.asarray(yi, float)[order], v=np.asarray(vi, float)[order], gid=gid, starts=starts,
+                     k=k, order=order)
+
+
+@dataclass(frozen=True)
+class _Wls:
+    """Intercept-only weighted least squares per analysis, with the P-traces the estimators need."""
+
+    seg: _Segments
+    w: np.ndarray
+    sw: np.ndarray
+    beta: np.ndarray
+    r: np.ndarray
+
+    @property
+    def rss(self) -> np.ndarray:
+        return self.seg.sum(self.w * self.r**2)
+
+    @property
+    def tr_p(self) -> np.ndarray:
+        return self.sw - self.seg.sum(self.w**2) / self.sw
+
+    def tr_pv(self, a: np.ndarray) -> np.ndarray:
+        return self.seg.sum(a * self.w * (1.0 - self.w / self.seg.spread(self.sw)))
+
+    def sum_p2(self, a: np.ndarray | float = 1.0, b: np.ndarray | float = 1.0) -> np.ndarray:
+        """sum_ij a_i b_j P_ij^2 within each analysis."""
+        s = self.seg
+        w2 = self.w**2
+        diag = s.sum(a * b * w2 * (1.0 - 2.0 * self.w / s.spread(self.sw)))
+        return diag + s.sum(a * w2) * s.sum(b * w2) / self.sw**2
+
+
+def _wls(seg: _Segments, w: np.ndarray) -> _Wls:
+    sw = seg.sum(w)
+    beta = seg.sum(w * seg.y) / sw
+    return _Wls(seg, w, sw, beta, seg.y - seg.spread(beta))
+
+
+@dataclass(frozen=True)
+class BatchFit:
+    """Intercept-only fits of G analyses; each field is an array over analyses (``weights``: per study).
+
+    ``batch[i]`` (and iteration) gives the ``RmaFit`` of analysis i, analyses ordered by their sorted
+    group labels. ``tau2_ci_*``, ``I2_ci_*`` and ``H2_ci_*`` are the Q-profile intervals (NaN where
+    tau^2 is not estimable: EE, k = 1, non-convergence).
+    """
+
+    estimator: str
+    test: str
+    level: float
+    k: np.ndarray
+    converged: np.ndarray
+    messages: tuple[str | None, ...]
+    estimate: np.ndarray
+    se: np.ndarray
+    statistic: np.ndarray
+    p_value: np.ndarray
+    ci_lower: np.ndarray
+    ci_upper: np.ndarray
+    df: np.ndarray
+    s2w: np.ndarray
+    tau2: np.ndarray
+    tau2_se: np.ndarray
+    Q: np.ndarray
+    Q_p: np.ndarray
+    I2: np.ndarray
+    H2: np.ndarray
+    vt: np.ndarray
+    pi_lower: np.ndarray
+    pi_upper: np.ndarray
+    tau2_ci_lower: np.ndarray
+    tau2_ci_upper: np.ndarray
+    ci_null: np.ndarray
+    ub_at_limit: np.ndarray
+    weights: np.ndarray = field(repr=False)
+    study_order: np.ndarray = field(repr=False)
+    starts: np.ndarray = field(repr=False)
+
+    @property
+    def tests(self) -> np.ndarray:
+        """Per-analysis test actually used ("z" replaces t-based tests when k = 1, as metafor does)."""
+        return np.where(self.k == 1, "z", self.test)
+
+    @property
+    def I2_ci(self) -> tuple[np.ndarray, np.ndarray]:
+        """Q-profile I^2 interval (percent)."""
+        lo, hi = self.tau2_ci_lower, self.tau2_ci_upper
+        return 100.0 * lo / (self.vt + lo), 100.0 * hi / (self.vt + hi)
+
+    @property
+    def H2_ci(self) -> tuple[np.ndarray, np.ndarray]:
+        """Q-profile H^2 interval."""
+        return self.tau2_ci_lower / self.vt + 1.0, self.tau2_ci_upper / self.vt + 1.0
+
+    def __len__(self) -> int:
+        return int(self.k.size)
+
+    def __iter__(self) -> Iterator[RmaFit]:
+        return (self[i] for i in range(len(self)))
+
+    def __getitem__(self, i: int) -> RmaFit:
+        one = np.array
+        test = str(self.tests[i])
+        start = int(self.starts[i])
+        df = None if test == "z" else float(self.df[i])
+        return RmaFit(
+            k=int(self.k[i]), p=1, estimator=self.estimator, test=test, level=self.level,
+            converged=bool(self.converged[i]), message=self.messages[i],
+            beta=one([self.estimate[i]]), se=one([self.se[i]]), vb=one([[self.se[i] ** 2]]),
+            statistic=one([self.statistic[i]]), p_value=one([self.p_value[i]]),
+            ci_lower=one([self.ci_lower[i]]), ci_upper=one([self.ci_upper[i]]), df=df, s2w=float(self.s2w[i]),
+            tau2=float(self.tau2[i]), tau2_se=float(self.tau2_se[i]), tau=float(np.sqrt(self.tau2[i])),
+            Q=float(self.Q[i]), Q_df=int(self.k[i]) - 1, Q_p=float(self.Q_p[i]), I2=float(self.I2[i]),
+            H2=float(self.H2[i]), vt=float(self.vt[i]), QM=float(self.statistic[i] ** 2), QM_df=1,
+            QM_p=float(self.p_value[i]), R2=None, weights=self.weights[self.study_order[start:start + self.k[i]]],
+            pi_lower=float(self.pi_lower[i]), pi_upper=float(self.pi_upper[i]),
+        )
+
+
+def fit_many(
+    yi: np.ndarray,
+    vi: np.ndarray,
+    group_index: np.ndarray,
+    estimator: str = "REML",
+    test: str = "z",
+    level: float = 0.95,
+    control: Control = TIGHT,
+    qprofile: bool = True,
+) -> BatchFit:
+    """Fit ``rma(yi, vi)`` separately within every group of ``group_index`` in one vectorised pass.
+
+    Analysis i of the result is the i-th distinct value of ``group_index`` in sorted order. With
+    ``qprofile`` the Q-profile tau^2 intervals are computed too (vectorised).
+    """
+    method = canonical_estimator(estimator)
+    if test not in ("z", "knha", "adhoc", "t"):
+        raise ValueError(f"unknown test {test!r}")
+    seg = _segments(yi, vi, group_index)
+    if seg.y.size == 0 or not (np.all(np.isfinite(seg.y)) and np.all(np.isfinite(seg.v))) or np.any(seg.v <= 0):
+        raise ValueError("yi and vi must be finite, non-empty, and vi positive")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau2, tau2_se, converged = _estimate(seg, method, control)
+        result = _assemble(seg, method, test, level, tau2, tau2_se, converged, control, qprofile)
+    return _refit_failures(result, yi, vi, group_index, method, test, level, control)
+
+
+def _estimate(seg: _Segments, method: str, control: Control) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """tau^2, its se (metafor's formula for the estimator) and convergence, per analysis."""
+    g = seg.k.size
+    if method == "EE":
+        return np.zeros(g), np.full(g, np.nan), np.ones(g, bool)
+    tau2, se, conv = _ESTIMATORS[method](seg, control)
+    single = seg.k == 1
+    return np.where(single, 0.0, tau2), np.where(single, np.nan, se), conv | single
+
+
+def _se_from(inner: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.where(inner >= 0, inner, np.nan))
+
+
+def _hs(seg: _Segments, control: Control, small_sample: bool = False):
+    k = seg.k
+    m = _wls(seg, 1.0 / seg.v)
+    factor = k / (k - 1) if small_sample else np.ones(k.size)
+    raw = (factor * m.rss - k) / m.sw
+    t = np.maximum(raw, 0.0)
+    se = factor * _se_from((2 * (k - 1) + 4 * t * m.tr_p + 2 * t**2 * m.sum_p2()) / m.sw**2)
+    return np.maximum(raw, 0.0), se, np.ones(k.size, bool)
+
+
+def _hsk(seg: _Segments, control: Control):
+    return _hs(seg, control, small_sample=True)
+
+
+def _he_raw(seg: _Segments) -> tuple[np.ndarray, _Wls]:
+    m = _wls(seg, np.ones_like(seg.y))
+    return (m.rss - m.tr_pv(seg.v)) / (seg.k - 1), m
+
+
+def _he(seg: _Segments, control: Control):
+    k = seg.k
+    raw, m = _he_raw(seg)
+    t = np.maximum(raw, 0.0)
+    trpv = m.tr_pv(seg.v)
+    se = _se_from((2 * m.sum_p2(seg.v, seg.v) + 4 * t * trpv + 2 * t**2 * (k - 1)) / (k - 1) ** 2)
+    return t, se, np.ones(k.size, bool)
+
+
+def _dl(seg: _Segments, control: Control):
+    k = seg.k
+    m = _wls(seg, 1.0 / seg.v)
+    trp = m.tr_p
+    raw = (m.rss - (k - 1)) / trp
+    t = np.maximum(raw, 0.0)
+    se = _se_from((2 * (k - 1) + 4 * t * trp + 2 * t**2 * m.sum_p2()) / trp**2)
+    return t, se, np.ones(k.size, bool)
+
+
+def _genq(seg: _Segments, control: Control):
+    k = seg.k
+    m = _wls(seg, 1.0 / seg.v)
+    trp = m.tr_p
+    raw = (m.rss - m.tr_pv(seg.v)) / trp
+    t = np.maximum(raw, 0.0)
+    v = seg.v
+    se = _se_from((2 * m.sum_p2(v, v) + 4 * t * m.sum_p2(1.0, v) + 2 * t**2 * m.sum_p2()) / trp**2)
+    return t, se, np.ones(k.size, bool)
+
+
+def _sj(seg: _Segments, control: Control):
+    k = seg.k
+    mean = seg.sum(seg.y) / k
+    t0 = seg.sum((seg.y - seg.spread(mean)) ** 2) / k
+    m = _wls(seg, 1.0 / (seg.v + seg.spread(t0)))
+    raw = t0 * m.rss / (k - 1)
+    t = np.maximum(raw, 0.0)
+    v = seg.v
+    inner = 2 * m.sum_p2(v, v) + 4 * t * m.sum_p2(1.0, v) + 2 * t**2 * m.sum_p2()
+    return t, _se_from(t0**2 / (k - 1) ** 2 * inner), np.ones(k.size, bool)
+
+
+def _pm_like_se(seg: _Segments, tau2: np.ndarray) -> np.ndarray:
+    sw = seg.sum(1.0 / (seg.v + seg.spread(tau2)))
+    return _se_from(2.0 * seg.k**2 / (seg.k - 1) / sw**2)
+
+
+def _q_and_slope(seg: _Segments, tau2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Generalised Q(tau2) per analysis and its derivative -sum w^2 r^2 (the weighted mean is optimal)."""
+    m = _wls(seg, 1.0 / (seg.v + seg.spread(tau2)))
+    return m.rss, -seg.sum((m.w * m.r) ** 2)
+
+
+def solve_q(seg: _Segments, target: np.ndarray, upper: np.ndarray, control: Control) -> tuple[np.ndarray, np.ndarray]:
+    """Root of Q(tau2) = target in [0, upper] per analysis; NaN where Q(0) < target or Q(upper) > target.
+
+    Returns (root, status) with status 0 = root found, -1 = Q(0) below target, 1 = Q(upper) above target.
+    """
+    q0, _ = _q_and_slope(seg, np.zeros(seg.k.size))
+    qmax, _ = _q_and_slope(seg, upper)
+    status = np.where(q0 < target, -1, np.where(qmax > target, 1, 0))
+    t = np.zeros(seg.k.size)
+    active = status == 0
+    for _ in range(NEWTON_MAXITER):
+        if not active.any():
+            break
+        q, slope = _q_and_slope(seg, t)
+        step = np.where(active, -(q - target) / slope, 0.0)
+        step = np.where(np.isfinite(step) & (step > 0), step, 0.0)
+        t = np.minimum(t + step, upper)
+        active &= step > 4 * np.finfo(float).eps * np.maximum(t, control.tol * 1e-3)
+    return np.where(status == 0, t, np.nan), status
+
+
+def _pm(seg: _Segments, control: Control, median: bool = False):
+    k = seg.k
+    target = dist.chi2_lower_quantile(0.5, k - 1) if median else (k - 1).astype(float)
+    upper = _tau2_max(seg)
+    root, status = solve_q(seg, target, upper, control)
+    tau2 = np.where(status == -1, 0.0, root)
+    return tau2, _pm_like_se(seg, tau2), status != 1
+
+
+def _pmm(seg: _Segments, control: Control):
+    return _pm(seg, control, median=True)
+
+
+def _segment_median(seg: _Segments, values: np.ndarray) -> np.ndarray:
+    """Median of ``values`` within each analysis, vectorised."""
+    ordered = values[np.lexsort((values, seg.gid))]
+    lo = seg.starts + (seg.k - 1) // 2
+    hi = seg.starts + seg.k // 2
+    return 0.5 * (ordered[lo] + ordered[hi])
+
+
+def _tau2_max(seg: _Segments) -> np.ndarray:
+    """max(100, 10 mad(yi)^2) per analysis (metafor's PM search bound)."""
+    med = _segment_median(seg, seg.y)
+    mad = 1.4826 * _segment_median(seg, np.abs(seg.y - seg.spread(med)))
+    return np.maximum(100.0, 10.0 * mad**2)
+
+
+def _scoring_step(sub: _Segments, tau2: np.ndarray, method: str) -> np.ndarray:
+    """metafor's Fisher-scoring (ML, REML) or Morris (EB) update for the analyses in ``sub``."""
+    m = _wls(sub, 1.0 / (sub.v + sub.spread(tau2)))
+    if method == "ML":
+        return (sub.sum((m.w * m.r) ** 2) - m.sw) / sub.sum(m.w**2)
+    if method == "REML":
+        return (sub.sum((m.w * m.r) ** 2) - m.tr_p) / m.sum_p2()
+    return (m.rss * sub.k / (sub.k - 1) - sub.k) / m.sw
+
+
+def _scoring(method: str):
+    def run(seg: _Segments, control: Control):
+        k = seg.k
+        tau2 = np.where(k == 1, 0.0, np.maximum(0.0, _he_raw(seg)[0]))
+        idx = np.flatnonzero(k > 1)
+        sub, t = seg.take(idx), tau2[idx]
+        for _ in range(control.maxiter + 1):
+            if idx.size == 0:
+                break
+            adj = _scoring_step(sub, t, method)
+            adj = np.where(np.isfinite(adj), adj * control.stepadj, 0.0)
+            negative = t + adj < 0
+            while negative.any():
+                adj[negative] /= 2
+                negative = t + adj < 0
+            new = t + adj
+            tau2[idx] = new
+            moving = np.abs(new - t) > control.threshold
+            if moving.all():
+                t = new
+                continue
+            idx, t = idx[moving], new[moving]
+            sub = sub.take(np.flatnonzero(moving))
+        active = np.zeros(k.size, bool)
+        active[idx] = True
+        converged = ~active
+        if method in ("ML", "REML"):
+            check = converged & (tau2 > control.threshold)
+            tau2 = np.where(check & (_loglik(seg, 0.0 * tau2, method) - _loglik(seg, tau2, method) > control.tol),
+                            0.0, tau2)
+        tau2 = np.maximum(tau2, 0.0)
+        w = 1.0 / (seg.v + seg.spread(tau2))
+        if method == "ML":
+            se = _se_from(2.0 / seg.sum(w**2))
+        elif method == "REML":
+            se = _se_from(2.0 / _wls(seg, w).sum_p2())
+        else:
+            se = _pm_like_se(seg, tau2)
+        return tau2, se, converged
+
+    return run
+
+
+def _loglik(seg: _Segments, tau2: np.ndarray, method: str) -> np.ndarray:
+    k = seg.k
+    m = _wls(seg, 1.0 / (seg.v + seg.spread(tau2)))
+    ll = -0.5 * seg.sum(np.log(seg.v + seg.spread(tau2))) - 0.5 * m.rss
+    if method == "ML":
+        return ll - 0.5 * k * np.log(2 * np.pi)
+    return ll - 0.5 * (k - 1) * np.log(2 * np.pi) - 0.5 * np.log(m.sw)
+
+
+_ESTIMATORS = {"HS": _hs, "HSk": _hsk, "HE": _he, "DL": _dl, "GENQ": _genq, "SJ": _sj, "PM": _pm, "PMM": _pmm,
+               "ML": _scoring("ML"), "REML": _scoring("REML"), "EB": _scoring("EB")}
+
+
+def _assemble(seg, method, test, level, tau2, tau2_se, converged, control, qprofile) -> BatchFit:
+    k = seg.k
+    alpha = dist.alpha_from_level(level)
+    tau2 = np.where(converged, tau2, 0.0)
+    m = _wls(seg, 1.0 / (seg.v + seg.spread(tau2)))
+    beta, vb = m.beta, 1.0 / m.sw
+    if method == "GENQ":
+        a = _wls(seg, 1.0 / seg.v)
+        beta = a.beta
+        vb = seg.sum(a.w**2 * (seg.v + seg.spread(tau2))) / a.sw**2
+    tbased = (test != "z") & (k > 1)
+    s2w = np.ones(k.size)
+    if test in ("knha", "adhoc"):
+        rss = m.rss
+        s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / (k - 1))
+        if test == "adhoc":
+            s2w = np.maximum(s2w, 1.0)
+        s2w = np.where(k > 1, s2w, 1.0)
+    se = np.sqrt(s2w * vb)
+    stat = beta / se
+    df = (k - 1).astype(float)
+    crit = np.where(tbased, dist.t_crit(alpha, np.maximum(df, 1.0)), dist.norm_crit(alpha))
+    pval = np.where(tbased, dist.t_two_sided_p(stat, np.maximum(df, 1.0)), dist.norm_two_sided_p(stat))
+    fe = _wls(seg, 1.0 / seg.v)
+    q = np.where(k > 1, np.maximum(fe.rss, 0.0), 0.0)
+    vt = np.where(k > 1, (k - 1) / fe.tr_p, 0.0)
+    if method == "EE":
+        i2 = np.where(q > 0, np.maximum(0.0, 100.0 * (q - (k - 1)) / q), 0.0)
+        h2 = np.where(k > 1, q / (k - 1), 1.0)
+    else:
+        i2 = np.where(k > 1, 100.0 * tau2 / (vt + tau2), 0.0)
+        h2 = np.where(k > 1, tau2 / vt + 1.0, 1.0)
+    half = crit * np.sqrt(se**2 + tau2)
+    no_pi = method == "EE"
+    w_pct = (100.0 * (fe.w if method == "GENQ" else m.w) / seg.spread(fe.sw if method == "GENQ" else m.sw))
+    weights = np.empty_like(w_pct)
+    weights[seg.order] = w_pct
+    lo, hi, ci_null, at_limit = _qprofile(seg, tau2, alpha, control, converged & (k > 1) & (method != "EE")) \
+        if qprofile else (np.full(k.size, np.nan),) * 2 + (np.zeros(k.size, bool),) * 2
+    nan_if_failed = lambda a: np.where(converged, a, np.nan)  # noqa: E731 - local shorthand
+    return BatchFit(
+        estimator=method, test=test, level=level, k=k, converged=converged,
+        messages=tuple(None if c else f"{method}: did not converge" for c in converged),
+        estimate=nan_if_failed(beta), se=nan_if_failed(se), statistic=nan_if_failed(stat),
+        p_value=nan_if_failed(pval), ci_lower=nan_if_failed(beta - crit * se),
+        ci_upper=nan_if_failed(beta + crit * se), df=df, s2w=nan_if_failed(s2w), tau2=nan_if_failed(tau2),
+        tau2_se=tau2_se, Q=q, Q_p=np.where(k > 1, dist.chi2_sf(q, np.maximum(k - 1, 1)), 1.0),
+        I2=nan_if_failed(i2), H2=nan_if_failed(h2), vt=vt,
+        pi_lower=np.full(k.size, np.nan) if no_pi else nan_if_failed(beta - half),
+        pi_upper=np.full(k.size, np.nan) if no_pi else nan_if_failed(beta + half),
+        tau2_ci_lower=lo, tau2_ci_upper=hi, ci_null=ci_null, ub_at_limit=at_limit,
+        weights=weights, study_order=seg.order, starts=seg.starts,
+    )
+
+
+def _qprofile(seg, tau2, alpha, control, estimable):
+    """Vectorised metafor confint() Q-profile bounds; NaN where not estimable."""
+    k = seg.k
+    df = np.maximum(k - 1, 1)
+    crit_u = dist.chi2_upper_quantile(alpha / 2, df)
+    crit_l = dist.chi2_lower_quantile(alpha / 2, df)
+    t_max = np.maximum(100.0, 10.0 * tau2)
+    upper, ustat = solve_q(seg, crit_l, t_max, control)
+    lower, lstat = solve_q(seg, crit_u, t_max, control)
+    ci_null = ustat == -1
+    upper = np.where(ci_null, 0.0, np.where(ustat == 1, t_max, upper))
+    lower = np.where(lstat == -1, 0.0, np.where(lstat == 1, t_max, lower))
+    upper = np.where(lstat == 1, t_max, upper)
+    at_limit = (ustat == 1) | (lstat == 1)
+    return np.where(estimable, lower, np.nan), np.where(estimable, upper, np.nan), ci_null & estimable, \
+        at_limit & estimable
+
+
+def _refit_failures(result: BatchFit, yi, vi, group_index, method, test, level, control) -> BatchFit:
+    """Refit non-converged analyses one by one with ``rma.fit`` (which retries with step halving)."""
+    failed = np.flatnonzero(~result.converged)
+    if failed.size == 0:
+        return result
+    from metapsych.stats.heterogeneity import confint_tau2
+
+    values, inverse = np.unique(np.asarray(group_index), return_inverse=True)
+    arrays = {name: getattr(result, name).copy() for name in (
+        "converged", "estimate", "se", "statistic", "p_value", "ci_lower", "ci_upper", "s2w", "tau2", "tau2_se",
+        "I2", "H2", "pi_lower", "pi_upper", "tau2_ci_lower", "tau2_ci_upper", "ci_null", "ub_at_limit", "weights")}
+    messages = list(result.messages)
+    y, v = np.asarray(yi, float), np.asarray(vi, float)
+    for g in failed:
+        mask = inverse == g
+        one = fit(y[mask], v[mask], estimator=method, test=test, level=level, control=control)
+        messages[g] = one.message
+        arrays["converged"][g] = one.converged
+        if not one.converged:
+            continue
+        for name, value in (("estimate", one.estimate), ("se", one.se[0]), ("statistic", one.statistic[0]),
+                            ("p_value", one.p_value[0]), ("ci_lower", one.ci_lower[0]),
+                            ("ci_upper", one.ci_upper[0]), ("s2w", one.s2w), ("tau2", one.tau2),
+                            ("tau2_se", one.tau2_se), ("I2", one.I2), ("H2", one.H2), ("pi_lower", one.pi_lower),
+                            ("pi_upper", one.pi_upper)):
+            arrays[name][g] = value
+        ci = confint_tau2(y[mask], v[mask], one)
+        arrays["tau2_ci_lower"][g], arrays["tau2_ci_upper"][g] = ci.tau2_lower, ci.tau2_upper
+        arrays["ci_null"][g], arrays["ub_at_limit"][g] = ci.ci_null, ci.ub_sign == ">"
+        arrays["weights"][mask] = one.weights
+    from dataclasses import replace
+
+    return replace(result, messages=tuple(messages), **arrays)
