@@ -27,15 +27,11 @@ def sha256_json(value: object) -> str:
 
 
 def trial_files(studies_dir: Path) -> list[Path]:
-    """The trial files of a studies folder (recursively), sorted by path."""
+    """The trial files of a studies folder, as the data layer finds them (recursive, no hidden files), sorted."""
     if studies_dir.is_file():
         return [studies_dir]
-    return sorted(p for p in studies_dir.rglob("*") if p.suffix in TRIAL_SUFFIXES and p.is_file())
-
-
-def file_hashes(files: list[Path]) -> dict[str, str]:
-    """``{trial id (file stem): sha256 of the file's bytes}``."""
-    return {f.stem: sha256_bytes(f.read_bytes()) for f in files}
+    return sorted(p for p in studies_dir.rglob("*") if p.suffix.lower() in TRIAL_SUFFIXES and p.is_file()
+                  and not p.name.startswith("."))
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -52,19 +48,24 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 class Cache:
-    """A folder of cached values; ``Cache(None)`` is a disabled cache that stores nothing."""
+    """A folder of cached values; ``Cache(None)`` stores nothing, ``read=False`` recomputes but still stores."""
 
-    def __init__(self, root: Path | None) -> None:
+    def __init__(self, root: Path | None, read: bool = True) -> None:
         self.root = root
+        self.read = read
         self.used: set[str] = set()
 
     def _path(self, kind: str, key: str, suffix: str) -> Path | None:
         return None if self.root is None else self.root / kind / f"{key}{suffix}"
 
+    def _readable(self, kind: str, key: str, suffix: str) -> Path | None:
+        path = self._path(kind, key, suffix)
+        return path if self.read and path is not None and path.is_file() else None
+
     def get_json(self, kind: str, key: str) -> object | None:
         """A cached JSON value, or None when absent or unreadable."""
-        path = self._path(kind, key, ".json")
-        if path is None or not path.is_file():
+        path = self._readable(kind, key, ".json")
+        if path is None:
             return None
         try:
             value = json.loads(path.read_text(encoding="utf-8"))
@@ -82,8 +83,8 @@ class Cache:
 
     def get_pickle(self, kind: str, key: str) -> object | None:
         """A cached Python object (our own pickles only), or None."""
-        path = self._path(kind, key, ".pickle")
-        if path is None or not path.is_file():
+        path = self._readable(kind, key, ".pickle")
+        if path is None:
             return None
         try:
             with path.open("rb") as handle:

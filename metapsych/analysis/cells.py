@@ -1,7 +1,7 @@
 """One cell of the results document: its main model, studies, subgroups, cumulative and robustness blocks.
 
-The main model of every estimable cell is fitted beforehand in one batch (``run.fit_main_models``); this
-module builds the rest of the cell from that fit and the cell's trial-level inputs.
+The main models of all estimable cells, and their cumulative fits, are fitted beforehand in vectorised
+batches (``run``); this module builds each cell from those fits and the cell's trial-level inputs.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from metapsych.analysis.models import interval, model_block, number, test_name
-from metapsych.analysis.plan import SUBGROUP_COLUMNS
+
+SUBGROUP_KEYS = {"control": "comparator", "format": "format", "risk_of_bias": "rob"}
 
 if TYPE_CHECKING:
     from metapsych.analysis.config import Config
@@ -37,26 +38,18 @@ def too_few_cell(inputs: CellInputs) -> dict:
             "bias": None, "cumulative": []}
 
 
-def estimated_cell(inputs: CellInputs, fit: RmaFit, config: Config) -> dict:
-    """A pooled cell, or a ``failed`` one when the main model did not converge."""
-    header = cell_header(inputs)
+def estimated_cell(inputs: CellInputs, fit: RmaFit, cis: tuple, cumulative: list[dict], config: Config) -> dict:
+    """A pooled cell (``cis``: the Q-profile tau2 and I2 intervals), or ``failed`` if the model did not converge."""
     if not fit.converged:
         return {**too_few_cell(inputs), "status": "failed", "message": fit.message or "model did not converge"}
     return {
-        **header, "status": "ok", "message": fit.message,
-        "main": model_block(fit, config, *_heterogeneity_cis(inputs, fit, config)),
+        **cell_header(inputs), "status": "ok", "message": fit.message,
+        "main": model_block(fit, config, *cis),
         "studies": _studies(inputs, fit),
         "subgroups": {var: _subgroup(inputs, var, config) for var in inputs.plan.subgroups},
-        "cumulative": _cumulative(inputs, config),
+        "cumulative": cumulative,
         "sensitivity": [], "influence": None, "bias": None,
     }
-
-
-def _heterogeneity_cis(inputs: CellInputs, fit: RmaFit, config: Config) -> tuple:
-    from metapsych.stats.heterogeneity import confint_tau2
-
-    ci = confint_tau2(inputs.yi, inputs.vi, fit)
-    return (ci.tau2_lower, ci.tau2_upper), (ci.I2_lower, ci.I2_upper)
 
 
 def _studies(inputs: CellInputs, fit: RmaFit | None) -> list[dict]:
@@ -76,55 +69,39 @@ def _studies(inputs: CellInputs, fit: RmaFit | None) -> list[dict]:
 
 def _subgroup(inputs: CellInputs, variable: str, config: Config) -> dict:
     """Separate random-effects fit per level, the Q-between test, and the common-tau2 mixed-effects QM."""
-    from metapsych.stats.rma import fit
+    from metapsych.stats.subgroup import subgroup_analysis
 
-    key = "comparator" if SUBGROUP_COLUMNS[variable] == "condition_arm2" else SUBGROUP_COLUMNS[variable]
-    key = "rob" if variable == "risk_of_bias" else key
-    labels = np.array([str(info.get(key)) if info.get(key) is not None else "" for info in inputs.info])
-    levels = sorted({lab for lab in labels if lab})
-    test = test_name(config)
-    fits = {lev: fit(inputs.yi[labels == lev], inputs.vi[labels == lev], estimator=config.model.estimator,
-                     test=test, level=config.model.level) for lev in levels}
-    out = {"levels": {lev: model_block(f, config) for lev, f in fits.items()},
-           "test": None, "test_common_tau2": None}
-    usable = [lev for lev, f in fits.items() if f.converged and np.isfinite(f.se[0])]
-    if len(usable) >= 2:
-        est = np.array([fits[lev].beta[0] for lev in usable])
-        var = np.array([fits[lev].se[0] ** 2 for lev in usable])
-        between = fit(est, var, estimator="EE")
-        out["test"] = {"Q_between": number(between.Q), "df": int(between.Q_df), "p_value": number(between.Q_p),
-                       "method": "separate tau2"}
-        out["test_common_tau2"] = _common_tau2_test(inputs, labels, usable, config)
-    return out
+    key = SUBGROUP_KEYS[variable]
+    labels = [info.get(key) for info in inputs.info]
+    keep = np.array([label is not None for label in labels])
+    if keep.sum() < 2:
+        return {"levels": {}, "test": None, "test_common_tau2": None}
+    result = subgroup_analysis(inputs.yi[keep], inputs.vi[keep], [lab for lab in labels if lab is not None],
+                               estimator=config.model.estimator, test=test_name(config), level=config.model.level)
+    between, common = result.between, result.common
+    return {
+        "levels": {level: model_block(fit, config) for level, fit in result.fits.items()},
+        "test": {"Q_between": number(between.Q_between), "df": between.df, "p_value": number(between.p_value),
+                 "method": between.method, "message": between.message},
+        "test_common_tau2": None if common is None else {
+            "QM": number(common.QM), "df": common.df, "df2": number(common.df2), "p_value": number(common.p_value),
+            "method": common.method, "message": common.message},
+    }
 
 
-def _common_tau2_test(inputs: CellInputs, labels: np.ndarray, levels: list[str], config: Config) -> dict | None:
-    from metapsych.stats.rma import fit
-
-    keep = np.isin(labels, levels)
-    X = np.column_stack([np.ones(keep.sum())] + [(labels[keep] == lev).astype(float) for lev in levels[1:]])
-    if keep.sum() <= X.shape[1]:
-        return None
-    f = fit(inputs.yi[keep], inputs.vi[keep], X=X, estimator=config.model.estimator, test=test_name(config),
-            level=config.model.level)
-    if not f.converged:
-        return None
-    df = f.QM_df if np.ndim(f.QM_df) == 0 else list(f.QM_df)
-    return {"QM": number(f.QM), "df": df, "p_value": number(f.QM_p)}
-
-
-def _cumulative(inputs: CellInputs, config: Config) -> list[dict]:
-    """Cumulative meta-analysis by publication year (ties by trial id), as metafor's cumul()."""
-    from metapsych.stats.rma import fit
-
+def cumulative_prefixes(inputs: CellInputs) -> list[np.ndarray]:
+    """Index sets of the cumulative meta-analysis: trials by publication year (ties by trial id)."""
     order = sorted(range(inputs.k), key=lambda i: (inputs.info[i].get("year") or 0, inputs.trials[i]))
+    return [np.array(order[:n]) for n in range(1, len(order) + 1)]
+
+
+def cumulative_rows(inputs: CellInputs, fits: list[RmaFit]) -> list[dict]:
+    """The cumulative block from the fits of ``cumulative_prefixes`` (in the same order)."""
     out = []
-    for n in range(1, len(order) + 1):
-        idx = np.array(order[:n])
-        f = fit(inputs.yi[idx], inputs.vi[idx], estimator=config.model.estimator, test=test_name(config),
-                level=config.model.level)
-        i = order[n - 1]
+    for idx, f in zip(cumulative_prefixes(inputs), fits):
+        i = int(idx[-1])
+        lower, upper = interval(f.ci_lower[0], f.ci_upper[0])
         out.append({"trial": inputs.trials[i], "study": inputs.info[i].get("study"),
-                    "year": inputs.info[i].get("year"), "k": n, "estimate": number(f.beta[0]),
-                    **dict(zip(("ci_lower", "ci_upper"), interval(f.ci_lower[0], f.ci_upper[0])))})
+                    "year": inputs.info[i].get("year"), "k": int(idx.size), "estimate": number(f.beta[0]),
+                    "ci_lower": lower, "ci_upper": upper})
     return out

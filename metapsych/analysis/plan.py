@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
 ALL_CONTROLS = "all-controls"
 CELL_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*(\.[a-z0-9]+(-[a-z0-9]+)*)*$")
-SUBGROUP_COLUMNS = {"control": "condition_arm2", "format": "format", "risk_of_bias": "rob"}
 
 
 @dataclass(frozen=True)

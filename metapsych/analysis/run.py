@@ -73,7 +73,7 @@ def results_from_effects(effects: pd.DataFrame, config: Config, file_hashes: dic
 
 def _cells(inputs: list[CellInputs], config: Config, cache: Cache, progress: Progress) -> list[dict]:
     """Cell dicts in id order: cached ones reused, the rest computed (main models in one batch)."""
-    from metapsych.analysis.cells import estimated_cell, too_few_cell
+    from metapsych.analysis.cells import cumulative_prefixes, cumulative_rows, estimated_cell, too_few_cell
 
     done: dict[str, dict] = {}
     todo = []
@@ -83,28 +83,38 @@ def _cells(inputs: list[CellInputs], config: Config, cache: Cache, progress: Pro
             done[item.plan.id] = hit
         elif item.k < item.plan.min_studies:
             done[item.plan.id] = too_few_cell(item)
+            cache.put_json("cells", item.inputs_sha256, done[item.plan.id])
         else:
             todo.append(item)
-    fits = fit_main_models(todo, config)
-    total = len(todo)
-    for i, (item, fit) in enumerate(zip(todo, fits), 1):
-        progress("cells", i, total)
-        cell = estimated_cell(item, fit, config)
-        cache.put_json("cells", item.inputs_sha256, cell)
-        done[item.plan.id] = cell
-    for item in inputs:
-        if item.k < item.plan.min_studies:
-            cache.put_json("cells", item.inputs_sha256, done[item.plan.id])
+    if todo:
+        progress("fitting main models", 0, len(todo))
+        main = batch_fit([(item.yi, item.vi) for item in todo], config, qprofile=True)
+        prefixes = [cumulative_prefixes(item) for item in todo]
+        cumul = iter(batch_fit([(item.yi[idx], item.vi[idx]) for item, sets in zip(todo, prefixes) for idx in sets],
+                               config, qprofile=False))
+        lo_i2, hi_i2 = main.I2_ci
+        for i, item in enumerate(todo):
+            cis = ((main.tau2_ci_lower[i], main.tau2_ci_upper[i]), (lo_i2[i], hi_i2[i]))
+            rows = cumulative_rows(item, [next(cumul) for _ in prefixes[i]])
+            cell = estimated_cell(item, main[i], cis, rows, config)
+            cache.put_json("cells", item.inputs_sha256, cell)
+            done[item.plan.id] = cell
+            progress("cells", i + 1, len(todo))
     return [done[item.plan.id] for item in inputs]
 
 
-def fit_main_models(todo: list[CellInputs], config: Config) -> list:
-    """The config's random-effects model for every cell in ``todo``."""
-    from metapsych.analysis.models import test_name
-    from metapsych.stats.rma import fit
+def batch_fit(data: list[tuple], config: Config, *, qprofile: bool):  # type: ignore[no-untyped-def]
+    """The config's random-effects model fitted to every (yi, vi) pair in ``data``, as one vectorised batch."""
+    import numpy as np
 
-    return [fit(item.yi, item.vi, estimator=config.model.estimator, test=test_name(config),
-                level=config.model.level) for item in todo]
+    from metapsych.analysis.models import test_name
+    from metapsych.stats.batch import fit_many
+
+    yi = np.concatenate([y for y, _ in data])
+    vi = np.concatenate([v for _, v in data])
+    group = np.repeat(np.arange(len(data)), [len(y) for y, _ in data])
+    return fit_many(yi, vi, group, estimator=config.model.estimator, test=test_name(config),
+                    level=config.model.level, qprofile=qprofile)
 
 
 def overview(cells: list[dict]) -> dict:

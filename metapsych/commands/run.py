@@ -1,1 +1,102 @@
-"""Implementation of a metapsych command (being built)."""
+"""``metapsych run``: build the report from studies/ and the config, incrementally.
+
+A run first fingerprints its inputs (every trial file's bytes, the config, the review's vocabulary, the
+metapsych version and the report folder's results.json). When the fingerprint equals the one recorded by
+the last successful run, nothing has changed: the command says so and writes nothing, without importing
+the analysis stack. Otherwise the engine runs with its content-addressed cache (only changed trial files
+are parsed, only changed cells are fitted) and the report writer rewrites only files whose content changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from metapsych import __version__
+
+CACHE_DIR = ".metapsych-cache"
+MANIFEST = "last-run.json"
+
+
+def run(studies: Path, *, config: Path, out: Path, quiet: bool = False, force: bool = False) -> int:
+    """Build the report; 0 on success, 2 for bad data or config (raised), 1 if the analysis fails (raised)."""
+    from metapsych.errors import InputError
+
+    if not studies.exists():
+        raise InputError(f"{studies}: no such folder (expected the folder of trial files, e.g. studies/)")
+    cache_dir = studies.resolve().parent / CACHE_DIR
+    fingerprint = input_fingerprint(studies, config, out)
+    if not force and _recorded(cache_dir) == fingerprint:
+        _say(quiet, f"{out}: up to date (no trial, config or version change); nothing written")
+        return 0
+    results = _analyse(studies, config, cache_dir, quiet=quiet, force=force)
+    summary = _write(results, out, quiet)
+    _record(cache_dir, input_fingerprint(studies, config, out))
+    _say(quiet, f"{out}: {_describe(summary)}")
+    return 0
+
+
+def input_fingerprint(studies: Path, config: Path, out: Path) -> str:
+    """sha256 over everything a report depends on; cheap (hashlib only) so a no-change run is fast."""
+    from metapsych.analysis.cache import trial_files
+
+    digest = hashlib.sha256(__version__.encode())
+    vocabulary = studies.resolve().parent / "configs" / "vocabulary.yaml"
+    for path in [config, vocabulary, out / "results.json", *trial_files(studies)]:
+        digest.update(str(path).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"-")
+    return digest.hexdigest()
+
+
+def _analyse(studies: Path, config: Path, cache_dir: Path, *, quiet: bool, force: bool) -> dict:
+    from metapsych.analysis.cache import Cache
+    from metapsych.analysis.config import load_config
+    from metapsych.analysis.run import build_results
+    from metapsych.commands.progress import progress_reporter
+
+    settings = load_config(config)
+    cache = Cache(cache_dir, read=not force)
+    with progress_reporter(quiet) as progress:
+        results = build_results(studies, settings, cache=cache, progress=progress)
+    cache.prune(("cells", "trials"))
+    return results
+
+
+def _write(results: dict, out: Path, quiet: bool) -> object:
+    from metapsych.report.build import write_report
+
+    previous_path = out / "results.json"
+    previous = None
+    if previous_path.is_file():
+        try:
+            previous = json.loads(previous_path.read_text(encoding="utf-8"))
+        except ValueError:
+            previous = None
+    return write_report(results, out, previous=previous, quiet=quiet)
+
+
+def _recorded(cache_dir: Path) -> str | None:
+    try:
+        return json.loads((cache_dir / MANIFEST).read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _record(cache_dir: Path, fingerprint: str) -> None:
+    from metapsych.analysis.cache import atomic_write
+
+    atomic_write(cache_dir / MANIFEST, json.dumps({"fingerprint": fingerprint}).encode())
+
+
+def _describe(summary: object) -> str:
+    written = getattr(summary, "written", None)
+    if written is None:
+        return "report written"
+    return f"{len(written)} file(s) written" if written else "report unchanged; nothing written"
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        sys.stderr.write(message + "\n")
