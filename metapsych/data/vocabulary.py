@@ -62,7 +62,8 @@ class Vocabulary:
     def resolve(self, kind: str, value: str, condition: str | None = None) -> str:
         """Canonical code of ``value`` (a code or alias), or raise :class:`UnknownCode`.
 
-        ``condition`` enables condition-specific aliases (``"ptsd:pe"``), which take precedence.
+        ``condition`` enables condition-specific aliases (``"ptsd:pe"``), which take precedence over the
+        general aliases (but not over a canonical code written exactly).
         """
         code = self.lookup(kind, value, condition)
         if code is None:
@@ -72,6 +73,8 @@ class Vocabulary:
     def lookup(self, kind: str, value: str, condition: str | None = None) -> str | None:
         """Like :meth:`resolve` but returns None for unknown values."""
         self._check_kind(kind)
+        if value in self.codes[kind]:
+            return str(value)
         key = normalize(value)
         index = self.aliases[kind]
         if condition:
