@@ -349,6 +349,23 @@ def _scoring_step(sub: _Segments, tau2: np.ndarray, method: str) -> np.ndarray:
     return (m.rss * sub.k / (sub.k - 1) - sub.k) / m.sw
 
 
+def _halve_until_feasible(t: np.ndarray, adj: np.ndarray) -> np.ndarray:
+    """metafor's ``while (tau2 + adj < 0) adj <- adj/2``, vectorised (halving is exact in binary)."""
+    bad = t + adj < 0
+    if not bad.any():
+        return adj
+    adj = adj.copy()
+    with np.errstate(divide="ignore"):
+        n = np.ceil(np.log2(-adj[bad] / t[bad]))
+    n = np.where(np.isfinite(n), np.maximum(n, 1), 1100).astype(int)
+    halved = np.ldexp(adj[bad], -np.maximum(n - 1, 0))
+    tb = t[bad]
+    halved = np.where(tb + halved < 0, halved / 2, halved)
+    halved = np.where(tb + halved < 0, halved / 2, halved)
+    adj[bad] = halved
+    return adj
+
+
 def _scoring(method: str):
     def run(seg: _Segments, control: Control):
         k = seg.k
@@ -360,11 +377,7 @@ def _scoring(method: str):
                 break
             adj = _scoring_step(sub, t, method)
             adj = np.where(np.isfinite(adj), adj * control.stepadj, 0.0)
-            negative = t + adj < 0
-            while negative.any():
-                adj[negative] /= 2
-                negative = t + adj < 0
-            new = t + adj
+            new = t + _halve_until_feasible(t, adj)
             tau2[idx] = new
             moving = np.abs(new - t) > control.threshold
             if moving.all():

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metapsych.stats import distributions as dist
+from metapsych.stats.batch import BatchFit, fit_many
 from metapsych.stats.metareg import meta_regression, r_sort_key
 from metapsych.stats.rma import RmaFit
 from metapsych.stats.tau2 import TIGHT, Control
@@ -54,6 +55,7 @@ class SubgroupAnalysis:
     fits: dict[str, RmaFit]
     between: BetweenTest
     common: CommonTau2Test | None
+    batch: BatchFit
 
 
 def subgroup_levels(groups: Sequence[object]) -> tuple[str, ...]:
@@ -70,9 +72,10 @@ def subgroup_analysis(
     level: float = 0.95,
     control: Control = TIGHT,
 ) -> SubgroupAnalysis:
-    """Fit every subgroup with its own tau^2 (one vectorised batch) and run both difference tests."""
-    from metapsych.stats.batch import fit_many
+    """Fit every subgroup with its own tau^2 (one vectorised batch) and run both difference tests.
 
+    ``batch`` holds the per-level fits as arrays (in ``levels`` order), Q-profile intervals included.
+    """
     labels = np.array([str(g) for g in groups])
     levels = subgroup_levels(labels)
     index = _index(levels, labels)
@@ -85,6 +88,7 @@ def subgroup_analysis(
         fits=dict(zip(levels, fits)),
         between=between_test([f.estimate for f in wald], [float(f.se[0]) for f in wald]),
         common=_common_tau2(y, v, labels, levels, estimator, test, level, control),
+        batch=fits,
     )
 
 
