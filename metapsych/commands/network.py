@@ -1,1 +1,168 @@
-"""Implementation of a metapsych command (being built)."""
+"""``metapsych network``: network meta-analysis of a contrast CSV (or Metapsy rows), as tables or JSON.
+
+Input is either contrast rows ``study, treat1, treat2, yi, vi`` (``sei`` instead of ``vi``; netmeta's
+``studlab, TE, seTE`` also accepted; optional ``n1, n2``) with yi = effect of treat1 versus treat2, or
+Metapsy rows ``study, condition_arm1, condition_arm2`` with ``.g, .g_se`` (or ``yi, vi`` or
+``precalc_g, precalc_g_se``), where the effect is arm1 versus arm2 (positive = arm1 better). A
+multi-arm trial must give all its pairwise contrasts; every problem is reported as FILE:LINE: column.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from metapsych.errors import DataError, InputError, Problem
+
+_STUDY = ("study", "studlab", "author")
+_CONTRAST = {"treat1": ("treat1",), "treat2": ("treat2",), "yi": ("yi", "TE"), "vi": ("vi",),
+             "sei": ("sei", "seTE", "se")}
+_METAPSY = {"treat1": ("condition_arm1",), "treat2": ("condition_arm2",), "yi": (".g", "yi", "precalc_g"),
+            "sei": (".g_se", "precalc_g_se"), "vi": ("vi",)}
+
+
+@dataclass(frozen=True)
+class ContrastTable:
+    """Contrast rows read from a file, with the physical line of each row."""
+
+    study: list[str]
+    treat1: list[str]
+    treat2: list[str]
+    yi: list[float]
+    vi: list[float]
+    n1: list[float] | None
+    n2: list[float] | None
+    lines: list[int]
+    layout: str
+
+
+def run(file: Path, *, reference: str | None, random: bool, small_values: str, level: float, as_json: bool) -> int:
+    """Fit the network and print it; returns the exit code."""
+    from metapsych.stats.network import fit_network, network_payload
+    from metapsych.stats.network_data import NetworkDataError
+
+    if small_values not in ("bad", "good"):
+        raise InputError(f"--small-values must be 'bad' or 'good', not '{small_values}'")
+    if not 0 < level < 100 or level == 1:
+        raise InputError(f"--level must be a fraction such as 0.95 (or a percentage), not {level}")
+    table = read_contrasts(file)
+    try:
+        fit = fit_network(table.study, table.treat1, table.treat2, table.yi, table.vi, reference=reference,
+                          model="random" if random else "common", level=level, small_values=small_values,
+                          n1=table.n1, n2=table.n2)
+    except NetworkDataError as exc:
+        lines = [table.lines[r] for r in exc.rows] or [None]
+        raise DataError([Problem(str(file), line, _column(exc.field, table.layout), exc.problem, exc.expected)
+                         for line in lines]) from None
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    payload = network_payload(fit)
+    if as_json:
+        print(json.dumps(payload, indent=2, allow_nan=False))
+    else:
+        from metapsych.commands.network_render import render
+
+        render(payload)
+    return 0
+
+
+def _column(field: str, layout: str) -> str:
+    if layout == "metapsy":
+        return {"treat1": "condition_arm1", "treat2": "condition_arm2", "yi": ".g", "vi": ".g_se"}.get(field, field)
+    return field
+
+
+def read_contrasts(path: Path) -> ContrastTable:
+    """Read contrast or Metapsy rows; raises DataError listing every unreadable cell."""
+    from metapsych.data.metapsy import read_rows
+
+    file = str(path)
+    header, rows = read_rows(path)
+    if header and header[0] in ("", '""'):
+        header, rows = header[1:], [(line, cells[1:]) for line, cells in rows]
+    layout, cols = _layout(header, file)
+    index = {name: i for i, name in enumerate(header)}
+    problems: list[Problem] = []
+    out: dict[str, list[Any]] = {k: [] for k in ("study", "treat1", "treat2", "yi", "vi", "n1", "n2", "lines")}
+    for line, cells in rows:
+        cells = (cells + [""] * len(header))[: len(header)]
+        get = lambda name: cells[index[name]].strip() if name else ""  # noqa: E731
+        out["lines"].append(line)
+        for key in ("study", "treat1", "treat2"):
+            value = get(cols[key])
+            if not value:
+                problems.append(Problem(file, line, cols[key], "missing", "a label"))
+            out[key].append(value)
+        yi = _number(get(cols["yi"]), file, line, cols["yi"], problems)
+        out["yi"].append(yi)
+        out["vi"].append(_variance(get, cols, file, line, problems))
+        for key in ("n1", "n2"):
+            out[key].append(_optional_number(get(cols[key]) if cols.get(key) else ""))
+    if problems:
+        raise DataError(problems)
+    if not out["lines"]:
+        raise DataError(Problem(file, 1, "(file)", "no data rows", "one row per contrast"))
+    has_n = bool(cols.get("n1")) and bool(cols.get("n2"))
+    return ContrastTable(out["study"], out["treat1"], out["treat2"], out["yi"], out["vi"],
+                         out["n1"] if has_n else None, out["n2"] if has_n else None, out["lines"], layout)
+
+
+def _layout(header: list[str], file: str) -> tuple[str, dict[str, str]]:
+    present = set(header)
+    pick = lambda names: next((n for n in names if n in present), "")  # noqa: E731
+    study = pick(_STUDY)
+    spec, layout = (_METAPSY, "metapsy") if "condition_arm1" in present else (_CONTRAST, "contrast")
+    cols = {key: pick(names) for key, names in spec.items()}
+    cols["study"] = study
+    if layout == "contrast":
+        cols["n1"], cols["n2"] = pick(("n1", "n_arm1")), pick(("n2", "n_arm2"))
+    else:
+        cols["n1"], cols["n2"] = pick(("n_arm1",)), pick(("n_arm2",))
+    missing = [key for key in ("study", "treat1", "treat2", "yi") if not cols[key]]
+    if not (cols["vi"] or cols["sei"]):
+        missing.append("vi")
+    if missing:
+        need = ("study, condition_arm1, condition_arm2, .g, .g_se" if layout == "metapsy"
+                else "study, treat1, treat2, yi, vi (or sei)")
+        raise DataError([Problem(file, 1, name, "column missing", f"columns {need}") for name in missing])
+    return layout, cols
+
+
+def _number(text: str, file: str, line: int, column: str, problems: list[Problem]) -> float:
+    from metapsych.data.metapsy import parse_number
+
+    try:
+        value = parse_number(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value):
+        problems.append(Problem(file, line, column, f"'{text}' is not a number" if text else "missing",
+                                "a finite number"))
+        return math.nan
+    return value
+
+
+def _variance(get: Any, cols: dict[str, str], file: str, line: int, problems: list[Problem]) -> float:
+    if cols["vi"] and get(cols["vi"]):
+        value = _number(get(cols["vi"]), file, line, cols["vi"], problems)
+        column, square = cols["vi"], value
+    else:
+        column = cols["sei"] or cols["vi"]
+        value = _number(get(column), file, line, column, problems)
+        square = value * value
+    if math.isfinite(value) and value <= 0:
+        problems.append(Problem(file, line, column, f"{value:g} is not positive", f"{column} > 0"))
+    return square
+
+
+def _optional_number(text: str) -> float:
+    from metapsych.data.metapsy import parse_number
+
+    try:
+        value = parse_number(text)
+    except ValueError:
+        return math.nan
+    return math.nan if value is None else value
