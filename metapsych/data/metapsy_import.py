@@ -123,15 +123,16 @@ def _rob_is_binary(frame: pd.DataFrame) -> bool:
 def _g_is_oriented(frame: pd.DataFrame) -> bool:
     """Whether ``.g`` is oriented (positive = arm 1 better) rather than raw (sign of mean1 - mean2).
 
-    Decided from the rows with means and ``.g``: in raw databases their signs agree.
+    Decided from the rows with means and ``.g``: in raw databases their signs agree. Without such rows,
+    metapsyTools' own convention (raw) is assumed.
     """
     if not {".g", "mean_arm1", "mean_arm2"} <= set(frame.columns):
-        return True
+        return False
     rows = frame[[".g", "mean_arm1", "mean_arm2"]].dropna()
     diff = rows["mean_arm1"] - rows["mean_arm2"]
     usable = (diff != 0) & (rows[".g"] != 0)
     if not usable.any():
-        return True
+        return False
     agree = ((rows[".g"] > 0) == (diff > 0))[usable].mean()
     return bool(agree < 0.5)
 
@@ -209,7 +210,7 @@ class _RowConverter:
             if problem is None:
                 return kind, values, ("; ".join(reasons) or None)
             reasons.append(f"{kind} data not usable ({problem})")
-        for g_col, se_col, source in (("precalc_g", "precalc_g_se", "precalc_g"), (".g", ".g_se", "metapsy .g")):
+        for g_col, se_col, source in ((".g", ".g_se", "metapsy .g"), ("precalc_g", "precalc_g_se", "precalc_g")):
             g, se = _number(record, g_col), _number(record, se_col)
             if g is not None and se is not None and se > 0:
                 reasons.append(f"g and SE from the database's {source} column")
