@@ -1,0 +1,196 @@
+"""``metapsych pool`` through the CLI: metafor parity of the JSON contract, subgroups, edge cases, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from metapsych.cli import app
+from tests.stats.oracle import FIXTURES, assert_close, load_json
+
+runner = CliRunner()
+CONTRACT = ["k", "estimator", "knha", "estimate", "se", "ci_lower", "ci_upper", "statistic", "p_value", "df",
+            "tau2", "tau2_se", "tau2_ci", "tau", "I2", "I2_ci", "H2", "H2_ci", "Q", "Q_df", "Q_p", "pi_lower",
+            "pi_upper"]
+DATASETS = ["bcg", "normand", "thirdwave", "suicideprevention", "random_mods", "edge_k2", "edge_extreme",
+            "edge_varrange"]
+
+
+def pool(*args: str) -> tuple[int, dict | str]:
+    result = runner.invoke(app, ["pool", *args])
+    if result.exit_code == 0 and "--json" in args:
+        return 0, json.loads(result.stdout)
+    return result.exit_code, result.stdout + (result.stderr if result.stderr_bytes is not None else "")
+
+
+def _no_nan(value: object) -> None:
+    if isinstance(value, float):
+        assert math.isfinite(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _no_nan(item)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nan(item)
+
+
+def _check_model(label: str, out: dict, fit_block: dict, confint: dict | None, predict: dict | None) -> None:
+    assert set(CONTRACT) <= set(out)
+    _no_nan(out)
+    pairs = [("estimate", "b"), ("se", "se"), ("ci_lower", "ci.lb"), ("ci_upper", "ci.ub"), ("statistic", "zval"),
+             ("p_value", "pval"), ("tau2", "tau2"), ("tau", "tau"), ("I2", "I2"), ("H2", "H2"), ("Q", "QE"),
+             ("Q_p", "QEp")]
+    for ours, theirs in pairs:
+        assert_close(f"{label} {ours}", out[ours], fit_block[theirs])
+    if out["estimator"] != "EE":
+        assert_close(f"{label} tau2_se", out["tau2_se"], fit_block["se.tau2"])
+    assert out["Q_df"] == fit_block["QE.df"]
+    if "df" in fit_block:
+        assert out["df"] == fit_block["df"]
+    if confint is not None:
+        for key in ("tau2", "I2", "H2"):
+            assert_close(f"{label} {key}_ci", out[f"{key}_ci"], [confint[key]["ci.lb"], confint[key]["ci.ub"]])
+    if predict is not None:
+        assert_close(f"{label} pi", [out["pi_lower"], out["pi_upper"]], [predict["pi.lb"], predict["pi.ub"]])
+
+
+@pytest.mark.parametrize("name", DATASETS)
+@pytest.mark.parametrize("estimator", ["EE", "DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM", "GENQ"])
+def test_pool_json_matches_metafor(name: str, estimator: str) -> None:
+    ref = load_json(name)
+    code, out = pool(str(FIXTURES / f"{name}.csv"), "--estimator", estimator, "--json")
+    assert code == 0
+    predict = ref["predict"].get(estimator, {}).get("default")
+    confint = ref["confint"].get(estimator)
+    confint = None if confint is None or "error" in confint else confint  # GENQ: R needs CompQuadForm
+    _check_model(f"{name}/{estimator}", out, ref["estimators"][estimator], confint, predict)
+    assert out["knha"] is False and out["df"] is None
+    assert out["methods"]["tau2_ci"].startswith("Q-profile" if estimator != "EE" else "none")
+
+
+@pytest.mark.parametrize("name", DATASETS)
+@pytest.mark.parametrize("estimator", ["DL", "REML", "PM"])
+def test_pool_knha_matches_metafor(name: str, estimator: str) -> None:
+    ref = load_json(name)
+    code, out = pool(str(FIXTURES / f"{name}.csv"), "--estimator", estimator, "--knha", "--json")
+    assert code == 0
+    predict = ref["predict"].get(f"{estimator}_knha")
+    _check_model(f"{name}/{estimator}/knha", out, ref["knha"][estimator], ref["confint"][estimator], predict)
+    assert out["knha"] is True
+
+
+def test_pool_level() -> None:
+    ref = load_json("thirdwave_level90")
+    code, out = pool(str(FIXTURES / "thirdwave.csv"), "--level", "0.9", "--json")
+    assert code == 0
+    _check_model("level90", out, ref["estimators"]["REML"], ref["confint"]["REML"], ref["predict"]["REML"]["default"])
+
+
+@pytest.mark.parametrize("name", ["bcg", "thirdwave", "suicideprevention", "random_mods", "edge_subgroup_single"])
+@pytest.mark.parametrize("model,args", [("REML", []), ("REML_knha", ["--knha"]), ("DL", ["--estimator", "DL"]),
+                                        ("EE", ["--estimator", "EE"])])
+def test_pool_by_matches_metafor(name: str, model: str, args: list[str]) -> None:
+    ref = load_json(name)["subgroups"]
+    code, out = pool(str(FIXTURES / f"{name}.csv"), "--by", "subgroup", "--json", *args)
+    assert code == 0
+    _no_nan(out)
+    assert list(out["subgroups"]) == ref["levels"]
+    for level in ref["levels"]:
+        block = ref["per_subgroup"][level][model]
+        sub = out["subgroups"][level]
+        for ours, theirs in (("estimate", "b"), ("se", "se"), ("ci_lower", "ci.lb"), ("ci_upper", "ci.ub"),
+                             ("p_value", "pval")):
+            assert_close(f"{name}/{level}/{model} {ours}", sub[ours], block[theirs])
+        if sub["k"] > 1:
+            for ours, theirs in (("tau2", "tau2"), ("I2", "I2"), ("Q", "QE")):
+                assert_close(f"{name}/{level}/{model} {ours}", sub[ours], block[theirs])
+        else:
+            assert sub["tau2"] is None and "single study" in sub["message"]
+    separate = ref["test"].get(f"separate_tau2_{model}")
+    if separate is not None:
+        assert_close("Q_between", out["test"]["Q_between"], separate["Qb"])
+        assert_close("Q_between p", out["test"]["p_value"], separate["pval"])
+        assert out["test"]["df"] == separate["df"]
+    common = ref["test"][model]
+    assert_close("QM", out["test_common_tau2"]["QM"], common["QM"])
+    assert_close("QM p", out["test_common_tau2"]["p_value"], common["QMp"])
+
+
+def test_book_thirdwave_via_cli() -> None:
+    """Harrer et al. (2021) ch. 4.2.1, reproduced by ``metapsych pool --knha``."""
+    code, out = pool(str(FIXTURES / "thirdwave.csv"), "--knha", "--json")
+    assert code == 0
+    assert round(out["estimate"], 4) == 0.5771
+    assert [round(x, 4) for x in (out["ci_lower"], out["ci_upper"])] == [0.3782, 0.7760]
+    assert round(out["statistic"], 2) == 6.12 and out["df"] == 17
+    assert [round(x, 4) for x in out["tau2_ci"]] == [0.0295, 0.3533] and round(out["tau2"], 4) == 0.0820
+    assert round(out["Q"], 2) == 45.50 and out["Q_df"] == 17
+
+
+def test_text_output_names_methods() -> None:
+    code, text = pool(str(FIXTURES / "thirdwave.csv"), "--knha")
+    assert code == 0
+    assert "0.5771" in text and "[0.0295, 0.3533]" in text and "Q-profile" in text and "Hartung-Knapp" in text
+
+
+def test_edge_k1() -> None:
+    code, out = pool(str(FIXTURES / "edge_k1.csv"), "--json", "--knha")
+    assert code == 0
+    ref = load_json("edge_k1")["estimators"]["REML"]
+    assert_close("k1 estimate", out["estimate"], ref["b"])
+    assert_close("k1 ci", [out["ci_lower"], out["ci_upper"]], [ref["ci.lb"], ref["ci.ub"]])
+    assert out["tau2"] is None and out["I2"] is None and "not estimable" in out["message"]
+
+
+def test_edge_identical_effects() -> None:
+    code, out = pool(str(FIXTURES / "edge_identical.csv"), "--json", "--knha")
+    assert code == 0
+    assert out["tau2"] == 0 and out["I2"] == 0 and out["tau2_ci"] == [0, 0]
+    assert out["statistic"] is None and "identical" in out["message"]
+
+
+def test_semicolon_decimal_comma_and_sei(tmp_path: Path) -> None:
+    semi = tmp_path / "semi.csv"
+    semi.write_text("study;g;se\nA;0,5;0,2\nB;0,1;0,1\nC;0,9;0,3\n", encoding="utf-8")
+    plain = tmp_path / "plain.csv"
+    plain.write_text("study,yi,vi\nA,0.5,0.04\nB,0.1,0.01\nC,0.9,0.09\n", encoding="utf-8")
+    _, a = pool(str(semi), "--json")
+    _, b = pool(str(plain), "--json")
+    assert_close("semi", a["estimate"], b["estimate"])
+    assert_close("semi tau2", a["tau2"], b["tau2"])
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("", "empty"),
+    ("study,yi\nA,0.5\n", "yi and vi"),
+    ("study,yi,vi\n", "no data rows"),
+    ("study,yi,vi\nA,0.5,0.04\nB,abc,0.01\n", ":3: yi: 'abc' is not a number"),
+    ("study,yi,vi\nA,0.5,0.04\nB,0.2,-0.01\n", ":3: vi: -0.01 is not positive"),
+    ("study,yi,vi\nA,0.5,\n", ":2: vi: missing value"),
+])
+def test_bad_input_exit_2(tmp_path: Path, content: str, needle: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content, encoding="utf-8")
+    code, text = pool(str(path), "--json")
+    assert code == 2
+    assert needle in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--estimator", "XYZ"], "unknown estimator"),
+    (["--level", "1.5"], "outside (0, 1)"),
+    (["--by", "nope"], "nope: no such column"),
+])
+def test_bad_options_exit_2(args: list[str], needle: str) -> None:
+    code, text = pool(str(FIXTURES / "bcg.csv"), "--json", *args)
+    assert code == 2
+    assert needle in text
+
+
+def test_missing_file_exit_2(tmp_path: Path) -> None:
+    code, text = pool(str(tmp_path / "absent.csv"))
+    assert code == 2 and "absent.csv" in text
