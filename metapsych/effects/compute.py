@@ -1,0 +1,303 @@
+"""Effect sizes for every row of a comparison table, with the formula used or the reason there is none.
+
+Per row, the first complete kind of data in this priority is used (``formula`` names it):
+
+=====  ==========================================  ==================================================
+ rank  data                                        formula (measure g; md/or/rr/rd analogous)
+=====  ==========================================  ==================================================
+ 1     mean, sd, n of both arms                    ``smd_from_means``   (``md_from_means``)
+ 2     change-score mean, sd, n of both arms       ``smd_from_change``  (``md_from_change``)
+ 3     precalc_g with precalc_g_se                 ``smd_precalc_se``
+ 4     precalc_g with a 95% CI                     ``smd_precalc_ci``   (SE = CI width / 3.92)
+ 5     t_value + n + stat_favours                  ``smd_from_t``
+ 6     f_value (F(1, df)) + n + stat_favours       ``smd_from_f``       (t = sqrt(F))
+ 7     p_value (exact, two-sided) + n + favours    ``smd_from_p``
+ 8     events and totals of both arms              ``smd_from_logor[_cc]`` (logit method, when
+                                                   ``convert_binary``); ``logor/logrr/rd_from_events[_cc]``
+=====  ==========================================  ==================================================
+
+``_cc`` marks a table with a zero cell, to which 1/2 was added in every cell (metafor ``to="only0"``).
+Double-zero tables (no events, or only events, in both arms) get no OR, RR or g: ``why_missing`` says
+so (metafor keeps them by default, ``drop00=FALSE``; we follow ``drop00=TRUE`` for OR/RR). RD keeps them.
+
+**Direction.** Effects are oriented so that a positive value means arm 1 (the therapy) did better. Raw data
+(means, change scores, events) are flipped when lower is better; the direction comes from the
+``lower_is_better`` column, else the vocabulary (``instrument`` for scores, ``outcome_type`` for events),
+else the Metapsy convention: scores are symptom measures (lower is better), events are
+response/remission (higher is better). Precalculated g is taken as already oriented (Metapsy standard);
+t/F/p get their sign from ``stat_favours`` (``arm1`` or ``arm2``).
+
+**Clustering.** When ``icc`` and a cluster size are given (``cluster_size`` for both arms, or
+``cluster_size_arm1``/``cluster_size_arm2`` per arm), raw-data sample sizes (and event counts) are
+divided by the design effect 1 + (m - 1) ICC before the formula is applied; the ``design_effect``
+column records it. Precalculated effects and test statistics are taken as already analysed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from metapsych.effects import binary, continuous, convert
+from metapsych.effects.checks import ARMS, check_values, locations, numeric_columns
+from metapsych.effects.continuous import Effects
+from metapsych.effects.nnt import DEFAULT_CER, nnt_furukawa
+from metapsych.errors import DataError, InputError, Problem
+
+MEASURES = ("g", "md", "or", "rr", "rd")
+OUTPUT_COLUMNS = ("yi", "vi", "sei", "ci_lower", "ci_upper", "measure", "formula", "why_missing", "design_effect")
+Z95 = 1.959963984540054
+NO_DATA = {
+    "g": "no effect-size data (means/SD/n, change scores, precalc g, t/F/p or events)",
+    "md": "no means/SD/n or change scores for a mean difference",
+    **{m: f"no event counts for measure {m}" for m in ("or", "rr", "rd")},
+}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One kind of data evaluated on every row: where it is complete, and the effects it gives there."""
+
+    formula: np.ndarray  # object array of formula names ("" where unavailable)
+    available: np.ndarray  # bool
+    effects: Effects
+    why_not: np.ndarray  # object array: reason this kind gave nothing although some of its data is there
+
+
+def compute_effects(
+    table: pd.DataFrame,
+    measure: str = "g",
+    cer: float = DEFAULT_CER,
+    convert_binary: bool = True,
+    vocabulary: object | None = None,
+    file: str = "<table>",
+) -> pd.DataFrame:
+    """Add ``yi, vi, sei, ci_lower, ci_upper, measure, formula, why_missing, design_effect`` (and ``nnt`` for g).
+
+    ``table`` is a comparison table (docs/architecture.md); rows are never dropped. Raises DataError
+    listing every implausible number (SD <= 0, n < 2, events outside [0, n], p outside (0, 1), ...).
+    ``vocabulary`` is a ``metapsych.data.vocabulary.Vocabulary``; by default the built-in one is used.
+    """
+    if measure not in MEASURES:
+        raise InputError(f"unknown effect measure {measure!r} (expected one of {', '.join(MEASURES)})")
+    values, problems = numeric_columns(table, file)
+    problems += check_values(values, table, file)
+    problems += _check_favours(table, file)
+    if problems:
+        raise DataError(sorted(problems, key=lambda p: (p.file, p.line or 0, p.field)))
+    deff = _design_effects(values)
+    lower = _lower_is_better(table, values, vocabulary)
+    cands = _candidates(table, values, deff, lower, measure, convert_binary)
+    yi, vi, formula, why = _choose(cands, len(table), NO_DATA[measure])
+    out = table.copy()
+    out["yi"], out["vi"] = yi, vi
+    out["sei"] = np.sqrt(vi)
+    out["ci_lower"], out["ci_upper"] = yi - Z95 * out["sei"], yi + Z95 * out["sei"]
+    out["measure"] = measure
+    out["formula"] = pd.Series(formula, index=out.index).replace("", None)
+    out["why_missing"] = pd.Series(why, index=out.index).replace("", None)
+    out["design_effect"] = np.where(formula_uses_raw_data(formula), np.fmax(deff[0], deff[1]), 1.0)
+    if measure == "g":
+        out["nnt"] = nnt_furukawa(yi, cer)
+    return out
+
+
+def formula_uses_raw_data(formula: np.ndarray) -> np.ndarray:
+    """Whether each formula works on arm-level data (and so had the design effect applied)."""
+    raw = ("_from_means", "_from_change", "_from_events", "_from_logor")
+    return np.array([any(r in str(f) for r in raw) for f in formula], dtype=bool)
+
+
+def _check_favours(table: pd.DataFrame, file: str) -> list[Problem]:
+    if "stat_favours" not in table:
+        return []
+    files, lines = locations(table, file)
+    fav = table["stat_favours"]
+    bad = fav.notna() & ~fav.astype(str).str.strip().str.lower().isin(ARMS)
+    return [
+        Problem(files[i], lines[i], "stat_favours", f"unknown value {fav.iloc[i]!r}", "arm1 or arm2")
+        for i in np.flatnonzero(bad.to_numpy())
+    ]
+
+
+def _design_effects(values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Design effect per arm (1 where no ICC or cluster size is given)."""
+    icc = values["icc"]
+    out = []
+    for arm in ARMS:
+        m = np.where(np.isnan(values[f"cluster_size_{arm}"]), values["cluster_size"], values[f"cluster_size_{arm}"])
+        d = convert.design_effect(m, icc)
+        out.append(np.where(np.isnan(d), 1.0, d))
+    return out[0], out[1]
+
+
+def _truthy(value: object) -> bool | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    text = str(value).strip().lower()
+    if text in {"true", "1", "1.0", "yes", "y", "t"}:
+        return True
+    if text in {"false", "0", "0.0", "no", "n", "f"}:
+        return False
+    return None
+
+
+def _load_vocabulary() -> object | None:
+    try:
+        from metapsych.data.vocabulary import load_vocabulary
+    except ImportError:
+        return None
+    return load_vocabulary()
+
+
+def _lower_is_better(table: pd.DataFrame, values: dict[str, np.ndarray], vocabulary: object | None) -> np.ndarray:
+    """Per row: does a lower score (or fewer events) favour arm 1? See the module docstring for the order."""
+    n = len(table)
+    explicit = [_truthy(v) for v in table["lower_is_better"]] if "lower_is_better" in table else [None] * n
+    if all(e is not None for e in explicit):
+        return np.array(explicit, dtype=bool)
+    vocab = vocabulary if vocabulary is not None else _load_vocabulary()
+    events = ~np.isnan(values["event_arm1"]) & np.isnan(values["mean_arm1"]) & np.isnan(values["mean_change_arm1"])
+    out = np.empty(n, dtype=bool)
+    for i in range(n):
+        key = "outcome_type" if events[i] else "instrument"
+        looked = _vocab_direction(vocab, table[key].iloc[i]) if key in table else None
+        default = not events[i]
+        out[i] = next(v for v in (explicit[i], looked, default) if v is not None)
+    return out
+
+
+def _vocab_direction(vocab: object | None, name: object) -> bool | None:
+    if vocab is None or name is None or (isinstance(name, float) and np.isnan(name)):
+        return None
+    return vocab.instrument_lower_is_better(str(name))  # type: ignore[attr-defined]
+
+
+def _choose(cands: list[Candidate], n: int, no_data: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Take, per row, the first available candidate; collect why the others were not usable."""
+    yi, vi = np.full(n, np.nan), np.full(n, np.nan)
+    formula = np.full(n, "", dtype=object)
+    why = np.full(n, "", dtype=object)
+    done = np.zeros(n, dtype=bool)
+    for c in cands:
+        take = c.available & ~done
+        yi[take], vi[take], formula[take] = c.effects.yi[take], c.effects.vi[take], c.formula[take]
+        note = ~done & ~c.available & (c.why_not != "") & (why == "")
+        why[note] = c.why_not[note]
+        done |= take
+    why[done] = ""
+    why[~done & (why == "")] = no_data
+    return yi, vi, formula, why
+
+
+def _complete(values: dict[str, np.ndarray], cols: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows where all of ``cols`` are present, and the reason text where only some are."""
+    present = np.array([~np.isnan(values[c]) for c in cols])
+    full = present.all(axis=0)
+    why = np.full(present.shape[1], "", dtype=object)
+    for i in np.flatnonzero(present.any(axis=0) & ~full):
+        why[i] = "incomplete data: missing " + ", ".join(c for c, p in zip(cols, present[:, i]) if not p)
+    return full, why
+
+
+def _const(n: int, text: str) -> np.ndarray:
+    return np.full(n, text, dtype=object)
+
+
+def _sign(lower: np.ndarray) -> np.ndarray:
+    return np.where(lower, -1.0, 1.0)
+
+
+def _continuous(values, deff, lower, measure: str, prefix: str, label: str) -> Candidate:
+    cols = [f"{k}_{a}" for a in ARMS for k in (f"mean{prefix}", f"sd{prefix}", f"n{prefix}")]
+    full, why = _complete(values, cols)
+    m1, s1, n1, m2, s2, n2 = (values[c] for c in cols)
+    n1, n2 = n1 / deff[0], n2 / deff[1]
+    func = continuous.smd if measure == "g" else continuous.md
+    with np.errstate(invalid="ignore", divide="ignore"):
+        es = func(m1, s1, n1, m2, s2, n2)
+    name = ("smd" if measure == "g" else "md") + f"_from_{label}"
+    return Candidate(np.where(full, name, ""), full, Effects(es.yi * _sign(lower), es.vi), why)
+
+
+def _precalc(values: dict[str, np.ndarray]) -> list[Candidate]:
+    g, se = values["precalc_g"], values["precalc_g_se"]
+    lo, hi = values["precalc_ci_lower"], values["precalc_ci_upper"]
+    has_g = ~np.isnan(g)
+    with_se = has_g & ~np.isnan(se)
+    with_ci = has_g & ~np.isnan(lo) & ~np.isnan(hi)
+    why = np.where(has_g & ~with_se & ~with_ci, "precalc_g without precalc_g_se or a 95% CI", "")
+    why = np.where(~has_g & ~(np.isnan(se) & np.isnan(lo)), "precalc_g_se or CI without precalc_g", why)
+    ci_se = convert.se_from_ci(lo, hi)
+    return [
+        Candidate(np.where(with_se, "smd_precalc_se", ""), with_se, Effects(g, se**2), why.astype(object)),
+        Candidate(np.where(with_ci, "smd_precalc_ci", ""), with_ci, Effects(g, ci_se**2), _const(len(g), "")),
+    ]
+
+
+def _statistics(table: pd.DataFrame, values: dict[str, np.ndarray]) -> list[Candidate]:
+    n1, n2 = values["n_arm1"], values["n_arm2"]
+    fav = table["stat_favours"].astype(str).str.strip().str.lower().to_numpy() if "stat_favours" in table else None
+    sign = np.full(len(n1), np.nan) if fav is None else np.select([fav == "arm1", fav == "arm2"], [1.0, -1.0], np.nan)
+    with np.errstate(invalid="ignore"):
+        ts = {
+            "t": np.abs(values["t_value"]),
+            "f": convert.t_from_f(values["f_value"]),
+            "p": convert.t_from_p(values["p_value"], n1, n2),
+        }
+    out = []
+    for key, t in ts.items():
+        col = {"t": "t_value", "f": "f_value", "p": "p_value"}[key]
+        has = ~np.isnan(values[col])
+        ok = has & ~np.isnan(n1) & ~np.isnan(n2) & ~np.isnan(sign)
+        why = np.where(has & ~ok, f"{col} needs n_arm1, n_arm2 and stat_favours", "").astype(object)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            es = convert.smd_from_t(t * sign, n1, n2)
+        out.append(Candidate(np.where(ok, f"smd_from_{key}", ""), ok, es, why))
+    return out
+
+
+def _events(values, deff, lower, measure: str, convert_binary: bool) -> Candidate:
+    cols = ["event_arm1", "totaln_arm1", "event_arm2", "totaln_arm2"]
+    full, why = _complete(values, cols)
+    e1, t1, e2, t2 = (values[c] for c in cols)
+    table = binary.table_from_events(e1 / deff[0], t1 / deff[0], e2 / deff[1], t2 / deff[1])
+    table = binary.table_from_cells(table.ai, table.bi, table.ci, table.di)
+    if measure == "g" and not convert_binary:
+        why = np.where(full, "events not converted to g (binary conversion switched off)", why)
+        return Candidate(_const(len(e1), ""), np.zeros(len(e1), dtype=bool), Effects(e1 * np.nan, e1 * np.nan), why)
+    func, name = {
+        "g": (binary.log_or, "smd_from_logor"),
+        "or": (binary.log_or, "logor_from_events"),
+        "rr": (binary.log_rr, "logrr_from_events"),
+        "rd": (binary.risk_difference, "rd_from_events"),
+    }.get(measure, (None, ""))
+    if func is None:
+        why = np.where(full, f"events cannot give measure {measure}", why)
+        return Candidate(_const(len(e1), ""), np.zeros(len(e1), dtype=bool), Effects(e1 * np.nan, e1 * np.nan), why)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        es = func(table)
+    if measure == "g":
+        es = convert.logor_to_smd(es.yi, es.vi)
+    excluded = full & table.double_zero & (measure != "rd")
+    why = np.where(excluded, "double zero (no events, or only events, in both arms): not estimable for "
+                   + ("g from OR" if measure == "g" else measure.upper()), why)
+    ok = full & ~excluded
+    names = np.where(table.corrected, name + "_cc", name)
+    return Candidate(np.where(ok, names, ""), ok, Effects(es.yi * _sign(lower), es.vi), why.astype(object))
+
+
+def _candidates(table, values, deff, lower, measure: str, convert_binary: bool) -> list[Candidate]:
+    """The data kinds usable for ``measure``, in priority order."""
+    events = _events(values, deff, lower, measure, convert_binary)
+    if measure in ("or", "rr", "rd"):
+        return [events]
+    cands = [
+        _continuous(values, deff, lower, measure, "", "means"),
+        _continuous(values, deff, lower, measure, "_change", "change"),
+    ]
+    if measure == "g":
+        cands += _precalc(values) + _statistics(table, values)
+    return cands + [events]
