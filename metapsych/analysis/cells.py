@@ -74,9 +74,11 @@ def _subgroup(inputs: CellInputs, variable: str, config: Config) -> dict:
     key = SUBGROUP_KEYS[variable]
     labels = [info.get(key) for info in inputs.info]
     keep = np.array([label is not None for label in labels])
-    if keep.sum() < 2:
-        return {"levels": {}, "test": None, "test_common_tau2": None}
-    result = subgroup_analysis(inputs.yi[keep], inputs.vi[keep], [lab for lab in labels if lab is not None],
+    present = [str(label) for label in labels if label is not None]
+    if keep.sum() <= len(set(present)):
+        return {"levels": {}, "test": None, "test_common_tau2": None,
+                "message": "too few trials with a known value for a subgroup analysis"}
+    result = subgroup_analysis(inputs.yi[keep], inputs.vi[keep], present,
                                estimator=config.model.estimator, test=test_name(config), level=config.model.level)
     between, common = result.between, result.common
     return {

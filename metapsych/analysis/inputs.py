@@ -50,66 +50,68 @@ class CellInputs:
 def cell_inputs(plan: CellPlan, config: Config) -> CellInputs:
     """Reduce a cell's rows to one effect per trial and hash the cell's inputs and settings."""
     rows = plan.rows.sort_values(["trial"], kind="stable")
-    trials = tuple(sorted(rows["trial"].unique()))
+    cols = [c for c in ROW_COLUMNS if c in rows]
+    records = [dict(zip(cols, map(_plain, values))) for values in rows[cols].itertuples(index=False, name=None)]
+    by_trial: dict[str, list[dict]] = {}
+    for record in records:
+        by_trial.setdefault(record["trial"], []).append(record)
+    trials = tuple(by_trial)
     yi, vi = trial_effects(rows, trials, config.dependency.method, config.dependency.rho)
-    info = tuple(_trial_info(group) for _, group in rows.groupby("trial", sort=True))
-    return CellInputs(plan, trials, yi, vi, info, _participants(rows), _hash(plan, rows, config))
+    info = tuple(_trial_info(by_trial[t]) for t in trials)
+    participants = sum((i["n_arm1"] or 0) + (i["n_arm2"] or 0) for i in info)
+    return CellInputs(plan, trials, yi, vi, info, participants, _hash(plan, cols, records, config))
 
 
 def trial_effects(rows: pd.DataFrame, trials: tuple[str, ...], method: str, rho: float) -> tuple[np.ndarray, np.ndarray]:
-    """One (yi, vi) per trial, in the order of ``trials``; rows must be sorted by trial (stable)."""
+    """One (yi, vi) per trial, in the order of ``trials`` (sorted ids); rows must be sorted by trial (stable)."""
+    y = rows["yi"].to_numpy(dtype=float)
+    v = rows["vi"].to_numpy(dtype=float)
+    codes = {t: i for i, t in enumerate(trials)}
+    cluster = np.fromiter((codes[t] for t in rows["trial"]), dtype=int, count=len(rows))
     if method == "first":
-        first = rows.groupby("trial", sort=True).head(1)
-        return first["yi"].to_numpy(dtype=float), first["vi"].to_numpy(dtype=float)
+        first = np.unique(cluster, return_index=True)[1]
+        return y[first], v[first]
     from metapsych.stats.aggregate import aggregate
 
-    codes = {t: i for i, t in enumerate(trials)}
-    cluster = rows["trial"].map(codes).to_numpy()
-    agg = aggregate(rows["yi"].to_numpy(dtype=float), rows["vi"].to_numpy(dtype=float), cluster, rho=rho)
-    return np.asarray(agg.yi, dtype=float), np.asarray(agg.vi, dtype=float)
+    y_agg, v_agg, _ = aggregate(y, v, cluster, rho=rho)
+    return np.asarray(y_agg, dtype=float), np.asarray(v_agg, dtype=float)
 
 
-def _trial_info(group: pd.DataFrame) -> dict:
-    first = group.iloc[0]
-    info = {col: _plain(first.get(col)) for col in TRIAL_COLUMNS}
+def _trial_info(records: list[dict]) -> dict:
+    first = records[0]
+    info = {col: first.get(col) for col in TRIAL_COLUMNS}
+    if isinstance(info["year"], float) and info["year"].is_integer():
+        info["year"] = int(info["year"])
     info["comparator"] = info.pop("condition_arm2")
-    info["n_effects"] = len(group)
-    info["n_arm1"] = _arm_total(group, "arm1", "n_arm1")
-    info["n_arm2"] = _arm_total(group, "arm2", "n_arm2")
+    info["n_effects"] = len(records)
+    info["n_arm1"] = _arm_total(records, "arm1", "n_arm1")
+    info["n_arm2"] = _arm_total(records, "arm2", "n_arm2")
     return info
 
 
-def _arm_total(group: pd.DataFrame, arm: str, n: str) -> int | None:
-    """Participants in the distinct arms of one side (largest n reported for each arm)."""
-    if n not in group or group[n].isna().all():
-        return None
-    by_arm = group.groupby(arm)[n].max() if arm in group else group[n].max()
-    return int(np.nansum(np.asarray(by_arm, dtype=float)))
+def _arm_total(records: list[dict], arm: str, n: str) -> int | None:
+    """Participants in the distinct arms of one side (the largest n reported for each arm)."""
+    largest: dict[object, float] = {}
+    for record in records:
+        if record.get(n) is not None:
+            key = record.get(arm)
+            largest[key] = max(largest.get(key, 0.0), float(record[n]))
+    return int(sum(largest.values())) if largest else None
 
 
-def _participants(rows: pd.DataFrame) -> int:
-    total = 0
-    for _, group in rows.groupby("trial", sort=True):
-        for arm, n in (("arm1", "n_arm1"), ("arm2", "n_arm2")):
-            total += _arm_total(group, arm, n) or 0
-    return total
-
-
-def _hash(plan: CellPlan, rows: pd.DataFrame, config: Config) -> str:
-    cols = [c for c in ROW_COLUMNS if c in rows]
+def _hash(plan: CellPlan, cols: list[str], records: list[dict], config: Config) -> str:
     payload = {
         "version": __version__,
         "cell": [plan.id, plan.analysis, list(plan.subgroups), plan.min_studies],
         "settings": config.model_dump(mode="json", include={"effect", "model", "dependency", "bias_min_studies",
                                                             "sensitivity"}),
         "columns": cols,
-        "rows": [[_hashable(v) for v in row] for row in rows[cols].itertuples(index=False, name=None)],
+        "rows": [[_hashable(r[c]) for c in cols] for r in records],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def _hashable(value: object) -> object:
-    value = _plain(value)
     return value.hex() if isinstance(value, float) else value
 
 
