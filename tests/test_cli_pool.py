@@ -118,6 +118,7 @@ def test_pool_by_matches_metafor(name: str, model: str, args: list[str]) -> None
     common = ref["test"][model]
     assert_close("QM", out["test_common_tau2"]["QM"], common["QM"])
     assert_close("QM p", out["test_common_tau2"]["p_value"], common["QMp"])
+    assert_close("common tau2", out["test_common_tau2"]["tau2"], common["tau2"])
 
 
 def test_book_thirdwave_via_cli() -> None:

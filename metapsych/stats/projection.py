@@ -65,8 +65,61 @@ class Projection:
         return float(2.0 * np.sum(np.log(np.abs(np.diag(self.r)))))
 
 
-def project(x: np.ndarray, w: np.ndarray, y: np.ndarray) -> Projection:
+@dataclass(frozen=True)
+class Factor:
+    """A one-factor design given by group indices 0..G-1 (cell-means coding), used without forming X.
+
+    It spans the same space as R's treatment coding ``~ factor(g)``, so every P-based quantity (and tau^2)
+    is the same, at O(k) cost for any number of groups.
+    """
+
+    index: np.ndarray
+    groups: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.index.size), self.groups
+
+
+@dataclass(frozen=True)
+class FactorProjection(Projection):
+    """Projection onto a Factor design; sum_p2 and (X'WX)^-1 use the block structure."""
+
+    index: np.ndarray = None  # type: ignore[assignment]
+    sw: np.ndarray = None  # type: ignore[assignment]
+
+    def sum_p2(self, a: np.ndarray | float = 1.0, b: np.ndarray | float = 1.0) -> float:
+        a = np.broadcast_to(np.asarray(a, dtype=float), self.w.shape)
+        b = np.broadcast_to(np.asarray(b, dtype=float), self.w.shape)
+        diag = np.sum(a * b * self.w**2 * (1.0 - 2.0 * self.h))
+        g = self.sw.size
+        qa = np.bincount(self.index, a * self.w**2, g) / self.sw
+        qb = np.bincount(self.index, b * self.w**2, g) / self.sw
+        return float(diag + np.sum(qa * qb))
+
+    def inverse_xwx(self) -> np.ndarray:
+        return np.diag(1.0 / self.sw)
+
+    def logdet_xwx(self) -> float:
+        return float(np.sum(np.log(self.sw)))
+
+
+def project_factor(design: Factor, w: np.ndarray, y: np.ndarray) -> FactorProjection:
+    """Weighted group means: the least-squares fit on a one-factor design."""
+    sw = np.bincount(design.index, w, design.groups)
+    if np.any(sw <= 0):
+        raise RankDeficientError("a factor level has no observations")
+    beta = np.bincount(design.index, w * y, design.groups) / sw
+    resid = y - beta[design.index]
+    empty = np.empty((0, 0))
+    return FactorProjection(w=w, q=empty, r=empty, beta=beta, resid=resid, h=w / sw[design.index],
+                            index=design.index, sw=sw)
+
+
+def project(x: np.ndarray | Factor, w: np.ndarray, y: np.ndarray) -> Projection:
     """Fit y on x by weighted least squares with weights w (all positive)."""
+    if isinstance(x, Factor):
+        return project_factor(x, w, y)
     sw = np.sqrt(w)
     q, r = np.linalg.qr(sw[:, None] * x)
     d = np.abs(np.diag(r))

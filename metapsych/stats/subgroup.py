@@ -16,7 +16,7 @@ import numpy as np
 
 from metapsych.stats import distributions as dist
 from metapsych.stats.batch import BatchFit, fit_many
-from metapsych.stats.metareg import meta_regression, r_sort_key
+from metapsych.stats.metareg import r_sort_key
 from metapsych.stats.rma import RmaFit
 from metapsych.stats.tau2 import TIGHT, Control
 
@@ -113,14 +113,37 @@ def between_test(estimates: Sequence[float], se: Sequence[float]) -> BetweenTest
 
 
 def _common_tau2(y, v, labels, levels, estimator, test, level, control) -> CommonTau2Test | None:
-    if len(levels) < 2:
+    """QM of ``rma(yi, vi, mods = ~ factor(g))``, computed on the cell-means form at O(k) cost.
+
+    The Wald test that all level means are equal is invariant to the coding, so it equals metafor's QM
+    for the treatment-coded coefficients: QM = sum_g W_g (mu_g - mu)^2 with W_g = sum of weights of level g.
+    """
+    from metapsych.stats.projection import Factor, project
+    from metapsych.stats.tau2 import canonical_estimator, estimate_tau2
+
+    g = len(levels)
+    if g < 2:
         return None
-    try:
-        reg = meta_regression(y, v, {"subgroup": list(labels)}, estimator=estimator, test=test, level=level,
-                              control=control)
-    except ValueError as exc:
+    k = y.size
+    method = canonical_estimator(estimator)
+    design = Factor(_index(levels, labels), g)
+    if k <= g:
         nan = float("nan")
-        return CommonTau2Test(nan, len(levels) - 1, None, nan, nan, message=str(exc))
-    f = reg.fit
-    df2 = float(f.k - f.p) if test != "z" else None
-    return CommonTau2Test(f.QM, f.QM_df, df2, f.QM_p, f.tau2, message=f.message)
+        return CommonTau2Test(nan, g - 1, None, nan, nan, message="as many subgroups as studies: no residual df")
+    est = estimate_tau2(y - np.mean(y), v, design, method, control) if method != "EE" else None
+    tau2 = 0.0 if est is None else est.tau2
+    if est is not None and not est.converged:
+        nan = float("nan")
+        return CommonTau2Test(nan, g - 1, None, nan, nan, message=est.message)
+    pr = project(design, 1.0 / (v + tau2), y)
+    mu = pr.beta
+    qm = float(np.sum(pr.sw * (mu - np.sum(pr.sw * mu) / np.sum(pr.sw)) ** 2))
+    if test == "z":
+        return CommonTau2Test(qm, g - 1, None, float(dist.chi2_sf(qm, g - 1)), tau2)
+    s2w = 1.0
+    if test in ("knha", "adhoc"):
+        s2w = 0.0 if pr.rss <= np.finfo(float).eps else pr.rss / (k - g)
+        s2w = max(1.0, s2w) if test == "adhoc" else s2w
+    with np.errstate(divide="ignore"):
+        f = qm / s2w / (g - 1)
+    return CommonTau2Test(f, g - 1, float(k - g), float(dist.f_sf(f, g - 1, k - g)), tau2)
