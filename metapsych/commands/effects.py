@@ -1,1 +1,104 @@
-"""Implementation of a metapsych command (being built)."""
+"""``metapsych effects``: effect sizes with the formula used for each row (or why there is none).
+
+With FILE, reads a Metapsy-format CSV; without, builds the comparison table of the trials in
+``studies/``. Prints a table (or JSON rows with ``--json``) and writes the full table as CSV with ``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from metapsych.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STUDIES = Path("studies")
+SHOWN = ("study", "instrument", "time", "yi", "sei", "formula", "why_missing")
+
+
+def run(file: Path | None, measure: str = "g", as_json: bool = False, out: Path | None = None) -> int:
+    """Compute the effect table and print or write it; returns the exit code (0)."""
+    from metapsych.effects.compute import MEASURES, compute_effects
+
+    measure = measure.strip().lower()
+    if measure not in MEASURES:
+        raise InputError(f"--measure: unknown measure {measure!r} (expected one of {', '.join(MEASURES)})")
+    table, name = (read_csv(file), str(file)) if file is not None else (studies_table(STUDIES), str(STUDIES))
+    result = compute_effects(table, measure=measure, file=name)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result.to_csv(out, index=False)
+    if as_json:
+        sys.stdout.write(json.dumps(json_rows(result), indent=1, ensure_ascii=False) + "\n")
+    elif out is None:
+        sys.stdout.write(text_table(result))
+    else:
+        done = int(result["yi"].notna().sum())
+        sys.stdout.write(f"wrote {out}: {len(result)} rows, {done} with an effect size ({measure})\n")
+    return 0
+
+
+def read_csv(file: Path) -> pd.DataFrame:
+    """A Metapsy-format CSV as a comparison table; every unreadable cell is reported (exit 2)."""
+    from metapsych.data.metapsy import read_metapsy_csv
+
+    if not file.is_file():
+        raise InputError(f"{file}: no such file (expected a Metapsy-format CSV)")
+    return read_metapsy_csv(file, strict=True)
+
+
+def studies_table(path: Path) -> pd.DataFrame:
+    """The comparison table of the trial files under ``path``."""
+    from metapsych.data.load import load_studies
+    from metapsych.data.table import comparison_table
+
+    if not path.exists():
+        raise InputError(f"{path}: no such folder (give a Metapsy CSV, or run where studies/ exists)")
+    return comparison_table(load_studies(path))
+
+
+def _plain(value: object) -> object:
+    """JSON-safe scalar: NaN/inf -> null, numpy scalars -> Python."""
+    if value is None:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()  # type: ignore[union-attr]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def json_rows(result: pd.DataFrame) -> list[dict[str, object]]:
+    """One object per row, every column, missing values as null."""
+    import pandas as pd
+
+    return [
+        {str(k): (None if v is not None and not isinstance(v, str) and pd.isna(v) else _plain(v)) for k, v in row.items()}
+        for row in result.to_dict(orient="records")
+    ]
+
+
+def text_table(result: pd.DataFrame) -> str:
+    """A fixed-width summary: who, what, the effect and how it was obtained."""
+    cols = [c for c in SHOWN if c in result]
+    rows = [[_cell(result[c].iloc[i]) for c in cols] for i in range(len(result))]
+    widths = [max([len(c)] + [len(r[j]) for r in rows]) for j, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    done = int(result["yi"].notna().sum())
+    lines.append(f"{len(result)} rows, {done} with an effect size ({result['measure'].iloc[0] if len(result) else ''})")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+

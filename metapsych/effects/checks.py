@@ -32,6 +32,7 @@ RULES: dict[str, Rule] = {
     **{f"totaln_{a}": _N for a in ARMS},
     **{f"event_{a}": _NONNEG for a in ARMS},
     **{f"cluster_size_{a}": _CLUSTER for a in ARMS},
+    **{f"icc_{a}": _ICC for a in ARMS},
     "precalc_g_se": _POSITIVE,
     "p_value": _PROB,
     "f_value": _NONNEG,
@@ -41,7 +42,7 @@ RULES: dict[str, Rule] = {
 NUMERIC = (
     [f"{k}_{a}" for k in ("mean", "sd", "n", "mean_change", "sd_change", "n_change", "event", "totaln") for a in ARMS]
     + ["precalc_g", "precalc_g_se", "precalc_ci_lower", "precalc_ci_upper", "t_value", "f_value", "p_value"]
-    + ["icc", "cluster_size", "cluster_size_arm1", "cluster_size_arm2"]
+    + ["icc", "cluster_size", "icc_arm1", "cluster_size_arm1", "icc_arm2", "cluster_size_arm2"]
 )
 
 

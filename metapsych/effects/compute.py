@@ -27,10 +27,12 @@ else the Metapsy convention: scores are symptom measures (lower is better), even
 response/remission (higher is better). Precalculated g is taken as already oriented (Metapsy standard);
 t/F/p get their sign from ``stat_favours`` (``arm1`` or ``arm2``).
 
-**Clustering.** When ``icc`` and a cluster size are given (``cluster_size`` for both arms, or
-``cluster_size_arm1``/``cluster_size_arm2`` per arm), raw-data sample sizes (and event counts) are
-divided by the design effect 1 + (m - 1) ICC before the formula is applied; the ``design_effect``
-column records it. Precalculated effects and test statistics are taken as already analysed.
+**Clustering.** An arm with an ICC and a mean cluster size (``icc``/``cluster_size`` for arm 1, as the data
+layer writes them for a group-delivered therapy arm, or ``icc_arm1``/``cluster_size_arm1``; and
+``icc_arm2``/``cluster_size_arm2``) has its raw-data sample size (and event counts) divided by the design
+effect 1 + (m - 1) ICC before the formula is applied (Cochrane Handbook 23.1.4); the ``design_effect``
+column records the larger of the two. Precalculated effects and test statistics are taken as already
+analysed, so they are not adjusted.
 """
 
 from __future__ import annotations
@@ -124,10 +126,12 @@ def _check_favours(table: pd.DataFrame, file: str) -> list[Problem]:
 
 def _design_effects(values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Design effect per arm (1 where no ICC or cluster size is given)."""
-    icc = values["icc"]
     out = []
     for arm in ARMS:
-        m = np.where(np.isnan(values[f"cluster_size_{arm}"]), values["cluster_size"], values[f"cluster_size_{arm}"])
+        icc, m = values[f"icc_{arm}"], values[f"cluster_size_{arm}"]
+        if arm == "arm1":
+            icc = np.where(np.isnan(icc), values["icc"], icc)
+            m = np.where(np.isnan(m), values["cluster_size"], m)
         d = convert.design_effect(m, icc)
         out.append(np.where(np.isnan(d), 1.0, d))
     return out[0], out[1]
