@@ -101,3 +101,18 @@ def test_unknown_reference_and_bad_options(tmp_path: Path) -> None:
     assert code == 2 and "--small-values" in err
     code, _, err = _invoke(str(tmp_path / "missing.csv"), "--reference", "cbt")
     assert code == 2
+
+
+def test_metapsy_multiarm_trial_against_a_shared_control_is_completed(tmp_path: Path) -> None:
+    path = tmp_path / "metapsy.csv"
+    path.write_text(
+        "study,condition_arm1,condition_arm2,.g,.g_se,n_arm1,n_arm2\n"
+        "Smith 2019,cbt,wl,0.8,0.2,50,50\nSmith 2019,ipt,wl,0.6,0.21,45,50\nLee 2020,ipt,wl,0.5,0.25,30,30\n"
+        "Kim 2021,cbt,ipt,0.1,0.2,40,40\n"
+    )
+    code, out, _ = _invoke(str(path), "--reference", "wl", "--json")
+    assert code == 0, out
+    payload = json.loads(out)
+    assert payload["multi_arm_studies"] == ["Smith 2019"]
+    assert any("shared arm 'wl'" in note for note in payload["notes"])
+    assert {n["treatment"]: n["n_participants"] for n in payload["graph"]["nodes"]}["wl"] == 80

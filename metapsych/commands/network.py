@@ -49,12 +49,13 @@ def run(file: Path, *, reference: str | None, random: bool, small_values: str, l
     if not 0 < level < 100 or level == 1:
         raise InputError(f"--level must be a fraction such as 0.95 (or a percentage), not {level}")
     table = read_contrasts(file)
+    rows = _completed(table)
     try:
-        fit = fit_network(table.study, table.treat1, table.treat2, table.yi, table.vi, reference=reference,
+        fit = fit_network(rows.study, rows.treat1, rows.treat2, rows.yi, rows.vi, reference=reference,
                           model="random" if random else "common", level=level, small_values=small_values,
-                          n1=table.n1, n2=table.n2)
+                          n1=rows.n1, n2=rows.n2, notes=rows.notes)
     except NetworkDataError as exc:
-        lines = [table.lines[r] for r in exc.rows] or [None]
+        lines = sorted({table.lines[rows.source[r]] for r in exc.rows}) or [None]
         raise DataError([Problem(str(file), line, _column(exc.field, table.layout), exc.problem, exc.expected)
                          for line in lines]) from None
     except ValueError as exc:
@@ -67,6 +68,16 @@ def run(file: Path, *, reference: str | None, random: bool, small_values: str, l
 
         render(payload)
     return 0
+
+
+def _completed(table: ContrastTable) -> Any:
+    """Metapsy rows: derive the missing contrasts of multi-arm trials given against one shared arm."""
+    from metapsych.stats.network_data import CompletedRows, complete_multiarm
+
+    if table.layout == "metapsy":
+        return complete_multiarm(table.study, table.treat1, table.treat2, table.yi, table.vi, table.n1, table.n2)
+    return CompletedRows(table.study, table.treat1, table.treat2, table.yi, table.vi, table.n1, table.n2,
+                         list(range(len(table.study))), [])
 
 
 def _column(field: str, layout: str) -> str:

@@ -105,11 +105,13 @@ def fit_network(
     small_values: Literal["bad", "good"] = "bad",
     n1: np.ndarray | list[float] | None = None,
     n2: np.ndarray | list[float] | None = None,
+    notes: tuple[str, ...] | list[str] = (),
 ) -> NetworkFit:
     """Fit a network meta-analysis. Raises ``NetworkDataError`` for bad rows, ``ValueError`` for options.
 
     ``reference`` defaults to the most connected treatment of the largest component. ``n1``/``n2``
-    (participants in the treat1/treat2 arm) only size the graph nodes.
+    (participants in the treat1/treat2 arm) only size the graph nodes; ``notes`` are added to the fit's notes
+    (e.g. those of ``network_data.complete_multiarm``).
     """
     if model not in ("random", "common"):
         raise ValueError(f"model must be 'random' or 'common', not {model!r}")
@@ -123,7 +125,7 @@ def fit_network(
                          f"(treatments: {', '.join(data.treatments)})")
     comps = components(data)
     main = next((c for c in comps if reference in (data.treatments[t] for t in c)), comps[0])
-    notes: list[str] = []
+    notes = list(notes)
     if reference is None:
         reference = _most_connected(data, main)
         notes.append(f"no reference given: using '{reference}', the most connected treatment")

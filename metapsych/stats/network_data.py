@@ -214,3 +214,79 @@ def subset(data: NetworkData, treatments: tuple[int, ...]) -> NetworkData:
 def design_label(data: NetworkData, study: Study) -> str:
     """netmeta-style design label: the study's treatments sorted and joined by ':'."""
     return ":".join(sorted(data.treatments[t] for t in study.arms))
+
+
+@dataclass(frozen=True)
+class CompletedRows:
+    """Contrast rows with multi-arm studies completed; ``source`` maps each row to its input row."""
+
+    study: list[str]
+    treat1: list[str]
+    treat2: list[str]
+    yi: list[float]
+    vi: list[float]
+    n1: list[float] | None
+    n2: list[float] | None
+    source: list[int]
+    notes: list[str]
+
+
+def complete_multiarm(
+    study: list[str], treat1: list[str], treat2: list[str], yi: list[float], vi: list[float],
+    n1: list[float] | None = None, n2: list[float] | None = None,
+) -> CompletedRows:
+    """Add the missing contrasts of multi-arm studies given as m-1 contrasts against one shared arm.
+
+    Metapsy-style rows give each arm of a multi-arm trial against the common comparator c. The missing
+    contrast a - b is y(a,c) - y(b,c) with variance vi(a,c) + vi(b,c) - 2 s_c, where the shared arm's
+    variance s_c is apportioned from each vi(a,c) in proportion to 1/n (equal shares without n): exact
+    for mean differences with equal SDs, an approximation otherwise, and reported in ``notes``.
+    Studies that are complete or not of this star shape are left as they are (fit_network reports them).
+    """
+    out = CompletedRows(list(study), list(treat1), list(treat2), [float(y) for y in yi], [float(v) for v in vi],
+                        None if n1 is None else list(n1), None if n2 is None else list(n2),
+                        list(range(len(study))), [])
+    for label in dict.fromkeys(study):
+        rows = [i for i, s in enumerate(study) if s == label]
+        arms = list(dict.fromkeys(t for i in rows for t in (treat1[i], treat2[i])))
+        m = len(arms)
+        if m < 3 or len(rows) != m - 1:
+            continue
+        shared = [c for c in arms if all(c in (treat1[i], treat2[i]) for i in rows)]
+        if len(shared) == 1:
+            _complete_star(out, label, rows, shared[0])
+    return out
+
+
+def _complete_star(out: CompletedRows, label: str, rows: list[int], c: str) -> None:
+    eff: dict[str, tuple[float, float, int]] = {}
+    shares = []
+    n_of = {}
+    for i in rows:
+        a, sign = (out.treat1[i], 1.0) if out.treat2[i] == c else (out.treat2[i], -1.0)
+        eff[a] = (sign * out.yi[i], out.vi[i], i)
+        if out.n1 is not None and out.n2 is not None:
+            n_a, n_c = (out.n1[i], out.n2[i]) if sign > 0 else (out.n2[i], out.n1[i])
+            n_of[a], n_of[c] = n_a, n_c
+    for a, (_, v, _) in eff.items():
+        n_a, n_c = n_of.get(a, float("nan")), n_of.get(c, float("nan"))
+        ok = np.isfinite(n_a) and np.isfinite(n_c) and n_a > 0 and n_c > 0
+        shares.append(v * (1.0 / n_c) / (1.0 / n_a + 1.0 / n_c) if ok else v / 2.0)
+    s_c = min(float(np.mean(shares)), 0.99 * min(v for _, v, _ in eff.values()))
+    names = list(eff)
+    for x in range(len(names)):
+        for z in range(x + 1, len(names)):
+            a, b = names[x], names[z]
+            (ya, va, ia), (yb, vb, _) = eff[a], eff[b]
+            out.study.append(label)
+            out.treat1.append(a)
+            out.treat2.append(b)
+            out.yi.append(ya - yb)
+            out.vi.append(va + vb - 2.0 * s_c)
+            if out.n1 is not None and out.n2 is not None:
+                out.n1.append(n_of.get(a, float("nan")))
+                out.n2.append(n_of.get(b, float("nan")))
+            out.source.append(ia)
+    how = "in proportion to 1/n" if n_of else "equally (no arm sizes)"
+    out.notes.append(f"study '{label}': contrasts between arms other than the shared arm '{c}' were derived from "
+                     f"its {len(rows)} contrasts against '{c}' (shared-arm variance apportioned {how})")

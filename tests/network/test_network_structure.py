@@ -169,3 +169,23 @@ def test_invariant_to_row_order_orientation_and_reference(seed: int, flip: list[
             assert other["league"][a][b]["se"] == pytest.approx(cell["se"], rel=1e-6)
             assert other["league"][b][a]["estimate"] == pytest.approx(-cell["estimate"], rel=1e-6, abs=1e-9)
     assert sum(other["p_scores"].values()) == pytest.approx(len(other["treatments"]) / 2, rel=1e-12)
+
+
+def test_complete_multiarm_is_exact_for_mean_differences_with_equal_sds() -> None:
+    from metapsych.stats.network_data import complete_multiarm
+
+    sd, n, mean = 2.0, {"a": 30, "b": 40, "c": 50}, {"a": 1.0, "b": 0.5, "c": 0.0}
+
+    def var(x: str, y: str) -> float:
+        return sd**2 / n[x] + sd**2 / n[y]
+
+    rows = complete_multiarm(["s", "s", "t"], ["a", "b", "a"], ["c", "c", "b"],
+                             [mean["a"] - mean["c"], mean["b"] - mean["c"], 0.3], [var("a", "c"), var("b", "c"), 0.1],
+                             [30, 40, 25], [50, 50, 25])
+    assert rows.treat1[3:] == ["a"] and rows.treat2[3:] == ["b"]
+    assert rows.yi[3] == pytest.approx(0.5)
+    assert rows.vi[3] == pytest.approx(var("a", "b"), rel=1e-12)
+    assert rows.source == [0, 1, 2, 0]
+    assert len(rows.notes) == 1 and "'s'" in rows.notes[0]
+    fit = fit_network(rows.study, rows.treat1, rows.treat2, rows.yi, rows.vi, reference="c", notes=rows.notes)
+    assert rows.notes[0] in fit.notes
