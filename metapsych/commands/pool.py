@@ -11,6 +11,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from metapsych.errors import AnalysisError, DataError, InputError, Problem
@@ -58,7 +59,8 @@ def run(
             raise InputError("--diagnostics cannot be combined with --by; run it per subgroup")
         payload = subgroup_payload(table, by, method, test, level)
     if as_json:
-        sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        many = len(payload.get("subgroups", ())) > 50  # the C encoder (no indent) keeps big grids fast
+        sys.stdout.write(json.dumps(payload, indent=None if many else 2, allow_nan=False) + "\n")
     else:
         render(payload, title=str(file))
     return 0
@@ -192,13 +194,16 @@ def subgroup_payload(table: EffectTable, by: str, method: str, test: str, level:
     y, v = np.asarray(table.yi), np.asarray(table.vi)
     result = subgroup_analysis(y, v, labels, estimator=method, test=test, level=level)
     batch = result.batch
+    intervals = _BatchIntervals(batch)
+    studies: dict[str, list[str]] = {name: [] for name in result.levels}
+    for study, label in zip(table.study, labels):
+        studies[label].append(study)
     subgroups: dict[str, Any] = {}
     for i, name in enumerate(result.levels):
         fitted = batch[i]
-        ci = _BatchInterval(batch, i)
-        block = model_payload(fitted, ci, method, test, level)
+        block = model_payload(fitted, intervals.at(i), method, test, level)
         block["weights"] = [number(w) for w in fitted.weights]
-        block["study"] = [s for s, label in zip(table.study, labels) if label == name]
+        block["study"] = studies[name]
         subgroups[name] = block
     between = result.between if len(result.levels) > 1 else between_test([], [])
     common = result.common
@@ -215,22 +220,28 @@ def subgroup_payload(table: EffectTable, by: str, method: str, test: str, level:
     }
 
 
-class _BatchInterval:
-    """The Q-profile interval of analysis i of a BatchFit, shaped like a Tau2Interval."""
+class _BatchIntervals:
+    """The Q-profile intervals of a BatchFit, handed out one analysis at a time like a Tau2Interval."""
 
-    def __init__(self, batch: Any, i: int) -> None:
+    def __init__(self, batch: Any) -> None:
         import numpy as np
 
-        self.tau2_lower, self.tau2_upper = batch.tau2_ci_lower[i], batch.tau2_ci_upper[i]
-        self.I2_lower, self.I2_upper = batch.I2_ci[0][i], batch.I2_ci[1][i]
-        self.H2_lower, self.H2_upper = batch.H2_ci[0][i], batch.H2_ci[1][i]
-        self.tau_lower, self.tau_upper = np.sqrt(self.tau2_lower), np.sqrt(self.tau2_upper)
-        self.ci_null = bool(batch.ci_null[i])
-        self.message = None
-        if self.ci_null:
-            self.message = "Q-profile interval for tau^2 is empty (Q(0) below the lower quantile); reported as [0, 0]"
-        elif batch.ub_at_limit[i]:
-            self.message = "upper tau^2 bound reached the search limit; the true bound is larger"
+        self.batch = batch
+        self.tau2 = (batch.tau2_ci_lower, batch.tau2_ci_upper)
+        self.tau = (np.sqrt(batch.tau2_ci_lower), np.sqrt(batch.tau2_ci_upper))
+        self.I2 = batch.I2_ci
+        self.H2 = batch.H2_ci
+
+    def at(self, i: int) -> SimpleNamespace:
+        """Tau2Interval-like view of analysis i."""
+        message = None
+        if self.batch.ci_null[i]:
+            message = "Q-profile interval for tau^2 is empty (Q(0) below the lower quantile); reported as [0, 0]"
+        elif self.batch.ub_at_limit[i]:
+            message = "upper tau^2 bound reached the search limit; the true bound is larger"
+        values = {f"{name}_{side}": getattr(self, name)[j][i]
+                  for name in ("tau2", "tau", "I2", "H2") for j, side in enumerate(("lower", "upper"))}
+        return SimpleNamespace(**values, ci_null=bool(self.batch.ci_null[i]), message=message)
 
 
 def _diagnostics(table: EffectTable, method: str, knha: bool, level: float) -> dict[str, Any]:

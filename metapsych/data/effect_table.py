@@ -74,7 +74,11 @@ def _number(text: str, field: str, file: str, line: int, problems: list[Problem]
     """Parse one cell, recording a Problem (and returning None) when it is missing, unreadable or out of range."""
     expected = "a positive number" if positive else "a number"
     try:
-        value = parse_number(text)
+        value = float(text)
+    except ValueError:
+        value = None
+    try:
+        value = parse_number(text) if value is None or not math.isfinite(value) else value
     except ValueError:
         problems.append(Problem(file, line, field, f"'{text.strip()}' is not a number", expected))
         return None
