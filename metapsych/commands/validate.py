@@ -75,6 +75,9 @@ def _print_text(report: Any, summary: dict[str, Any]) -> None:
     for condition, counts in summary["by_condition"].items():
         table.add_row(condition, *(str(counts.get(k, 0)) for k in ("trials", "arms", "comparisons", "outcomes")))
     console.print(table)
+    if not conditions:
+        console.print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+        return
     by_approach = Table(title="comparisons by approach (arm 1) and condition", title_justify="left")
     by_approach.add_column("approach")
     for condition in conditions:

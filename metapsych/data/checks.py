@@ -53,8 +53,8 @@ class Checker:
         """
         value = self.doc.value
         if not isinstance(value, dict):
-            got = "an empty file" if value is None else f"a {type(value).__name__}"
-            self.add((), f"the file holds {got}, not a trial", "a mapping with id, condition, arms, outcomes")
+            problem = "the file is empty" if value is None else f"the file holds a {type(value).__name__}, not a trial"
+            self.add((), problem, "a mapping with id, condition, arms, outcomes")
             return None, None
         try:
             return Trial.model_validate(value), None

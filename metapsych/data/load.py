@@ -141,10 +141,10 @@ def check_file(path: Path, vocabulary: Vocabulary) -> tuple[LoadedTrial | None, 
         return None, _unique(checker.problems)
     codes = checker.check(trial)
     if any(p.severity == "error" for p in checker.problems):
-        return None, checker.problems
+        return None, _unique(checker.problems)
     lines = tuple(doc.lines.get(("outcomes", i)) for i in range(len(trial.outcomes)))
     loaded = LoadedTrial(canonical(trial, codes), file, hashlib.sha256(raw).hexdigest(), lines)
-    return loaded, checker.problems
+    return loaded, _unique(checker.problems)
 
 
 def canonical(trial: Trial, codes: dict) -> Trial:

@@ -9,6 +9,7 @@ starts on (header = line 1), so problems can be reported as ``FILE:LINE: column:
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import math
 import re
@@ -68,12 +69,14 @@ def sniff_separator(header: str) -> str:
 
 
 def read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and ``(physical line, cells)`` of every non-empty row of a delimited text file."""
+    """Header and ``(physical line, cells)`` of every non-empty row of a delimited text file (or .gz of one)."""
     file = str(path)
     try:
-        text = decode(path.read_bytes(), file)
-    except OSError as exc:
-        raise DataError(Problem(file, None, "(file)", f"cannot read file: {exc.strerror}", "a readable CSV")) from None
+        raw = path.read_bytes()
+        text = decode(gzip.decompress(raw) if path.suffix == ".gz" else raw, file)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise DataError(Problem(file, None, "(file)", f"cannot read file: {reason}", "a readable CSV")) from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise DataError(Problem(file, 1, "(file)", "the file is empty", "a header row and data rows"))

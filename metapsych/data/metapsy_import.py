@@ -53,6 +53,7 @@ class Row:
     data: dict[str, Any]
     lower_is_better: bool
     note: str | None = None
+    switched: bool = False
 
 
 @dataclass
@@ -98,6 +99,7 @@ def import_metapsy(frame: pd.DataFrame, condition: str, vocabulary: Vocabulary, 
         trial = builder.build(rows, [by_line[r.line] for r in rows], database, version, oriented, result.skipped)
         result.trials.append(trial)
         result.rows_converted += builder.converted
+    result.skipped.sort(key=lambda p: p.line or 0)
     return result
 
 
@@ -294,10 +296,12 @@ class _TrialBuilder:
     def build(self, rows: list[Row], records: list[dict[str, Any]], database: str | None, version: str | None,
               oriented: bool, skipped: list[Problem]) -> dict[str, Any]:
         """The trial dict (keys in the order they are written)."""
-        for row, record in zip(rows, records):
-            self._arm(row.arm1, record, 1)
-            self._arm(row.arm2, record, 2)
+        by_line = {row.line: record for row, record in zip(rows, records)}
         rows = self._orient(rows, skipped)
+        for row in rows:
+            first, second = (row.arm2, row.arm1) if row.switched else (row.arm1, row.arm2)
+            self._arm(first, by_line[row.line], 1)
+            self._arm(second, by_line[row.line], 2)
         comparisons = list(dict.fromkeys((self.arms[r.arm1]["id"], self.arms[r.arm2]["id"]) for r in rows))
         outcomes = self._outcomes(rows, comparisons, oriented)
         self._check_randomized(outcomes)
@@ -501,7 +505,7 @@ def _switched(row: Row) -> Row:
             data[name] = value
     if row.kind == "precomputed":
         data["g"] = -data["g"]
-    return Row(row.line, row.study, row.arm2, row.arm1, row.key, row.kind, data, row.lower_is_better, row.note)
+    return Row(row.line, row.study, row.arm2, row.arm1, row.key, row.kind, data, row.lower_is_better, row.note, True)
 
 
 def _results(row: Row) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -144,13 +144,13 @@ def _convert_mapping(node: yaml.MappingNode, path: Path_, lines: dict[Path_, int
     result: dict[str, Any] = {}
     for key_node, value_node in node.value:
         key_line = key_node.start_mark.line + 1
+        if key_node.tag.endswith(":merge"):
+            raise DataError(Problem(file, key_line, format_path(path), "YAML merge keys (<<) are not allowed",
+                                    "every value written out in full"))
         if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _STANDARD_TAGS:
             raise DataError(Problem(file, key_line, format_path(path), "mapping keys must be plain text",
                                     "key: value"))
         key = str(key_node.value)
-        if key == "<<":
-            raise DataError(Problem(file, key_line, format_path(path), "YAML merge keys (<<) are not allowed",
-                                    "every value written out in full"))
         if key in result:
             raise DataError(Problem(file, key_line, format_path((*path, key)), "duplicate key",
                                     "each key once per mapping"))
