@@ -49,6 +49,7 @@ def results_from_effects(effects: pd.DataFrame, config: Config, file_hashes: dic
     """The results document of an effect table (comparison table with ``yi``/``vi``)."""
     from metapsych.analysis.inputs import cell_inputs
     from metapsych.analysis.moderators import moderator_results
+    from metapsych.analysis.network import network_results
     from metapsych.analysis.plan import plan_cells
 
     cache = cache or Cache(None)
@@ -57,6 +58,9 @@ def results_from_effects(effects: pd.DataFrame, config: Config, file_hashes: dic
     progress("moderators", 0, 1)
     moderators = moderator_results(effects, config)
     progress("moderators", 1, 1)
+    progress("networks", 0, 1)
+    networks = network_results(effects, config)
+    progress("networks", 1, 1)
     return {
         "schema_version": SCHEMA_VERSION,
         "metapsych_version": __version__,
@@ -66,7 +70,7 @@ def results_from_effects(effects: pd.DataFrame, config: Config, file_hashes: dic
         "cells": cells,
         "overview": overview(cells),
         "moderators": moderators,
-        "network": {},
+        "network": networks,
         "not_estimable": [{"cell": c["id"], "reason": c["message"]} for c in cells if c["status"] != "ok"],
     }
 
