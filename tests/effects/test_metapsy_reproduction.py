@@ -19,7 +19,7 @@ import pytest
 from metapsych.effects import continuous
 from metapsych.effects.compute import compute_effects
 
-DATA = Path(__file__).resolve().parents[1] / "fixtures" / "metapsy" / "metapsy-depression-psyctr.csv"
+DATA = Path(__file__).resolve().parents[1] / "fixtures" / "metapsy" / "metapsy-depression-psyctr.csv.gz"  # the data engineer's copy, identical to shared
 TOL = 1e-6
 
 # msd rows whose .g/.g_se do not follow from the row's own means/SDs/n under either formula, by
