@@ -160,7 +160,7 @@ class BatchFit:
 
     def __getitem__(self, i: int) -> RmaFit:
         one = np.array
-        test = str(self.tests[i])
+        test = "z" if self.k[i] == 1 else self.test
         start = int(self.starts[i])
         df = None if test == "z" else float(self.df[i])
         return RmaFit(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -52,10 +53,14 @@ class SubgroupAnalysis:
     """Per-level fits (levels in R's sort order) and both tests."""
 
     levels: tuple[str, ...]
-    fits: dict[str, RmaFit]
     between: BetweenTest
     common: CommonTau2Test | None
     batch: BatchFit
+
+    @cached_property
+    def fits(self) -> dict[str, RmaFit]:
+        """Per-level RmaFit objects (built on first access from ``batch``)."""
+        return dict(zip(self.levels, self.batch))
 
 
 def subgroup_levels(groups: Sequence[object]) -> tuple[str, ...]:
@@ -85,8 +90,7 @@ def subgroup_analysis(
                                              control=control)
     return SubgroupAnalysis(
         levels=levels,
-        fits=dict(zip(levels, fits)),
-        between=between_test([f.estimate for f in wald], [float(f.se[0]) for f in wald]),
+        between=between_test(wald.estimate, wald.se),
         common=_common_tau2(y, v, labels, levels, estimator, test, level, control),
         batch=fits,
     )
