@@ -153,7 +153,7 @@ yaml_values = st.recursive(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=yaml_values)
 def test_random_yaml_structures_never_crash(tmp_path: Path, value: object) -> None:
     import yaml
@@ -161,7 +161,7 @@ def test_random_yaml_structures_never_crash(tmp_path: Path, value: object) -> No
     _assert_no_traceback(tmp_path, yaml.safe_dump(value).encode())
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(max_size=300))
 def test_random_text_never_crashes(tmp_path: Path, text: str) -> None:
     _assert_no_traceback(tmp_path, text.encode("utf-8", errors="replace"))

@@ -8,7 +8,9 @@ The built-in vocabulary is ``metapsych/data/vocabulary.yaml``; a user file of th
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +160,14 @@ class Vocabulary:
         return []
 
 
+@functools.lru_cache(maxsize=1)
+def _builtin_document() -> Any:
+    """The parsed built-in vocabulary file (read once per process)."""
+    from metapsych.data.yaml_io import read_yaml
+
+    return read_yaml(BUILTIN)
+
+
 def load_vocabulary(extra: Path | None = None) -> Vocabulary:
     """The built-in vocabulary, extended by ``extra`` (a user vocabulary YAML) when given.
 
@@ -166,8 +176,8 @@ def load_vocabulary(extra: Path | None = None) -> Vocabulary:
     from metapsych.data.yaml_io import read_yaml
 
     vocabulary = Vocabulary({kind: {} for kind in SECTIONS}, {kind: {} for kind in SECTIONS})
-    builtin = read_yaml(BUILTIN)
-    problems = vocabulary.merge(builtin.value, str(BUILTIN), builtin)
+    builtin = _builtin_document()
+    problems = vocabulary.merge(copy.deepcopy(builtin.value), str(BUILTIN), builtin)
     if extra is not None:
         if not extra.exists():
             raise ConfigError(Problem(str(extra), None, "(file)", "vocabulary file not found", "an existing file"))
