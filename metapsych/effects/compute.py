@@ -37,6 +37,7 @@ analysed, so they are not adjusted.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,8 +99,8 @@ def compute_effects(
     out["sei"] = np.sqrt(vi)
     out["ci_lower"], out["ci_upper"] = yi - Z95 * out["sei"], yi + Z95 * out["sei"]
     out["measure"] = measure
-    out["formula"] = pd.Series(formula, index=out.index).replace("", None)
-    out["why_missing"] = pd.Series(why, index=out.index).replace("", None)
+    out["formula"] = np.where(formula == "", None, formula)
+    out["why_missing"] = np.where(why == "", None, why)
     out["design_effect"] = np.where(formula_uses_raw_data(formula), np.fmax(deff[0], deff[1]), 1.0)
     if measure == "g":
         out["nnt"] = nnt_furukawa(yi, cer)
@@ -148,7 +149,9 @@ def _truthy(value: object) -> bool | None:
     return None
 
 
+@functools.lru_cache(maxsize=1)
 def _load_vocabulary() -> object | None:
+    """The built-in vocabulary (None while the data layer does not provide one)."""
     try:
         from metapsych.data.vocabulary import load_vocabulary
     except ImportError:
@@ -162,7 +165,8 @@ def _lower_is_better(table: pd.DataFrame, values: dict[str, np.ndarray], vocabul
     explicit = [_truthy(v) for v in table["lower_is_better"]] if "lower_is_better" in table else [None] * n
     if all(e is not None for e in explicit):
         return np.array(explicit, dtype=bool)
-    vocab = vocabulary if vocabulary is not None else _load_vocabulary()
+    needs_vocab = vocabulary is None and ("instrument" in table or "outcome_type" in table)
+    vocab = _load_vocabulary() if needs_vocab else vocabulary
     events = ~np.isnan(values["event_arm1"]) & np.isnan(values["mean_arm1"]) & np.isnan(values["mean_change_arm1"])
     out = np.empty(n, dtype=bool)
     for i in range(n):
@@ -196,12 +200,16 @@ def _choose(cands: list[Candidate], n: int, no_data: str) -> tuple[np.ndarray, n
     return yi, vi, formula, why
 
 
-def _complete(values: dict[str, np.ndarray], cols: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows where all of ``cols`` are present, and the reason text where only some are."""
+def _complete(values: dict[str, np.ndarray], cols: list[str], shared: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Rows where all of ``cols`` are present, and the reason text where only some are.
+
+    Columns in ``shared`` (the n of the means, also used by t/F/p) alone do not make a row "incomplete".
+    """
     present = np.array([~np.isnan(values[c]) for c in cols])
     full = present.all(axis=0)
+    own = np.array([~np.isnan(values[c]) for c in cols if c not in shared])
     why = np.full(present.shape[1], "", dtype=object)
-    for i in np.flatnonzero(present.any(axis=0) & ~full):
+    for i in np.flatnonzero(own.any(axis=0) & ~full):
         why[i] = "incomplete data: missing " + ", ".join(c for c, p in zip(cols, present[:, i]) if not p)
     return full, why
 
@@ -216,7 +224,7 @@ def _sign(lower: np.ndarray) -> np.ndarray:
 
 def _continuous(values, deff, lower, measure: str, prefix: str, label: str) -> Candidate:
     cols = [f"{k}_{a}" for a in ARMS for k in (f"mean{prefix}", f"sd{prefix}", f"n{prefix}")]
-    full, why = _complete(values, cols)
+    full, why = _complete(values, cols, shared=("n_arm1", "n_arm2"))
     m1, s1, n1, m2, s2, n2 = (values[c] for c in cols)
     n1, n2 = n1 / deff[0], n2 / deff[1]
     func = continuous.smd if measure == "g" else continuous.md
