@@ -16,9 +16,10 @@ from typing import Literal
 
 import numpy as np
 
+from metapsych.errors import AnalysisError
 from metapsych.stats import distributions as dist
 from metapsych.stats.network_data import NetworkData, build_network_data, components, subset
-from metapsych.stats.network_inconsistency import QDecomposition, SplitRow, decompose_q, node_split
+from metapsych.stats.network_inconsistency import QDecomposition, SplitRow, decompose_q, i2_with_ci, node_split
 from metapsych.stats.network_model import graph_fit, tau2_dl, tau2_reml
 from metapsych.stats.network_rank import p_scores
 
@@ -48,7 +49,8 @@ class NetworkFit:
     """A fitted network (one connected component). ``d`` and ``cov`` are against the reference.
 
     ``d[i]`` is treatment i versus the reference (0 for the reference), ``cov`` their covariance.
-    ``Q``-fields are those of the common-effect model (they do not depend on tau2).
+    ``Q``-fields are those of the common-effect model (they do not depend on tau2); ``I2`` is
+    (estimate, lower, upper) in percent, from Q as netmeta gives it.
     """
 
     reference: str
@@ -63,6 +65,7 @@ class NetworkFit:
     tau2_dl: float
     tau2_reml: float
     q: QDecomposition
+    I2: tuple[float | None, float | None, float | None]
     p_scores: np.ndarray
     mean_ranks: np.ndarray
     split: tuple[SplitRow, ...]
@@ -155,7 +158,7 @@ def _fit_component(data: NetworkData, reference: str, notes: list[str], *, model
     ref = data.index(reference)
     common = graph_fit(data, 0.0)
     t_dl = tau2_dl(data, common)
-    t_reml = tau2_reml(data, ref, start=t_dl)
+    t_reml = _reml_or_nan(data, ref, t_dl, needed=model == "random" and tau2_method == "REML")
     tau2 = 0.0 if model == "common" else (t_reml if tau2_method == "REML" else t_dl)
     fit = common if tau2 == 0.0 else graph_fit(data, tau2)
     d = fit.theta - fit.theta[ref]
@@ -173,11 +176,23 @@ def _fit_component(data: NetworkData, reference: str, notes: list[str], *, model
     return NetworkFit(
         reference=reference, model=model, tau2_method=tau2_method if model == "random" else "none", level=level,
         small_values=small_values, treatments=data.treatments, d=d, cov=cov, tau2=tau2, tau2_dl=t_dl,
-        tau2_reml=t_reml, q=q, p_scores=scores, mean_ranks=1.0 + (n - 1) * (1.0 - scores), split=split,
+        tau2_reml=t_reml, q=q, I2=i2_with_ci(q.Q_total, q.Q_total_df, level), p_scores=scores,
+        mean_ranks=1.0 + (n - 1) * (1.0 - scores), split=split,
         n_studies=len(data.studies), n_contrasts=int(data.yi.size),
         multi_arm_studies=tuple(s.label for s in data.studies if s.n_arms > 2),
         nodes=_nodes(data), edges=_edges(data), notes=tuple(notes),
     )
+
+
+def _reml_or_nan(data: NetworkData, ref: int, start: float, *, needed: bool) -> float:
+    """REML tau2; NaN when it cannot be found and is not needed, AnalysisError when it is needed."""
+    try:
+        return tau2_reml(data, ref, start=start)
+    except (ArithmeticError, np.linalg.LinAlgError, ValueError) as exc:
+        if needed:
+            raise AnalysisError(f"REML estimation of tau2 failed ({exc}); try --common or the DL-type "
+                                "estimator") from None
+        return float("nan")
 
 
 def _nodes(data: NetworkData) -> tuple[GraphNode, ...]:

@@ -158,3 +158,26 @@ def _split_row(data: NetworkData, i: int, j: int, k: int, d_net: float, v_net: f
     z = diff / se
     return SplitRow(**base, indirect=d_ind, indirect_se=float(np.sqrt(v_ind)), difference=diff, difference_se=se,
                     z=z, p_value=float(dist.norm_two_sided_p(z)))
+
+
+def i2_with_ci(q: float, df: int, level: float) -> tuple[float | None, float | None, float | None]:
+    """I2 = (Q - df)/Q in percent with the Higgins & Thompson (2002) interval, as netmeta prints it (meta's
+    ``isquared``): a CI for log H = log sqrt(Q/df), transformed by (H^2 - 1)/H^2, each bound at least 0."""
+    if df < 1:
+        return None, None, None
+    k = df + 1
+    if q > k:
+        se = 0.5 * (np.log(q) - np.log(df)) / (np.sqrt(2.0 * q) - np.sqrt(2.0 * k - 3.0))
+    elif k > 2:
+        se = np.sqrt(1.0 / (2.0 * (k - 2)) * (1.0 - 1.0 / (3.0 * (k - 2) ** 2)))
+    else:
+        se = float("nan")
+    log_h = 0.5 * np.log(q / df) if q > 0 else -np.inf
+    z = dist.norm_crit(dist.alpha_from_level(level))
+
+    def i2(x: float) -> float:
+        h = max(float(np.exp(x)), 1.0)
+        return 100.0 * (h * h - 1.0) / (h * h)
+
+    bounds = (i2(log_h - z * se), i2(log_h + z * se)) if np.isfinite(se) else (None, None)
+    return i2(log_h), bounds[0], bounds[1]

@@ -124,23 +124,31 @@ def tau2_dl(data: NetworkData, fit: GraphFit | None = None) -> float:
 
 
 def dl_denominator(data: NetworkData, fit: GraphFit) -> float:
-    """tr((I - H) K W): the expected excess of Q per unit of tau2 (the DL-type denominator)."""
+    """tr((I - H) K W): the expected excess of Q per unit of tau2 (the DL-type denominator).
+
+    With H = B L+ B'W, tr(H K W) = tr(L+ B'(W K W)B), and W K W is block-diagonal by study.
+    """
     b, w = fit.incidence, fit.weights
-    same = data.row_study[:, None] == data.row_study[None, :]
-    k = (b @ b.T) * same / 2.0
-    hat = (b @ fit.lplus @ b.T) * w[None, :]
-    kw = k * w[None, :]
-    return float(np.trace(kw) - np.sum(hat * kw.T))
+    total = np.zeros((data.n_treatments, data.n_treatments))
+    for s in data.studies:
+        rows = np.array(s.rows)
+        bs = b[rows]
+        ks = (bs @ bs.T) / 2.0
+        total += bs.T @ (w[rows, None] * ks * w[None, rows]) @ bs
+    return float(np.sum(w) - np.sum(fit.lplus * total))
 
 
 @dataclass(frozen=True)
 class BaselineModel:
-    """Each study's contrasts against its baseline arm: y, block-diagonal V and the pattern K of tau2."""
+    """Each study's contrasts against its baseline arm: y, X and the blocks of V, grouped by block size.
+
+    ``groups`` holds, per block size m, the row indices (nb, m) and the sampling covariance blocks
+    (nb, m, m); tau2 adds tau2 (I + J)/2 to every block. Working block by block keeps every step O(k).
+    """
 
     y: np.ndarray
-    v: np.ndarray
-    k: np.ndarray
     x: np.ndarray
+    groups: tuple[tuple[np.ndarray, np.ndarray], ...]
 
 
 def baseline_model(data: NetworkData, reference: int) -> BaselineModel:
@@ -150,26 +158,20 @@ def baseline_model(data: NetworkData, reference: int) -> BaselineModel:
     tau2 on the diagonal and tau2/2 off it within a study. X has a column per non-reference treatment.
     """
     ys: list[float] = []
-    blocks: list[np.ndarray] = []
     xrows: list[np.ndarray] = []
+    by_size: dict[int, tuple[list[list[int]], list[np.ndarray]]] = {}
     for s in data.studies:
         y_s, v_s, arms = _study_baseline(data, s, reference)
-        ys.extend(y_s)
+        idx, blocks = by_size.setdefault(len(y_s), ([], []))
+        idx.append(list(range(len(ys), len(ys) + len(y_s))))
         blocks.append(v_s)
+        ys.extend(y_s)
         for a, base in arms:
             row = np.zeros(data.n_treatments)
             row[a], row[base] = 1.0, -1.0
             xrows.append(np.delete(row, reference))
-    n = len(ys)
-    v = np.zeros((n, n))
-    kmat = np.zeros((n, n))
-    pos = 0
-    for blk in blocks:
-        m = blk.shape[0]
-        v[pos:pos + m, pos:pos + m] = blk
-        kmat[pos:pos + m, pos:pos + m] = (np.eye(m) + 1.0) / 2.0
-        pos += m
-    return BaselineModel(y=np.array(ys), v=v, k=kmat, x=np.array(xrows))
+    groups = tuple((np.array(idx), np.array(blocks)) for _, (idx, blocks) in sorted(by_size.items()))
+    return BaselineModel(y=np.array(ys), x=np.array(xrows), groups=groups)
 
 
 def _study_baseline(data: NetworkData, s: Study, reference: int) -> tuple[list[float], np.ndarray, list[tuple[int, int]]]:
@@ -188,30 +190,58 @@ def _study_baseline(data: NetworkData, s: Study, reference: int) -> tuple[list[f
     return y, v, [(a, base) for a in others]
 
 
-def _reml_parts(model: BaselineModel, tau2: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """The REML projection P, P y, and log|V| + log|X'V^-1 X| at tau2."""
-    vt = model.v + tau2 * model.k
-    chol = np.linalg.cholesky(vt)
-    vinv = np.linalg.inv(vt)
-    xtvx = model.x.T @ vinv @ model.x
-    vinv_x = vinv @ model.x
-    proj = vinv - vinv_x @ np.linalg.solve(xtvx, vinv_x.T)
-    logdet = 2.0 * np.sum(np.log(np.diag(chol))) + np.linalg.slogdet(xtvx)[1]
-    return proj, proj @ model.y, logdet
+@dataclass(frozen=True)
+class _RemlParts:
+    """Pieces of the REML likelihood and score at one tau2."""
+
+    logdet: float
+    rss: float
+    tr_pk: float
+    py_k_py: float
+
+
+def _reml_parts(model: BaselineModel, tau2: float) -> _RemlParts:
+    """log|V| + log|X'V^-1X|, y'Py, tr(PK) and y'PKPy, with P the REML projection, block by block."""
+    x, y = model.x, model.y
+    vinv_x = np.empty_like(x)
+    vinv_y = np.empty_like(y)
+    logdet_v = tr_vk = 0.0
+    inverses = []
+    for idx, blocks in model.groups:
+        m = idx.shape[1]
+        kpat = (np.eye(m) + 1.0) / 2.0
+        inv = np.linalg.inv(blocks + tau2 * kpat)
+        logdet_v += float(np.sum(np.linalg.slogdet(blocks + tau2 * kpat)[1]))
+        tr_vk += float(np.sum(inv * kpat))
+        vinv_x[idx] = np.einsum("bij,bjp->bip", inv, x[idx])
+        vinv_y[idx] = np.einsum("bij,bj->bi", inv, y[idx])
+        inverses.append((idx, inv, kpat))
+    xtvx = x.T @ vinv_x
+    beta = np.linalg.solve(xtvx, x.T @ vinv_y)
+    py = vinv_y - vinv_x @ beta
+    middle = np.zeros_like(xtvx)
+    py_k_py = 0.0
+    for idx, _, kpat in inverses:
+        a = vinv_x[idx]
+        middle += np.einsum("bip,ij,bjq->pq", a, kpat, a)
+        py_k_py += float(np.einsum("bi,ij,bj->", py[idx], kpat, py[idx]))
+    tr_pk = tr_vk - float(np.sum(np.linalg.inv(xtvx) * middle))
+    return _RemlParts(logdet=logdet_v + np.linalg.slogdet(xtvx)[1], rss=float(y @ py), tr_pk=tr_pk,
+                      py_k_py=py_k_py)
 
 
 def reml_score(model: BaselineModel, tau2: float) -> float:
-    """Derivative of the REML log-likelihood with respect to tau2."""
-    proj, py, _ = _reml_parts(model, tau2)
-    return float(-0.5 * np.sum(proj * model.k.T) + 0.5 * py @ model.k @ py)
+    """Derivative of the REML log-likelihood with respect to tau2: (y'PKPy - tr(PK)) / 2."""
+    parts = _reml_parts(model, tau2)
+    return 0.5 * (parts.py_k_py - parts.tr_pk)
 
 
 def reml_loglik(model: BaselineModel, tau2: float) -> float:
     """REML log-likelihood as metafor's rma.mv reports it (with the 1/2 log|X'X| term)."""
-    proj, py, logdet = _reml_parts(model, tau2)
+    parts = _reml_parts(model, tau2)
     n, p = model.x.shape
     xtx = np.linalg.slogdet(model.x.T @ model.x)[1]
-    return float(-0.5 * (n - p) * np.log(2.0 * np.pi) + 0.5 * xtx - 0.5 * logdet - 0.5 * model.y @ py)
+    return float(-0.5 * (n - p) * np.log(2.0 * np.pi) + 0.5 * xtx - 0.5 * parts.logdet - 0.5 * parts.rss)
 
 
 def tau2_reml(data: NetworkData, reference: int, start: float | None = None) -> float:

@@ -55,6 +55,7 @@ def payload(fit: NetworkFit, *, nested: bool = False) -> dict[str, Any]:
         "Q_total": _num(q.Q_total), "Q_total_df": q.Q_total_df, "Q_total_p": _num(q.Q_total_p),
         "Q_within": _num(q.Q_within), "Q_within_df": q.Q_within_df, "Q_within_p": _num(q.Q_within_p),
         "Q_between": _num(q.Q_between), "Q_between_df": q.Q_between_df, "Q_between_p": _num(q.Q_between_p),
+        "I2": _num(fit.I2[0]), "I2_ci": [_num(fit.I2[1]), _num(fit.I2[2])],
         "design_by_treatment_random": {"Q": _num(q.Q_between_random), "df": q.Q_between_df,
                                        "p_value": _num(q.Q_between_random_p), "tau2_within": _num(q.tau2_within)},
         "estimates": {t: _interval(*fit.contrast(t, ref), z) for t in fit.treatments if t != ref},

@@ -65,6 +65,7 @@ def test_q_decomposition(common: dict) -> None:
     assert_close(common["Q_within"], 1595.02, 1e-4, what="Q_within")
     assert_close(common["Q_between"], 101.83, 1e-3, what="Q_between (see module docstring)")
     assert common["Q_within"] + common["Q_between"] == pytest.approx(common["Q_total"], rel=1e-14)
+    assert [round(x, 1) for x in (common["I2"], *common["I2_ci"])] == [89.6, 88.3, 90.7]
     dbt = common["design_by_treatment_random"]
     assert abs(dbt["Q"] - 3.82) <= 0.005
     assert abs(dbt["p_value"] - 0.9865) <= PRINTED
