@@ -52,13 +52,25 @@ class _Segments:
 
 
 def _segments(yi: np.ndarray, vi: np.ndarray, group_index: np.ndarray) -> _Segments:
-    _, inverse = np.unique(np.asarray(group_index), return_inverse=True)
+    labels = np.asarray(group_index)
+    y, v = np.asarray(yi, float), np.asarray(vi, float)
+    if labels.size and np.all(labels[1:] >= labels[:-1]):  # already sorted (the usual case): no sort needed
+        starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))
+        k = np.diff(np.append(starts, labels.size))
+        return _Segments(y=y, v=v, gid=np.repeat(np.arange(k.size), k), starts=starts, k=k,
+                         order=np.arange(labels.size))
+    _, inverse = np.unique(labels, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     gid = inverse[order]
     k = np.bincount(gid)
     starts = np.concatenate(([0], np.cumsum(k)[:-1]))
-    return _Segments(y=np.asarray(yi, float)[order], v=np.asarray(vi, float)[order], gid=gid, starts=starts,
-                     k=k, order=order)
+    return _Segments(y=y[order], v=v[order], gid=gid, starts=starts, k=k, order=order)
+
+
+def _by_unique(func, df: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Evaluate an expensive special function of df once per distinct df (analyses share a few k's)."""
+    values, inverse = np.unique(df, return_inverse=True)
+    return np.asarray(func(values))[inverse]
 
 
 @dataclass(frozen=True)
@@ -313,7 +325,7 @@ def solve_q(seg: _Segments, target: np.ndarray, upper: np.ndarray, control: Cont
 
 def _pm(seg: _Segments, control: Control, median: bool = False):
     k = seg.k
-    target = dist.chi2_lower_quantile(0.5, k - 1) if median else (k - 1).astype(float)
+    target = _by_unique(lambda d: dist.chi2_lower_quantile(0.5, d), k - 1) if median else (k - 1).astype(float)
     upper = _tau2_max(seg)
     root, status = solve_q(seg, target, upper, control)
     tau2 = np.where(status == -1, 0.0, root)
@@ -439,8 +451,13 @@ def _assemble(seg, method, test, level, tau2, tau2_se, converged, control, qprof
     se = np.sqrt(s2w * vb)
     stat = beta / se
     df = (k - 1).astype(float)
-    crit = np.where(tbased, dist.t_crit(alpha, np.maximum(df, 1.0)), dist.norm_crit(alpha))
-    pval = np.where(tbased, dist.t_two_sided_p(stat, np.maximum(df, 1.0)), dist.norm_two_sided_p(stat))
+    if tbased.any():
+        tcrit = _by_unique(lambda d: dist.t_crit(alpha, d), np.maximum(df, 1.0))
+        crit = np.where(tbased, tcrit, dist.norm_crit(alpha))
+        pval = np.where(tbased, dist.t_two_sided_p(stat, np.maximum(df, 1.0)), dist.norm_two_sided_p(stat))
+    else:
+        crit = np.full(k.size, dist.norm_crit(alpha))
+        pval = dist.norm_two_sided_p(stat)
     fe = _wls(seg, 1.0 / seg.v)
     q = np.where(k > 1, np.maximum(fe.rss, 0.0), 0.0)
     vt = np.where(k > 1, (k - 1) / fe.tr_p, 0.0)
@@ -477,8 +494,8 @@ def _qprofile(seg, tau2, alpha, control, estimable):
     """Vectorised metafor confint() Q-profile bounds; NaN where not estimable."""
     k = seg.k
     df = np.maximum(k - 1, 1)
-    crit_u = dist.chi2_upper_quantile(alpha / 2, df)
-    crit_l = dist.chi2_lower_quantile(alpha / 2, df)
+    crit_u = _by_unique(lambda d: dist.chi2_upper_quantile(alpha / 2, d), df)
+    crit_l = _by_unique(lambda d: dist.chi2_lower_quantile(alpha / 2, d), df)
     t_max = np.maximum(100.0, 10.0 * tau2)
     upper, ustat = solve_q(seg, crit_l, t_max, control)
     lower, lstat = solve_q(seg, crit_u, t_max, control)
