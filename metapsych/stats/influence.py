@@ -1,0 +1,142 @@
+"""Leave-one-out fits and Viechtbauer-Cheung case diagnostics, as metafor's ``leave1out``,
+``influence.rma.uni`` and ``baujat`` compute them, plus the metapsyTools/dmetar outlier rule.
+
+All come from one loop of refits without study i (same estimator, test, level and model matrix),
+so the numbers match metafor's, including its flag for influential cases: |DFFITS| > 3 sqrt(p/(k-p)),
+pchisq(Cook's D, p) > 0.5, hat > 3p/k, or any |DFBETAS| > 1.
+
+The hat values are computed here from the RmaFit fields (H = X (X'WX)^-1 X'W, W = diag(1/(vi + tau2))),
+since the engine does not return them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from metapsych.stats import distributions as dist
+from metapsych.stats.rma import RmaFit, fit
+
+
+@dataclass(frozen=True)
+class LeaveOneOut:
+    """Arrays (length k): the model refitted without study i, as metafor ``leave1out``."""
+
+    estimate: np.ndarray
+    se: np.ndarray
+    statistic: np.ndarray
+    p_value: np.ndarray
+    ci_lower: np.ndarray
+    ci_upper: np.ndarray
+    Q: np.ndarray
+    Q_p: np.ndarray
+    tau2: np.ndarray
+    I2: np.ndarray
+    H2: np.ndarray
+
+
+@dataclass(frozen=True)
+class Influence:
+    """Case diagnostics (length k arrays; dfbetas is (k, p)); ``influential`` is metafor's flag."""
+
+    rstudent: np.ndarray
+    dffits: np.ndarray
+    cooks_d: np.ndarray
+    cov_r: np.ndarray
+    tau2_del: np.ndarray
+    Q_del: np.ndarray
+    hat: np.ndarray
+    weight: np.ndarray
+    dfbetas: np.ndarray
+    influential: np.ndarray
+    baujat_x: np.ndarray
+    baujat_y: np.ndarray
+
+
+@dataclass(frozen=True)
+class CaseDiagnostics:
+    """The full fit and everything derived from the leave-one-out refits."""
+
+    full: RmaFit
+    leave_one_out: LeaveOneOut
+    influence: Influence
+
+
+def case_diagnostics(
+    yi, vi, X: np.ndarray | None = None, *, estimator: str = "REML", test: str = "z", level: float = 0.95
+) -> CaseDiagnostics:
+    """Fit the model and refit it k times without one study. ValueError if k < 3."""
+    y = np.asarray(yi, dtype=float).ravel()
+    v = np.asarray(vi, dtype=float).ravel()
+    k = y.size
+    x = np.ones((k, 1)) if X is None else np.asarray(X, dtype=float)
+    if k < x.shape[1] + 2:
+        raise ValueError(f"leave-one-out diagnostics need at least {x.shape[1] + 2} studies, got {k}")
+    full = fit(y, v, X=x, estimator=estimator, test=test, level=level)
+    refits = [fit(np.delete(y, i), np.delete(v, i), X=np.delete(x, i, axis=0), estimator=estimator, test=test,
+                  level=level) for i in range(k)]
+    return CaseDiagnostics(full, _leave_one_out(refits), _influence(y, v, x, full, refits))
+
+
+def _leave_one_out(refits: list[RmaFit]) -> LeaveOneOut:
+    def col(name: str) -> np.ndarray:
+        return np.array([float(np.atleast_1d(getattr(r, name))[0]) for r in refits])
+
+    return LeaveOneOut(
+        estimate=col("beta"), se=col("se"), statistic=col("statistic"), p_value=col("p_value"),
+        ci_lower=col("ci_lower"), ci_upper=col("ci_upper"), Q=col("Q"), Q_p=col("Q_p"), tau2=col("tau2"),
+        I2=col("I2"), H2=col("H2"),
+    )
+
+
+def hat_values(x: np.ndarray, vi: np.ndarray, tau2: float) -> np.ndarray:
+    """diag(X (X'WX)^-1 X'W) with W = diag(1/(vi + tau2)); values within 10 eps of 1 become 1."""
+    w = 1.0 / (vi + tau2)
+    h = np.einsum("ij,jk,ik->i", x, np.linalg.inv(x.T @ (w[:, None] * x)), x) * w
+    return np.where(h > 1 - 10 * np.finfo(float).eps, 1.0, h)
+
+
+def _influence(y, v, x, full: RmaFit, refits: list[RmaFit]) -> Influence:
+    k, p = x.shape
+    pred_full = x @ full.beta
+    hat = hat_values(x, v, full.tau2)
+    svb = np.linalg.inv(full.vb)
+    n = range(k)
+    tau2_del = np.array([r.tau2 for r in refits])
+    s2w_del = np.array([r.s2w for r in refits])
+    delpred = np.array([x[i] @ refits[i].beta for i in n])
+    vdelpred = np.array([x[i] @ refits[i].vb @ x[i] for i in n])
+    dffits = (pred_full - delpred) / np.sqrt(s2w_del * hat * (tau2_del + v))
+    dfbetas = np.empty((k, p))
+    cooks = np.empty(k)
+    cov_r = np.empty(k)
+    for i, r in enumerate(refits):
+        vb_del = np.linalg.inv(x.T @ (x / (v + tau2_del[i])[:, None]))
+        dfb = full.beta - r.beta
+        dfbetas[i] = dfb / np.sqrt(s2w_del[i] * np.diag(vb_del))
+        cooks[i] = dfb @ svb @ dfb
+        cov_r[i] = np.linalg.det(r.vb) / np.linalg.det(full.vb)
+    resid = y - delpred
+    resid[np.abs(resid) < 100 * np.finfo(float).eps] = 0.0
+    rstudent = resid / np.sqrt(v * s2w_del + vdelpred + tau2_del * s2w_del)
+    influential = ((np.abs(dffits) > 3 * np.sqrt(p / (k - p))) | (_chi2_cdf(cooks, p) > 0.5)
+                   | (hat > 3 * p / k) | np.any(np.abs(dfbetas) > 1, axis=1))
+    return Influence(
+        rstudent=rstudent, dffits=dffits, cooks_d=cooks, cov_r=cov_r, tau2_del=tau2_del,
+        Q_del=np.array([r.Q for r in refits]), hat=hat, weight=full.weights, dfbetas=dfbetas,
+        influential=influential & ~np.isnan(dffits),
+        baujat_x=(y - pred_full) ** 2 / (full.tau2 + v), baujat_y=(delpred - pred_full) ** 2 / vdelpred,
+    )
+
+
+def _chi2_cdf(x: np.ndarray, df: int) -> np.ndarray:
+    return 1.0 - dist.chi2_sf(x, df)
+
+
+def ci_outliers(yi, vi, pooled_ci: tuple[float, float], level: float = 0.95) -> np.ndarray:
+    """dmetar find.outliers: studies whose own CI lies wholly above or below the pooled CI."""
+    y = np.asarray(yi, dtype=float)
+    half = dist.norm_crit(dist.alpha_from_level(level)) * np.sqrt(np.asarray(vi, dtype=float))
+    lo, hi = pooled_ci
+    return (y + half < lo) | (y - half > hi)
