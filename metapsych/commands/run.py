@@ -91,10 +91,10 @@ def _record(cache_dir: Path, fingerprint: str) -> None:
 
 
 def _describe(summary: object) -> str:
-    written = getattr(summary, "written", None)
-    if written is None:
-        return "report written"
-    return f"{len(written)} file(s) written" if written else "report unchanged; nothing written"
+    if not getattr(summary, "changed", True):
+        return "report unchanged; nothing written"
+    return (f"report written ({getattr(summary, 'cells', '?')} pooled cells, "
+            f"{getattr(summary, 'plots_rendered', '?')} plots rendered, {getattr(summary, 'plots_reused', '?')} reused)")
 
 
 def _say(quiet: bool, message: str) -> None:
