@@ -1,0 +1,45 @@
+"""`metapsych diff OLD NEW`: Markdown or JSON on stdout; exit 2 for missing or invalid files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from metapsych.cli import app
+
+
+def results(trials: dict, estimate: float) -> dict:
+    main = {"k": 2, "estimate": estimate, "ci_lower": estimate - 0.3, "ci_upper": estimate + 0.3, "tau2": 0.0,
+            "I2": 0.0}
+    return {"metapsych_version": "0.1.0", "inputs": {"trials": trials, "config_sha256": "x"}, "trials": {},
+            "cells": [{"id": "ptsd.cbt.vs.waitlist.post", "status": "ok", "k": 2, "main": main}], "overview": {}}
+
+
+def write(tmp_path: Path, name: str, value: object) -> Path:
+    path = tmp_path / name
+    path.write_text(value if isinstance(value, str) else json.dumps(value), encoding="utf-8")
+    return path
+
+
+def test_markdown_and_json(tmp_path: Path) -> None:
+    old = write(tmp_path, "old.json", results({"a": "1"}, 0.5))
+    new = write(tmp_path, "new.json", results({"a": "1", "b": "2"}, 0.2))
+    out = CliRunner().invoke(app, ["diff", str(old), str(new)])
+    assert out.exit_code == 0
+    assert "Trials added (1): b" in out.stdout and "CI now includes zero" in out.stdout
+    out = CliRunner().invoke(app, ["diff", str(old), str(new), "--json"])
+    assert out.exit_code == 0
+    diff = json.loads(out.stdout)
+    assert diff["trials"]["added"] == [{"trial": "b", "study": None}] and len(diff["conclusions"]) == 1
+
+
+def test_bad_files_exit_2_with_the_file_named(tmp_path: Path) -> None:
+    good = write(tmp_path, "good.json", results({}, 0.1))
+    cases = {"missing.json": None, "broken.json": '{"cells": [\n', "other.json": {"not": "results"}}
+    for name, content in cases.items():
+        path = tmp_path / name if content is None else write(tmp_path, name, content)
+        out = CliRunner().invoke(app, ["diff", str(good), str(path)])
+        assert out.exit_code == 2, name
+        assert str(path) in out.stderr and "Traceback" not in out.output
