@@ -1,0 +1,84 @@
+"""results.json and results.csv: stable keys, stable order, fixed float formatting.
+
+Floats are rounded to 10 significant digits (the results-document convention), NaN and infinities become
+null, keys are sorted, so the same results always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+#: The columns of results.csv, in order (documented in docs/report.md; never reorder, only append).
+CSV_COLUMNS = (
+    "cell", "condition", "approach", "comparator", "time", "analysis", "status", "model",
+    "k", "n_trials", "n_participants", "estimate", "se", "ci_lower", "ci_upper", "statistic", "p_value", "df",
+    "tau2", "tau2_ci_lower", "tau2_ci_upper", "tau", "I2", "I2_ci_lower", "I2_ci_upper", "H2",
+    "Q", "Q_df", "Q_p", "pi_lower", "pi_upper", "nnt", "estimator", "test", "message",
+)
+MODEL_KEYS = ("k", "estimate", "se", "ci_lower", "ci_upper", "statistic", "p_value", "df", "tau2", "tau", "I2",
+              "H2", "Q", "Q_df", "Q_p", "pi_lower", "pi_upper", "nnt", "estimator", "test", "message")
+
+
+def canonical(value: Any) -> Any:
+    """A JSON-safe copy with floats rounded to 10 significant digits and non-finite floats as None."""
+    if isinstance(value, float):
+        return float(f"{value:.10g}") if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
+
+
+def results_json(results: dict[str, Any]) -> bytes:
+    """The results document as written to reports/results.json."""
+    return (json.dumps(canonical(results), sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def results_csv(results: dict[str, Any]) -> bytes:
+    """One row per cell and model: ``main``, each sensitivity model, and ``subgroup:VAR=LEVEL``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in _csv_rows(results):
+        writer.writerow([_cell_text(row.get(column)) for column in CSV_COLUMNS])
+    return buffer.getvalue().encode()
+
+
+def _csv_rows(results: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for cell in sorted(results.get("cells", []), key=lambda c: c["id"]):
+        base = {"cell": cell["id"], **{k: cell.get(k) for k in ("condition", "approach", "comparator", "time",
+                                                                 "analysis", "status", "n_trials",
+                                                                 "n_participants")}}
+        if not cell.get("main"):
+            yield {**base, "model": "main", "k": cell.get("k"), "message": cell.get("message")}
+            continue
+        yield {**base, **_model_columns(cell["main"]), "model": "main"}
+        for model in cell.get("sensitivity") or []:
+            yield {**base, **_model_columns(model), "model": model.get("model")}
+        for variable, block in sorted((cell.get("subgroups") or {}).items()):
+            for level, model in sorted((block.get("levels") or {}).items()):
+                yield {**base, **_model_columns(model), "model": f"subgroup:{variable}={level}"}
+
+
+def _model_columns(model: dict[str, Any]) -> dict[str, Any]:
+    row = {k: model.get(k) for k in MODEL_KEYS}
+    for key in ("tau2_ci", "I2_ci"):
+        lo, hi = (model.get(key) or [None, None])[:2]
+        row[f"{key[:-3]}_ci_lower"], row[f"{key[:-3]}_ci_upper"] = lo, hi
+    return row
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.10g}" if math.isfinite(value) else ""
+    return str(value)
