@@ -91,6 +91,7 @@ def check_values(values: dict[str, np.ndarray], table: pd.DataFrame, file: str) 
             Problem(files[i], lines[i], f"event_{arm}", f"{ev[i]:g} events out of {tot[i]:g}", f"events <= totaln_{arm}")
             for i in flagged
         ]
+    problems += _unpaired(values, files, lines)
     lo, hi = values["precalc_ci_lower"], values["precalc_ci_upper"]
     with np.errstate(invalid="ignore"):
         flagged = np.flatnonzero(lo >= hi)
@@ -98,4 +99,16 @@ def check_values(values: dict[str, np.ndarray], table: pd.DataFrame, file: str) 
         Problem(files[i], lines[i], "precalc_ci_upper", f"CI upper {hi[i]:g} not above lower {lo[i]:g}", "lower < upper")
         for i in flagged
     ]
+    return problems
+
+
+def _unpaired(values: dict[str, np.ndarray], files: list[str], lines: list[int | None]) -> list[Problem]:
+    """An ICC without a cluster size (or the reverse) cannot give a design effect."""
+    problems = []
+    for icc, size in (("icc", "cluster_size"), ("icc_arm1", "cluster_size_arm1"), ("icc_arm2", "cluster_size_arm2")):
+        has_icc, has_size = ~np.isnan(values[icc]), ~np.isnan(values[size])
+        for i in np.flatnonzero(has_icc != has_size):
+            given, other = (icc, size) if has_icc[i] else (size, icc)
+            problems.append(Problem(files[i], lines[i], other, f"missing although {given} is given",
+                                    f"both {icc} and {size} for a design effect"))
     return problems

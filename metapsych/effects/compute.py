@@ -20,12 +20,19 @@ Per row, the first complete kind of data in this priority is used (``formula`` n
 Double-zero tables (no events, or only events, in both arms) get no OR, RR or g: ``why_missing`` says
 so (metafor keeps them by default, ``drop00=FALSE``; we follow ``drop00=TRUE`` for OR/RR). RD keeps them.
 
-**Direction.** Effects are oriented so that a positive value means arm 1 (the therapy) did better. Raw data
+**Direction.** Effects are oriented so that a positive value means arm 1 (the therapy) did better, for every
+measure (for OR/RR this is the log ratio of arm 1's odds/risk of the *favourable* outcome). Raw data
 (means, change scores, events) are flipped when lower is better; the direction comes from the
-``lower_is_better`` column, else the vocabulary (``instrument`` for scores, ``outcome_type`` for events),
-else the Metapsy convention: scores are symptom measures (lower is better), events are
-response/remission (higher is better). Precalculated g is taken as already oriented (Metapsy standard);
-t/F/p get their sign from ``stat_favours`` (``arm1`` or ``arm2``).
+``lower_is_better`` column, else the vocabulary (``instrument`` for scores, ``outcome_type`` for events:
+in Metapsy files the ``instrument`` of an event row is the scale the responders were defined on), else the
+Metapsy convention: scores are symptom measures (lower is better), events are response/remission (higher
+is better). This matches metapsyTools, checked on the depression database: ``.g`` of score rows is
+(m2 - m1)/sd, and ``.g`` and ``.log_rr`` of event rows are positive when arm 1 has more events (53 of 54
+rows; Kivi, 2014 is the exception, see tests/effects/test_metapsy_reproduction.py). Precalculated g is
+taken as already oriented (Metapsy standard); t/F/p get their sign from ``stat_favours``.
+
+**NNT** (measure g): Furukawa-Leucht from |g| with control event rate ``cer`` (default 0.2), as
+metapsyTools; ``inf`` for g = 0. A negative g makes it a number needed to harm.
 
 **Clustering.** An arm with an ICC and a mean cluster size (``icc``/``cluster_size`` for arm 1, as the data
 layer writes them for a group-delivered therapy arm, or ``icc_arm1``/``cluster_size_arm1``; and
@@ -50,7 +57,6 @@ from metapsych.effects.nnt import DEFAULT_CER, nnt_furukawa
 from metapsych.errors import DataError, InputError, Problem
 
 MEASURES = ("g", "md", "or", "rr", "rd")
-OUTPUT_COLUMNS = ("yi", "vi", "sei", "ci_lower", "ci_upper", "measure", "formula", "why_missing", "design_effect")
 Z95 = 1.959963984540054
 NO_DATA = {
     "g": "no effect-size data (means/SD/n, change scores, precalc g, t/F/p or events)",
@@ -91,7 +97,7 @@ def compute_effects(
     if problems:
         raise DataError(sorted(problems, key=lambda p: (p.file, p.line or 0, p.field)))
     deff = _design_effects(values)
-    lower = _lower_is_better(table, values, vocabulary)
+    lower = _directions(table, vocabulary)
     cands = _candidates(table, values, deff, lower, measure, convert_binary)
     yi, vi, formula, why = _choose(cands, len(table), NO_DATA[measure])
     out = table.copy()
@@ -159,22 +165,21 @@ def _load_vocabulary() -> object | None:
     return load_vocabulary()
 
 
-def _lower_is_better(table: pd.DataFrame, values: dict[str, np.ndarray], vocabulary: object | None) -> np.ndarray:
-    """Per row: does a lower score (or fewer events) favour arm 1? See the module docstring for the order."""
+def _directions(table: pd.DataFrame, vocabulary: object | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, does a lower value favour arm 1: (for scores, for events)? See the module docstring."""
     n = len(table)
     explicit = [_truthy(v) for v in table["lower_is_better"]] if "lower_is_better" in table else [None] * n
     if all(e is not None for e in explicit):
-        return np.array(explicit, dtype=bool)
+        both = np.array(explicit, dtype=bool)
+        return both, both
     needs_vocab = vocabulary is None and ("instrument" in table or "outcome_type" in table)
     vocab = _load_vocabulary() if needs_vocab else vocabulary
-    events = ~np.isnan(values["event_arm1"]) & np.isnan(values["mean_arm1"]) & np.isnan(values["mean_change_arm1"])
-    out = np.empty(n, dtype=bool)
-    for i in range(n):
-        key = "outcome_type" if events[i] else "instrument"
-        looked = _vocab_direction(vocab, table[key].iloc[i]) if key in table else None
-        default = not events[i]
-        out[i] = next(v for v in (explicit[i], looked, default) if v is not None)
-    return out
+    out = []
+    for key, default in (("instrument", True), ("outcome_type", False)):
+        names = table[key].tolist() if key in table else [None] * n
+        looked = [_vocab_direction(vocab, name) if e is None else e for e, name in zip(explicit, names)]
+        out.append(np.array([default if v is None else v for v in looked], dtype=bool))
+    return out[0], out[1]
 
 
 def _vocab_direction(vocab: object | None, name: object) -> bool | None:
@@ -200,7 +205,9 @@ def _choose(cands: list[Candidate], n: int, no_data: str) -> tuple[np.ndarray, n
     return yi, vi, formula, why
 
 
-def _complete(values: dict[str, np.ndarray], cols: list[str], shared: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+def _complete(
+    values: dict[str, np.ndarray], cols: list[str], shared: tuple[str, ...] = ()
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows where all of ``cols`` are present, and the reason text where only some are.
 
     Columns in ``shared`` (the n of the means, also used by t/F/p) alone do not make a row "incomplete".
@@ -216,6 +223,13 @@ def _complete(values: dict[str, np.ndarray], cols: list[str], shared: tuple[str,
 
 def _const(n: int, text: str) -> np.ndarray:
     return np.full(n, text, dtype=object)
+
+
+def _nothing(why: np.ndarray) -> Candidate:
+    """A candidate that is available nowhere, with its reasons."""
+    n = len(why)
+    return Candidate(_const(n, ""), np.zeros(n, dtype=bool), Effects(np.full(n, np.nan), np.full(n, np.nan)),
+                     why.astype(object))
 
 
 def _sign(lower: np.ndarray) -> np.ndarray:
@@ -239,7 +253,7 @@ def _precalc(values: dict[str, np.ndarray]) -> list[Candidate]:
     lo, hi = values["precalc_ci_lower"], values["precalc_ci_upper"]
     has_g = ~np.isnan(g)
     with_se = has_g & ~np.isnan(se)
-    with_ci = has_g & ~np.isnan(lo) & ~np.isnan(hi)
+    with_ci = has_g & ~np.isnan(lo) & ~np.isnan(hi)  # used only where there is no SE
     why = np.where(has_g & ~with_se & ~with_ci, "precalc_g without precalc_g_se or a 95% CI", "")
     why = np.where(~has_g & ~(np.isnan(se) & np.isnan(lo)), "precalc_g_se or CI without precalc_g", why)
     ci_se = convert.se_from_ci(lo, hi)
@@ -275,11 +289,10 @@ def _events(values, deff, lower, measure: str, convert_binary: bool) -> Candidat
     cols = ["event_arm1", "totaln_arm1", "event_arm2", "totaln_arm2"]
     full, why = _complete(values, cols)
     e1, t1, e2, t2 = (values[c] for c in cols)
-    table = binary.table_from_events(e1 / deff[0], t1 / deff[0], e2 / deff[1], t2 / deff[1])
-    table = binary.table_from_cells(table.ai, table.bi, table.ci, table.di)
+    table = binary.table_from_cells(e1 / deff[0], (t1 - e1) / deff[0], e2 / deff[1], (t2 - e2) / deff[1])
     if measure == "g" and not convert_binary:
         why = np.where(full, "events not converted to g (binary conversion switched off)", why)
-        return Candidate(_const(len(e1), ""), np.zeros(len(e1), dtype=bool), Effects(e1 * np.nan, e1 * np.nan), why)
+        return _nothing(why)
     func, name = {
         "g": (binary.log_or, "smd_from_logor"),
         "or": (binary.log_or, "logor_from_events"),
@@ -288,7 +301,7 @@ def _events(values, deff, lower, measure: str, convert_binary: bool) -> Candidat
     }.get(measure, (None, ""))
     if func is None:
         why = np.where(full, f"events cannot give measure {measure}", why)
-        return Candidate(_const(len(e1), ""), np.zeros(len(e1), dtype=bool), Effects(e1 * np.nan, e1 * np.nan), why)
+        return _nothing(why)
     with np.errstate(invalid="ignore", divide="ignore"):
         es = func(table)
     if measure == "g":
@@ -302,13 +315,13 @@ def _events(values, deff, lower, measure: str, convert_binary: bool) -> Candidat
 
 
 def _candidates(table, values, deff, lower, measure: str, convert_binary: bool) -> list[Candidate]:
-    """The data kinds usable for ``measure``, in priority order."""
-    events = _events(values, deff, lower, measure, convert_binary)
+    """The data kinds usable for ``measure``, in priority order (``lower``: directions for scores, events)."""
+    events = _events(values, deff, lower[1], measure, convert_binary)
     if measure in ("or", "rr", "rd"):
         return [events]
     cands = [
-        _continuous(values, deff, lower, measure, "", "means"),
-        _continuous(values, deff, lower, measure, "_change", "change"),
+        _continuous(values, deff, lower[0], measure, "", "means"),
+        _continuous(values, deff, lower[0], measure, "_change", "change"),
     ]
     if measure == "g":
         cands += _precalc(values) + _statistics(table, values)

@@ -97,6 +97,19 @@ def test_fewer_events_better_flips_the_sign() -> None:
     assert _one("or", **ev).yi < 0  # default: events are responders, more is better
 
 
+def test_events_direction_comes_from_outcome_type_not_the_scale() -> None:
+    class Vocab:
+        def instrument_lower_is_better(self, name: str) -> bool | None:
+            return {"hdrs": True, "response": False, "deterioration": True}.get(name)
+
+    row = {**MEANS, "instrument": "hdrs", "event_arm1": 5, "totaln_arm1": 30, "event_arm2": 10, "totaln_arm2": 28}
+    table = pd.DataFrame([{**row, "outcome_type": "response"}, {**row, "outcome_type": "deterioration"}])
+    odds = compute_effects(table, "or", vocabulary=Vocab())
+    assert odds.yi[0] < 0 and odds.yi[1] == pytest.approx(-odds.yi[0])
+    g = compute_effects(table, "g", vocabulary=Vocab())
+    assert (g.formula == "smd_from_means").all() and (g.yi > 0).all()
+
+
 def test_rows_without_data_are_kept_with_a_reason() -> None:
     out = compute_effects(pd.DataFrame([{"study": "a"}, {"study": "b", "mean_arm1": 3.0, "n_arm1": 5}]))
     assert len(out) == 2 and out.yi.isna().all()
@@ -137,7 +150,7 @@ def test_bad_numbers_are_all_reported_with_file_line_and_field() -> None:
         compute_effects(table)
     found = {(p.line, p.field) for p in err.value.problems}
     assert found == {(2, "sd_arm1"), (3, "n_arm2"), (4, "event_arm1"), (4, "event_arm2"), (5, "p_value"),
-                     (5, "precalc_g_se"), (6, "mean_arm1"), (7, "stat_favours"), (7, "icc")}
+                     (5, "precalc_g_se"), (6, "mean_arm1"), (7, "stat_favours"), (7, "icc"), (7, "cluster_size")}
     assert "x.csv:2: sd_arm1: must be positive" in str(err.value)
     assert err.value.exit_code == 2
 
