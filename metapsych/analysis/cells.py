@@ -92,8 +92,8 @@ def _subgroup(inputs: CellInputs, variable: str, config: Config) -> dict:
 
 
 def cumulative_prefixes(inputs: CellInputs) -> list[np.ndarray]:
-    """Index sets of the cumulative meta-analysis: trials by publication year (ties by trial id)."""
-    order = sorted(range(inputs.k), key=lambda i: (inputs.info[i].get("year") or 0, inputs.trials[i]))
+    """Index sets of the cumulative meta-analysis (metafor cumul(order=year)): by year, ties by trial id."""
+    order = sorted(range(inputs.k), key=lambda i: (_year(inputs.info[i]), inputs.trials[i]))
     return [np.array(order[:n]) for n in range(1, len(order) + 1)]
 
 
@@ -107,3 +107,9 @@ def cumulative_rows(inputs: CellInputs, fits: list[RmaFit]) -> list[dict]:
                     "year": inputs.info[i].get("year"), "k": int(idx.size), "estimate": number(f.beta[0]),
                     "ci_lower": lower, "ci_upper": upper})
     return out
+
+
+def _year(info: dict) -> float:
+    """Sort key of the cumulative order: the publication year, trials without one last (as R's order)."""
+    year = info.get("year")
+    return float(year) if isinstance(year, (int, float)) else float("inf")

@@ -1,0 +1,98 @@
+"""`metapsych run` end to end on a small generated review: exit codes, byte-identical re-runs, a no-change
+run that writes nothing, and one added trial that changes only its cells and is named in CHANGES.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from analysis.trialgen import trial_yaml, write_review
+from metapsych.cli import app
+
+N_TRIALS = 12
+
+
+def run(root: Path, *extra: str) -> object:
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        return CliRunner().invoke(app, ["run", "--quiet", *extra])
+    finally:
+        os.chdir(cwd)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.relative_to(folder).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_review(tmp_path_factory.mktemp("review"), n_trials=N_TRIALS)
+    out = run(root)
+    assert out.exit_code == 0, out.output
+    return root
+
+
+def test_first_run_writes_the_report(built: Path) -> None:
+    results = json.loads((built / "reports" / "results.json").read_text())
+    assert len(results["inputs"]["trials"]) == N_TRIALS
+    assert any(c["status"] == "ok" for c in results["cells"])
+    assert (built / ".metapsych-cache" / "last-run.json").is_file()
+
+
+def test_no_change_rerun_writes_nothing(built: Path) -> None:
+    before = snapshot(built / "reports"), snapshot(built / ".metapsych-cache")
+    out = run(built)
+    assert out.exit_code == 0, out.output
+    assert (snapshot(built / "reports"), snapshot(built / ".metapsych-cache")) == before
+
+
+def test_forced_rerun_is_byte_identical(built: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    shutil.rmtree(copy / ".metapsych-cache")
+    shutil.rmtree(copy / "reports")
+    assert run(copy, "--force").exit_code == 0
+    first = {k: v[0] for k, v in snapshot(built / "reports").items()}
+    second = {k: v[0] for k, v in snapshot(copy / "reports").items()}
+    assert first == second
+
+
+def test_one_added_trial_changes_only_its_cells(built: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    (copy / "studies" / f"trial-{N_TRIALS:03d}.yaml").write_text(trial_yaml(N_TRIALS), encoding="utf-8")
+    out = run(copy)
+    assert out.exit_code == 0, out.output
+    old = {c["id"]: c for c in json.loads((built / "reports" / "results.json").read_text())["cells"]}
+    new = {c["id"]: c for c in json.loads((copy / "reports" / "results.json").read_text())["cells"]}
+    with_trial = {cid for cid, c in new.items() if any(s["trial"] == f"trial-{N_TRIALS:03d}" for s in c["studies"])}
+    changed = {cid for cid in new if old.get(cid) != new[cid]}
+    assert with_trial and changed == with_trial
+    assert f"trial-{N_TRIALS:03d}" in (copy / "reports" / "CHANGES.md").read_text()
+
+
+def test_data_and_config_errors_exit_2_listing_every_problem(built: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(built / "studies", copy / "studies")
+    shutil.copytree(built / "configs", copy / "configs")
+    config = copy / "configs" / "default.yaml"
+    config.write_text(config.read_text().replace("min_studies: 2", "min_studys: 2").replace("rho: 0.6", "rho: 2"))
+    out = run(copy)
+    assert out.exit_code == 2
+    assert "default.yaml:4: min_studys: unknown key; did you mean 'min_studies'?" in out.stderr
+    assert "dependency.rho" in out.stderr and "Traceback" not in out.output
+    shutil.copy(built / "configs" / "default.yaml", config)
+    bad = copy / "studies" / "trial-000.yaml"
+    bad.write_text(bad.read_text().replace("condition: depression", "condition: depresion"))
+    out = run(copy)
+    assert out.exit_code == 2 and "trial-000.yaml" in out.stderr and "condition" in out.stderr
+    assert not (copy / "reports").exists()
+    shutil.rmtree(copy / "studies")
+    assert run(copy).exit_code == 2
