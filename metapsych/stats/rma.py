@@ -75,6 +75,7 @@ def fit(
     level: float = 0.95,
     tau2: float | None = None,
     control: Control = TIGHT,
+    with_r2: bool = True,
 ) -> RmaFit:
     """Fit ``yi ~ X`` with sampling variances ``vi`` as ``metafor::rma.uni(yi, vi, mods=X, method=, test=)``.
 
@@ -99,7 +100,7 @@ def fit(
     crit = core.pop("crit")
     het = _heterogeneity(y, v, x, method, est.tau2)
     qm = _omnibus(core["beta"], core["vb"], test, k, p, _has_intercept(x))
-    r2 = _pseudo_r2(y, v, x, method, test, est.tau2, control) if p > 1 and _has_intercept(x) else None
+    r2 = _pseudo_r2(y, v, x, method, test, est.tau2, control) if with_r2 and p > 1 and _has_intercept(x) else None
     w = 1.0 / v if method == "GENQ" else 1.0 / (v + est.tau2)
     has_pi = p == 1 and method != "EE"
     pi_lo, pi_hi = _prediction_interval(core, crit, est.tau2) if has_pi else (float("nan"), float("nan"))

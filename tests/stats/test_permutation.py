@@ -1,0 +1,62 @@
+"""Permutation tests: exact tests equal metafor's permutest; approximate ones are seeded and sane."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from metapsych.stats.metareg import design_matrix
+from metapsych.stats.permutation import exact_count, permutest
+
+from .oracle import FIXTURES, close, load_csv
+
+REF = json.loads((FIXTURES / "permutest.json").read_text())
+
+
+def _bcg(rows: int | None = None) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]]]:
+    data = load_csv("bcg")[:rows]
+    return (np.array([float(r["yi"]) for r in data]), np.array([float(r["vi"]) for r in data]), data)
+
+
+@pytest.mark.parametrize("key,rows,estimator,test", [
+    ("ablat_k6_REML", 6, "REML", "z"), ("ablat_k6_DL_knha", 6, "DL", "knha")])
+def test_exact_moderator_test_equals_metafor(key: str, rows: int, estimator: str, test: str) -> None:
+    yi, vi, data = _bcg(rows)
+    x = design_matrix({"ablat": [float(r["moderator"]) for r in data]}).X
+    res = permutest(yi, vi, x, estimator=estimator, test=test)
+    ref = REF[key]
+    assert res.exact and res.iterations == ref["iter"]
+    assert all(close(a, b) for a, b in zip(res.p_value, ref["pval"]))
+    assert close(res.QM_p, ref["QMp"])
+
+
+def test_exact_with_tied_rows_equals_metafor() -> None:
+    yi, vi, data = _bcg()
+    x = design_matrix({"random": [float(r["subgroup"] == "random") for r in data]}).X
+    assert exact_count(x, 13) == 1716
+    res = permutest(yi, vi, x, iterations=2000)
+    ref = REF["alloc_random_k13_REML"]
+    assert res.exact and res.iterations == 1716
+    assert all(close(a, b) for a, b in zip(res.p_value, ref["pval"])) and close(res.QM_p, ref["QMp"])
+
+
+@pytest.mark.parametrize("key,estimator", [("intercept_k8_REML", "REML"), ("intercept_k8_PM", "PM")])
+def test_exact_sign_flips_equal_metafor(key: str, estimator: str) -> None:
+    yi, vi, _ = _bcg(8)
+    res = permutest(yi, vi, estimator=estimator)
+    assert res.exact and res.iterations == 256
+    assert close(float(res.p_value[0]), REF[key]["pval"]) and close(res.QM_p, REF[key]["QMp"])
+
+
+def test_approximate_test_is_seeded_and_close_to_exact() -> None:
+    yi, vi, data = _bcg()
+    x = design_matrix({"random": [float(r["subgroup"] == "random") for r in data]}).X
+    a = permutest(yi, vi, x, estimator="DL", iterations=400, seed=5)
+    b = permutest(yi, vi, x, estimator="DL", iterations=400, seed=5)
+    assert not a.exact and a.iterations == 400 and a.seed == 5
+    np.testing.assert_array_equal(a.p_value, b.p_value)
+    exact = permutest(yi, vi, x, estimator="DL", iterations=2000)
+    # Monte Carlo error of a proportion from 400 draws: sd <= 0.025; allow 4 sd
+    assert abs(a.QM_p - exact.QM_p) < 0.1
