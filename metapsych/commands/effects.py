@@ -63,8 +63,10 @@ def studies_table(path: Path) -> pd.DataFrame:
 
 
 def _plain(value: object) -> object:
-    """JSON-safe scalar: NaN/inf -> null, numpy scalars -> Python."""
-    if value is None:
+    """JSON-safe scalar: missing values (None, NaN, pd.NA) and infinities -> null, numpy scalars -> Python."""
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
     if hasattr(value, "item"):
         value = value.item()  # type: ignore[union-attr]
@@ -75,12 +77,7 @@ def _plain(value: object) -> object:
 
 def json_rows(result: pd.DataFrame) -> list[dict[str, object]]:
     """One object per row, every column, missing values as null."""
-    import pandas as pd
-
-    return [
-        {str(k): (None if v is not None and not isinstance(v, str) and pd.isna(v) else _plain(v)) for k, v in row.items()}
-        for row in result.to_dict(orient="records")
-    ]
+    return [{str(k): _plain(v) for k, v in row.items()} for row in result.to_dict(orient="records")]
 
 
 def text_table(result: pd.DataFrame) -> str:

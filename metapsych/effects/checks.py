@@ -34,6 +34,7 @@ RULES: dict[str, Rule] = {
     **{f"cluster_size_{a}": _CLUSTER for a in ARMS},
     **{f"icc_{a}": _ICC for a in ARMS},
     "precalc_g_se": _POSITIVE,
+    "precalc_log_rr_se": _POSITIVE,
     "p_value": _PROB,
     "f_value": _NONNEG,
     "icc": _ICC,
@@ -41,7 +42,8 @@ RULES: dict[str, Rule] = {
 }
 NUMERIC = (
     [f"{k}_{a}" for k in ("mean", "sd", "n", "mean_change", "sd_change", "n_change", "event", "totaln") for a in ARMS]
-    + ["precalc_g", "precalc_g_se", "precalc_ci_lower", "precalc_ci_upper", "t_value", "f_value", "p_value"]
+    + ["precalc_g", "precalc_g_se", "precalc_ci_lower", "precalc_ci_upper", "precalc_log_rr", "precalc_log_rr_se"]
+    + ["t_value", "f_value", "p_value"]
     + ["icc", "cluster_size", "icc_arm1", "cluster_size_arm1", "icc_arm2", "cluster_size_arm2"]
 )
 
@@ -88,7 +90,8 @@ def check_values(values: dict[str, np.ndarray], table: pd.DataFrame, file: str) 
         with np.errstate(invalid="ignore"):
             flagged = np.flatnonzero(ev > tot)
         problems += [
-            Problem(files[i], lines[i], f"event_{arm}", f"{ev[i]:g} events out of {tot[i]:g}", f"events <= totaln_{arm}")
+            Problem(files[i], lines[i], f"event_{arm}", f"{ev[i]:g} events out of {tot[i]:g}",
+                    f"events <= totaln_{arm}")
             for i in flagged
         ]
     problems += _unpaired(values, files, lines)
@@ -96,7 +99,8 @@ def check_values(values: dict[str, np.ndarray], table: pd.DataFrame, file: str) 
     with np.errstate(invalid="ignore"):
         flagged = np.flatnonzero(lo >= hi)
     problems += [
-        Problem(files[i], lines[i], "precalc_ci_upper", f"CI upper {hi[i]:g} not above lower {lo[i]:g}", "lower < upper")
+        Problem(files[i], lines[i], "precalc_ci_upper", f"CI upper {hi[i]:g} not above lower {lo[i]:g}",
+                "lower < upper")
         for i in flagged
     ]
     return problems

@@ -14,6 +14,7 @@ Per row, the first complete kind of data in this priority is used (``formula`` n
  7     p_value (exact, two-sided) + n + favours    ``smd_from_p``
  8     events and totals of both arms              ``smd_from_logor[_cc]`` (logit method, when
                                                    ``convert_binary``); ``logor/logrr/rd_from_events[_cc]``
+ 9     precalc_log_rr with precalc_log_rr_se       ``logrr_precalc_se`` (measure rr only; oriented as given)
 =====  ==========================================  ==================================================
 
 ``_cc`` marks a table with a zero cell, to which 1/2 was added in every cell (metafor ``to="only0"``).
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -55,6 +57,9 @@ from metapsych.effects.checks import ARMS, check_values, locations, numeric_colu
 from metapsych.effects.continuous import Effects
 from metapsych.effects.nnt import DEFAULT_CER, nnt_furukawa
 from metapsych.errors import DataError, InputError, Problem
+
+if TYPE_CHECKING:
+    from metapsych.data.vocabulary import Vocabulary
 
 MEASURES = ("g", "md", "or", "rr", "rd")
 Z95 = 1.959963984540054
@@ -80,7 +85,7 @@ def compute_effects(
     measure: str = "g",
     cer: float = DEFAULT_CER,
     convert_binary: bool = True,
-    vocabulary: object | None = None,
+    vocabulary: Vocabulary | None = None,
     file: str = "<table>",
 ) -> pd.DataFrame:
     """Add ``yi, vi, sei, ci_lower, ci_upper, measure, formula, why_missing, design_effect`` (and ``nnt`` for g).
@@ -156,7 +161,7 @@ def _truthy(value: object) -> bool | None:
 
 
 @functools.lru_cache(maxsize=1)
-def _load_vocabulary() -> object | None:
+def _load_vocabulary() -> Vocabulary | None:
     """The built-in vocabulary (None while the data layer does not provide one)."""
     try:
         from metapsych.data.vocabulary import load_vocabulary
@@ -165,7 +170,7 @@ def _load_vocabulary() -> object | None:
     return load_vocabulary()
 
 
-def _directions(table: pd.DataFrame, vocabulary: object | None) -> tuple[np.ndarray, np.ndarray]:
+def _directions(table: pd.DataFrame, vocabulary: Vocabulary | None) -> tuple[np.ndarray, np.ndarray]:
     """Per row, does a lower value favour arm 1: (for scores, for events)? See the module docstring."""
     n = len(table)
     explicit = [_truthy(v) for v in table["lower_is_better"]] if "lower_is_better" in table else [None] * n
@@ -182,10 +187,10 @@ def _directions(table: pd.DataFrame, vocabulary: object | None) -> tuple[np.ndar
     return out[0], out[1]
 
 
-def _vocab_direction(vocab: object | None, name: object) -> bool | None:
+def _vocab_direction(vocab: Vocabulary | None, name: object) -> bool | None:
     if vocab is None or name is None or (isinstance(name, float) and np.isnan(name)):
         return None
-    return vocab.instrument_lower_is_better(str(name))  # type: ignore[attr-defined]
+    return vocab.instrument_lower_is_better(str(name))
 
 
 def _choose(cands: list[Candidate], n: int, no_data: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -263,6 +268,13 @@ def _precalc(values: dict[str, np.ndarray]) -> list[Candidate]:
     ]
 
 
+def _precalc_log_rr(values: dict[str, np.ndarray]) -> Candidate:
+    lrr, se = values["precalc_log_rr"], values["precalc_log_rr_se"]
+    ok = ~np.isnan(lrr) & ~np.isnan(se)
+    why = np.where(np.isnan(lrr) != np.isnan(se), "precalc_log_rr needs precalc_log_rr_se (and the reverse)", "")
+    return Candidate(np.where(ok, "logrr_precalc_se", ""), ok, Effects(lrr, se**2), why.astype(object))
+
+
 def _statistics(table: pd.DataFrame, values: dict[str, np.ndarray]) -> list[Candidate]:
     n1, n2 = values["n_arm1"], values["n_arm2"]
     fav = table["stat_favours"].astype(str).str.strip().str.lower().to_numpy() if "stat_favours" in table else None
@@ -317,7 +329,9 @@ def _events(values, deff, lower, measure: str, convert_binary: bool) -> Candidat
 def _candidates(table, values, deff, lower, measure: str, convert_binary: bool) -> list[Candidate]:
     """The data kinds usable for ``measure``, in priority order (``lower``: directions for scores, events)."""
     events = _events(values, deff, lower[1], measure, convert_binary)
-    if measure in ("or", "rr", "rd"):
+    if measure == "rr":
+        return [events, _precalc_log_rr(values)]
+    if measure in ("or", "rd"):
         return [events]
     cands = [
         _continuous(values, deff, lower[0], measure, "", "means"),

@@ -91,6 +91,12 @@ def test_events_zero_cells_and_double_zeros() -> None:
     assert off.yi.isna().all() and "switched off" in off.why_missing[0]
 
 
+def test_precalculated_log_rr_for_measure_rr() -> None:
+    row = _one("rr", precalc_log_rr=0.3, precalc_log_rr_se=0.1)
+    assert row.formula == "logrr_precalc_se" and row.yi == 0.3 and row.vi == pytest.approx(0.01)
+    assert _one("rr", precalc_log_rr=0.3).why_missing.startswith("precalc_log_rr needs")
+
+
 def test_fewer_events_better_flips_the_sign() -> None:
     ev = {"event_arm1": 5, "totaln_arm1": 60, "event_arm2": 15, "totaln_arm2": 58}
     assert _one("or", **ev, lower_is_better=True).yi == pytest.approx(-_one("or", **ev).yi)
