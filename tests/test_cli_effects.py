@@ -16,7 +16,10 @@ from metapsych.effects import continuous, convert
 
 runner = CliRunner()
 TRIAL = Path(__file__).resolve().parent / "fixtures" / "escalc" / "studies" / "smith-2019.yaml"
-HEADER = "study;instrument;mean_arm1;sd_arm1;n_arm1;mean_arm2;sd_arm2;n_arm2;event_arm1;totaln_arm1;event_arm2;totaln_arm2;precalc_g;precalc_g_se\n"
+HEADER = (
+    "study;instrument;mean_arm1;sd_arm1;n_arm1;mean_arm2;sd_arm2;n_arm2;"
+    "event_arm1;totaln_arm1;event_arm2;totaln_arm2;precalc_g;precalc_g_se\n"
+)
 
 
 def _csv(tmp_path: Path, body: str, name: str = "in.csv") -> Path:

@@ -57,7 +57,9 @@ def test_large_n_does_not_overflow() -> None:
     np.testing.assert_allclose(j, 1 - 3 / (4 * m - 1), rtol=1e-9)
 
 
-@pytest.mark.parametrize("measure, func", [("OR", binary.log_or), ("RR", binary.log_rr), ("RD", binary.risk_difference)])
+@pytest.mark.parametrize(
+    "measure, func", [("OR", binary.log_or), ("RR", binary.log_rr), ("RD", binary.risk_difference)]
+)
 def test_binary_matches_escalc(bina: tuple[pd.DataFrame, dict], measure: str, func) -> None:
     d, ref = bina
     t = binary.table_from_cells(d.ai, d.n1i - d.ai, d.ci, d.n2i - d.ci)

@@ -19,7 +19,8 @@ import pytest
 from metapsych.effects import continuous
 from metapsych.effects.compute import compute_effects
 
-DATA = Path(__file__).resolve().parents[1] / "fixtures" / "metapsy" / "metapsy-depression-psyctr.csv.gz"  # the data engineer's copy, identical to shared
+# the normalised Metapsy depression database (release 24.0.2), shared with the data-layer tests
+DATA = Path(__file__).resolve().parents[1] / "fixtures" / "metapsy" / "metapsy-depression-psyctr.csv.gz"
 TOL = 1e-6
 
 # msd rows whose .g/.g_se do not follow from the row's own means/SDs/n under either formula, by
@@ -82,7 +83,8 @@ def test_change_rows_reproduce_database(effects: pd.DataFrame) -> None:
     ch = effects[effects.outcome_type == "change"]
     assert len(ch) == 19 and (ch.formula == "smd_from_change").all()
     esc = continuous.smd_esc(
-        ch.mean_change_arm2, ch.sd_change_arm2, ch.n_change_arm2, ch.mean_change_arm1, ch.sd_change_arm1, ch.n_change_arm1
+        ch.mean_change_arm2, ch.sd_change_arm2, ch.n_change_arm2,
+        ch.mean_change_arm1, ch.sd_change_arm1, ch.n_change_arm1,
     )
     np.testing.assert_allclose(esc.yi, ch[".g"], rtol=TOL)
     np.testing.assert_allclose(np.sqrt(esc.vi), ch[".g_se"], rtol=TOL)
