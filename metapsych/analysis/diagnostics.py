@@ -1,0 +1,215 @@
+"""The robustness payload of one pooled analysis: leave-one-out, influence, publication bias and, when
+effects are clustered within trials, the three-level and cluster-robust models.
+
+``diagnostics_payload`` returns the keys of the ``pool --diagnostics`` contract (DESIGN.md section 5 and
+the robustness issue) plus extras the report uses. Every value is JSON-safe (float, int, str, bool or
+None, never NaN). A part that cannot be computed is None (or carries a ``message``); it never raises for
+data that can be pooled at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from metapsych.errors import InputError
+
+BIAS_KEYS = ("egger", "rank_test", "trim_and_fill", "fail_safe_n", "pet_peese", "selection_model")
+
+
+def num(value: object) -> float | None:
+    """A finite float, or None for NaN, infinities and missing values."""
+    if value is None:
+        return None
+    x = float(value)  # type: ignore[arg-type]
+    return x if math.isfinite(x) else None
+
+
+def diagnostics_payload(
+    yi: Sequence[float] | np.ndarray,
+    vi: Sequence[float] | np.ndarray,
+    study: Sequence[object] | None,
+    cluster: Sequence[object] | None,
+    *,
+    estimator: str = "REML",
+    knha: bool = False,
+    level: float = 0.95,
+    min_k_bias: int = 10,
+    year: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """All robustness keys for the effects (yi, vi) labelled ``study``; ``cluster`` (or None) groups them.
+
+    ``min_k_bias``: publication-bias keys are null below this k (``bias_note`` says why). ``year`` adds
+    the cumulative meta-analysis by publication year. InputError if the lengths do not match.
+    """
+    y = np.asarray(yi, dtype=float).ravel()
+    v = np.asarray(vi, dtype=float).ravel()
+    labels = [str(s) for s in study] if study is not None else [f"Study {i + 1}" for i in range(y.size)]
+    if len(labels) != y.size or v.size != y.size or (cluster is not None and len(cluster) != y.size):
+        raise InputError("yi, vi, study and cluster must have one entry per effect size")
+    test = "knha" if knha else "z"
+    out: dict[str, Any] = {}
+    out.update(_case_keys(y, v, labels, estimator, test, level))
+    out.update(_bias_keys(y, v, estimator, test, level, min_k_bias))
+    if cluster is not None:
+        out.update(_cluster_keys(y, v, list(cluster), "t" if knha else "z", level))
+    if year is not None:
+        out["cumulative"] = _cumulative(y, v, labels, year, estimator, test, level)
+    return out
+
+
+def _case_keys(y, v, labels, estimator, test, level) -> dict[str, Any]:
+    from metapsych.stats.influence import case_diagnostics, ci_outliers
+
+    try:
+        cd = case_diagnostics(y, v, estimator=estimator, test=test, level=level)
+    except ValueError as exc:
+        return {"leave_one_out": None, "influence": None, "outliers": None, "baujat": None,
+                "influence_note": str(exc)}
+    loo, inf = cd.leave_one_out, cd.influence
+    outliers = ci_outliers(y, v, cd.full.ci, level=level)
+    return {
+        "leave_one_out": [
+            {"study": s, "estimate": num(loo.estimate[i]), "se": num(loo.se[i]), "ci_lower": num(loo.ci_lower[i]),
+             "ci_upper": num(loo.ci_upper[i]), "p_value": num(loo.p_value[i]), "tau2": num(loo.tau2[i]),
+             "I2": num(loo.I2[i]), "Q": num(loo.Q[i])}
+            for i, s in enumerate(labels)],
+        "influence": [
+            {"study": s, "rstudent": num(inf.rstudent[i]), "dffits": num(inf.dffits[i]),
+             "cooks_d": num(inf.cooks_d[i]), "cov_r": num(inf.cov_r[i]), "hat": num(inf.hat[i]),
+             "weight": num(inf.weight[i]), "tau2_del": num(inf.tau2_del[i]), "Q_del": num(inf.Q_del[i]),
+             "dfbetas": num(inf.dfbetas[i, 0]), "influential": bool(inf.influential[i])}
+            for i, s in enumerate(labels)],
+        "outliers": [s for s, flag in zip(labels, outliers) if flag],
+        "baujat": [{"study": s, "x": num(inf.baujat_x[i]), "y": num(inf.baujat_y[i])} for i, s in enumerate(labels)],
+    }
+
+
+def _bias_keys(y, v, estimator, test, level, min_k) -> dict[str, Any]:
+    k = y.size
+    if k < min_k:
+        note = (f"Publication-bias tests are reported only for k >= {min_k}; this analysis has k = {k}.")
+        return {**{key: None for key in BIAS_KEYS}, "bias_note": note}
+    parts = {"egger": _egger, "rank_test": _rank, "trim_and_fill": _trimfill, "fail_safe_n": _fsn,
+             "pet_peese": _pet_peese, "selection_model": _selection}
+    out: dict[str, Any] = {}
+    notes = []
+    for key, make in parts.items():
+        try:
+            out[key] = make(y, v, estimator, test, level)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            out[key] = None
+            notes.append(f"{key}: {exc}")
+    out["bias_note"] = "; ".join(notes) or None
+    return out
+
+
+def _egger(y, v, estimator, test, level) -> dict[str, Any]:
+    from metapsych.stats.bias import regtest
+
+    r = regtest(y, v, estimator=estimator, test=test, level=level)
+    return {"statistic": num(r.statistic), "p_value": num(r.p_value), "df": num(r.df),
+            "limit_estimate": num(r.limit_estimate), "limit_ci_lower": num(r.limit_ci_lower),
+            "limit_ci_upper": num(r.limit_ci_upper)}
+
+
+def _rank(y, v, estimator, test, level) -> dict[str, Any]:
+    from metapsych.stats.bias import ranktest
+
+    r = ranktest(y, v)
+    return {"tau": num(r.tau), "p_value": num(r.p_value), "exact": r.exact}
+
+
+def _trimfill(y, v, estimator, test, level) -> dict[str, Any]:
+    from metapsych.stats.bias import trimfill
+
+    t = trimfill(y, v, estimator=estimator, level=level)
+    f = t.fit
+    return {"k0": t.k0, "side": t.side, "estimate": num(f.estimate), "se": num(f.se[0]),
+            "ci_lower": num(f.ci_lower[0]), "ci_upper": num(f.ci_upper[0]), "p_value": num(f.p_value[0]),
+            "tau2": num(f.tau2), "filled": [{"yi": num(a), "vi": num(b)} for a, b in
+                                            zip(t.yi[t.filled], t.vi[t.filled])]}
+
+
+def _fsn(y, v, estimator, test, level) -> dict[str, Any]:
+    from metapsych.stats.bias import fail_safe_n
+
+    f = fail_safe_n(y, v)
+    return {"rosenthal": num(f.rosenthal), "orwin": num(f.orwin), "orwin_target": num(f.orwin_target)}
+
+
+def _pet_peese(y, v, estimator, test, level) -> dict[str, Any]:
+    from metapsych.stats.bias import pet_peese
+
+    p = pet_peese(y, v, level=level)
+    return {"pet": {"estimate": num(p.pet_estimate), "ci_lower": num(p.pet_ci_lower),
+                    "ci_upper": num(p.pet_ci_upper), "p_value": num(p.pet_p_value)},
+            "peese": {"estimate": num(p.peese_estimate), "ci_lower": num(p.peese_ci_lower),
+                      "ci_upper": num(p.peese_ci_upper), "p_value": num(p.peese_p_value)},
+            "chosen": p.chosen}
+
+
+def _selection(y, v, estimator, test, level) -> dict[str, Any]:
+    from metapsych.stats.selection import step_selection_model
+
+    s = step_selection_model(y, v, level=level)
+    return {"estimate": num(s.estimate), "se": num(s.se), "ci_lower": num(s.ci_lower),
+            "ci_upper": num(s.ci_upper), "p_value": num(s.p_value), "tau2": num(s.tau2),
+            "steps": [num(x) for x in s.steps], "delta": [num(x) for x in s.delta],
+            "k_per_interval": [int(x) for x in s.k_per_interval], "lrt": num(s.lrt), "lrt_p": num(s.lrt_p),
+            "message": s.message}
+
+
+def _cluster_keys(y, v, cluster, test, level) -> dict[str, Any]:
+    from metapsych.stats.multilevel import fit_three_level
+    from metapsych.stats.robust import SingleClusterError, cr1, cr2
+
+    try:
+        f = fit_three_level(y, v, cluster, test=test, level=level)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        msg = f"the three-level model could not be fitted: {exc}"
+        return {"three_level": _empty_three_level(msg), "robust": _empty_robust(msg), "robust_cr2": _empty_robust(msg)}
+    out: dict[str, Any] = {"three_level": _three_level_block(f)}
+    for key, method in (("robust", cr1), ("robust_cr2", cr2)):
+        try:
+            r = method(f.yi, f.x, f.marginal, f.beta, f.cluster_codes, level=level)
+        except SingleClusterError as exc:
+            out[key] = _empty_robust(f"{exc}; cluster-robust standard errors are not available")
+            continue
+        out[key] = {"estimate": num(r.beta[0]), "se": num(r.se[0]), "ci_lower": num(r.ci_lower[0]),
+                    "ci_upper": num(r.ci_upper[0]), "statistic": num(r.statistic[0]), "p_value": num(r.p_value[0]),
+                    "df": num(r.df[0]), "n_clusters": r.n_clusters, "method": r.method, "message": None}
+    return out
+
+
+def _three_level_block(f) -> dict[str, Any]:
+    return {"estimate": num(f.beta[0]), "se": num(f.se[0]), "ci_lower": num(f.ci_lower[0]),
+            "ci_upper": num(f.ci_upper[0]), "statistic": num(f.statistic[0]), "p_value": num(f.p_value[0]),
+            "df": num(f.df), "sigma2": [num(s) for s in f.sigma2], "Q": num(f.Q), "Q_df": int(f.Q_df),
+            "Q_p": num(f.Q_p), "I2": {"total": num(f.I2_total), "between": num(f.I2_between),
+                                      "within": num(f.I2_within)},
+            "pi_lower": num(f.pi_lower), "pi_upper": num(f.pi_upper), "k": f.k, "n_clusters": f.n_clusters,
+            "test": f.test, "message": f.message if not f.converged else None}
+
+
+def _empty_three_level(message: str) -> dict[str, Any]:
+    keys = ("estimate", "se", "ci_lower", "ci_upper", "statistic", "p_value", "df", "sigma2", "Q")
+    return {**{k: None for k in keys}, "message": message}
+
+
+def _empty_robust(message: str) -> dict[str, Any]:
+    keys = ("estimate", "se", "ci_lower", "ci_upper", "statistic", "p_value", "df", "n_clusters", "method")
+    return {**{k: None for k in keys}, "message": message}
+
+
+def _cumulative(y, v, labels, year, estimator, test, level) -> list[dict[str, Any]]:
+    from metapsych.stats.cumulative import cumulative
+
+    years = np.array([np.inf if num(t) is None else float(t) for t in year])
+    c = cumulative(y, v, years, estimator=estimator, test=test, level=level)
+    return [{"study": labels[j], "year": num(years[j]), "estimate": num(c.estimate[i]),
+             "ci_lower": num(c.ci_lower[i]), "ci_upper": num(c.ci_upper[i]), "p_value": num(c.p_value[i]),
+             "tau2": num(c.tau2[i]), "I2": num(c.I2[i])} for i, j in enumerate(c.order)]
