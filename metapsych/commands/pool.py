@@ -246,7 +246,12 @@ class _BatchIntervals:
 
 def _diagnostics(table: EffectTable, method: str, knha: bool, level: float) -> dict[str, Any]:
     """Keys added by ``--diagnostics`` (leave-one-out, influence, bias, dependence), from analysis.diagnostics."""
-    from metapsych.analysis.diagnostics import diagnostics_payload
+    try:
+        from metapsych.analysis.diagnostics import diagnostics_payload
+    except ModuleNotFoundError as exc:
+        if exc.name != "metapsych.analysis.diagnostics":
+            raise
+        raise AnalysisError("--diagnostics is not available in this installation") from None
 
     return diagnostics_payload(table.yi, table.vi, table.study, table.column("cluster"), estimator=method,
                                knha=knha, level=level)
