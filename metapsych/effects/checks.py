@@ -72,6 +72,8 @@ def numeric_columns(table: pd.DataFrame, file: str) -> tuple[dict[str, np.ndarra
         num = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
         for i in np.flatnonzero(np.isnan(num) & raw.notna().to_numpy()):
             problems.append(Problem(files[i], lines[i], col, f"not a number: {raw.iloc[i]!r}", "a number"))
+        for i in np.flatnonzero(np.isinf(num)):
+            problems.append(Problem(files[i], lines[i], col, f"infinite value: {raw.iloc[i]!r}", "a finite number"))
         values[col] = num
     return values, problems
 

@@ -200,8 +200,12 @@ def _choose(cands: list[Candidate], n: int, no_data: str) -> tuple[np.ndarray, n
     why = np.full(n, "", dtype=object)
     done = np.zeros(n, dtype=bool)
     for c in cands:
-        take = c.available & ~done
+        finite = np.isfinite(c.effects.yi) & np.isfinite(c.effects.vi) & (c.effects.vi > 0)
+        take = c.available & finite & ~done
         yi[take], vi[take], formula[take] = c.effects.yi[take], c.effects.vi[take], c.formula[take]
+        failed = c.available & ~finite & ~done & (why == "")
+        why[failed] = [f"{f} gave no finite effect (effective n too small after the design effect?)"
+                       for f in c.formula[failed]]
         note = ~done & ~c.available & (c.why_not != "") & (why == "")
         why[note] = c.why_not[note]
         done |= take

@@ -161,6 +161,18 @@ def test_bad_numbers_are_all_reported_with_file_line_and_field() -> None:
     assert err.value.exit_code == 2
 
 
+def test_infinite_values_are_rejected() -> None:
+    with pytest.raises(DataError) as err:
+        compute_effects(pd.DataFrame([{"precalc_g": np.inf, "precalc_g_se": 0.2}]), file="in.csv")
+    assert "in.csv:2: precalc_g: infinite value" in str(err.value)
+
+
+def test_design_effect_leaving_too_few_participants_is_explained() -> None:
+    row = _one(**{**MEANS, "n_arm1": 2, "n_arm2": 2}, icc=0.9, cluster_size=20, icc_arm2=0.9, cluster_size_arm2=20)
+    assert np.isnan(row.yi) and row.formula is None
+    assert row.why_missing.startswith("smd_from_means gave no finite effect")
+
+
 def test_lines_default_to_row_position() -> None:
     with pytest.raises(DataError) as err:
         compute_effects(pd.DataFrame([MEANS, {**MEANS, "sd_arm2": -1}]), file="in.csv")
