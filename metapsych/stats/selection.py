@@ -60,7 +60,7 @@ def step_selection_model(yi, vi, steps: tuple[float, ...] = (0.025,), level: flo
     start = np.concatenate([[np.mean(y)], [max(np.var(y) - np.mean(v), 0.0) + 0.001], np.ones(n_delta)])
     bounds = [(None, None), (0.0, None)] + [(0.0, DELTA_MAX)] * n_delta
     opt = optimize.minimize(negll, start, method="L-BFGS-B", bounds=bounds,
-                            options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 10000})
+                            options={"ftol": 1e-12, "gtol": 1e-8, "maxiter": 10000})
     theta = _polish(negll, opt.x, bounds)
     ll = -negll(theta)
     ll0 = _ml_null_loglik(y, v)
@@ -93,7 +93,7 @@ def _loglik(mu, tau2, delta, y, v, group, q) -> float:
         return float(np.sum(np.log(delta[group]) + dens - np.log(a)))
 
 
-def _polish(f, x, bounds, iterations: int = 20) -> np.ndarray:
+def _polish(f, x, bounds, iterations: int = 8) -> np.ndarray:
     """Newton steps on the numerical Hessian for interior optima (L-BFGS-B stops slightly short)."""
     for _ in range(iterations):
         interior = [lo is None or xi > lo + 1e-8 for xi, (lo, _) in zip(x, bounds)]
@@ -108,7 +108,7 @@ def _polish(f, x, bounds, iterations: int = 20) -> np.ndarray:
         if not all(lo is None or ni >= lo for ni, (lo, _) in zip(new, bounds)) or f(new) > f(x) + 1e-12:
             return x
         x = new
-        if np.max(np.abs(step)) < 1e-12:
+        if np.max(np.abs(step) / np.maximum(1.0, np.abs(x))) < 1e-10:
             break
     return x
 
