@@ -353,12 +353,19 @@ def _tau2_max(seg: _Segments) -> np.ndarray:
 
 def _scoring_step(sub: _Segments, tau2: np.ndarray, method: str) -> np.ndarray:
     """metafor's Fisher-scoring (ML, REML) or Morris (EB) update for the analyses in ``sub``."""
-    m = _wls(sub, 1.0 / (sub.v + sub.spread(tau2)))
+    w = 1.0 / (sub.v + sub.spread(tau2))
+    w2 = w * w
+    sums = np.add.reduceat(np.stack((w, w * sub.y, w2, w2 * w)), sub.starts, axis=1)
+    sw, swy, sw2, sw3 = sums
+    r = sub.y - sub.spread(swy / sw)
+    if method == "EB":
+        return (sub.sum(w * r * r) * sub.k / (sub.k - 1) - sub.k) / sw
+    py_sq = sub.sum(w2 * r * r)
     if method == "ML":
-        return (sub.sum((m.w * m.r) ** 2) - m.sw) / sub.sum(m.w**2)
-    if method == "REML":
-        return (sub.sum((m.w * m.r) ** 2) - m.tr_p) / m.sum_p2()
-    return (m.rss * sub.k / (sub.k - 1) - sub.k) / m.sw
+        return (py_sq - sw) / sw2
+    tr_p = sw - sw2 / sw
+    tr_pp = sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
+    return (py_sq - tr_p) / tr_pp
 
 
 def _halve_until_feasible(t: np.ndarray, adj: np.ndarray) -> np.ndarray:
