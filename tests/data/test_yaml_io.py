@@ -1,0 +1,40 @@
+"""The safe YAML reader: line numbers for every value; anchors, tags, merge keys, several documents,
+duplicate keys, oversized and deeply nested input are refused with a located problem."""
+
+from __future__ import annotations
+
+import pytest
+
+from metapsych.data.yaml_io import MAX_BYTES, read_yaml_text
+from metapsych.errors import DataError
+
+
+def test_values_keep_their_lines() -> None:
+    doc = read_yaml_text("a: 1\nb:\n  - {x: 2}\n  - y: 3\n    z: [1, 2]\n", "f.yaml")
+    assert doc.value == {"a": 1, "b": [{"x": 2}, {"y": 3, "z": [1, 2]}]}
+    assert doc.line(("b", 1, "z")) == 5
+    assert doc.line(("b", 0, "x")) == 3
+    assert doc.line(("b", 1, "missing")) == 4
+
+
+@pytest.mark.parametrize("text, line, message", [
+    ("a: &x 1\nb: *x\n", 1, "anchors and aliases"),
+    ("a: 1\nb: !!python/object:os.system 1\n", 2, "tag"),
+    ("a: 1\nb: !custom x\n", 2, "tag"),
+    ("a: {<<: {b: 1}}\n", 1, "merge keys"),
+    ("--- 1\n--- 2\n", 2, "more than one YAML document"),
+    ("a: 1\na: 2\n", 2, "duplicate key"),
+    ("a: [1\n", 2, "invalid YAML"),
+    ("[" * 100 + "]" * 100, 1, "nesting"),
+])
+def test_refused_constructs(text: str, line: int, message: str) -> None:
+    with pytest.raises(DataError) as info:
+        read_yaml_text(text, "f.yaml")
+    (problem,) = info.value.problems
+    assert problem.line == line
+    assert message in problem.problem
+
+
+def test_oversized_text_is_refused() -> None:
+    with pytest.raises(DataError, match="larger than"):
+        read_yaml_text("a: " + "x" * MAX_BYTES, "f.yaml")
