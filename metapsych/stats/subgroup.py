@@ -64,8 +64,12 @@ class SubgroupAnalysis:
 
 
 def subgroup_levels(groups: Sequence[object]) -> tuple[str, ...]:
-    """Distinct group labels as strings, sorted as R sorts factor levels."""
-    return tuple(sorted({str(g) for g in groups}, key=r_sort_key))
+    """Distinct group labels as strings, sorted as R sorts factor levels (numerically if all are numbers)."""
+    distinct = {str(g) for g in groups}
+    try:
+        return tuple(sorted(distinct, key=lambda label: (float(label), label)))
+    except ValueError:
+        return tuple(sorted(distinct, key=r_sort_key))
 
 
 def subgroup_analysis(

@@ -28,3 +28,9 @@ def test_common_tau2_equals_factor_regression(estimator: str, test: str) -> None
 def test_between_test_needs_two_finite_groups() -> None:
     assert between_test([0.1], [0.1]).message == "fewer than two subgroups"
     assert "no finite" in between_test([0.1, float("nan")], [0.1, 0.2]).message
+
+
+def test_numeric_labels_sort_numerically() -> None:
+    res = subgroup_analysis(np.arange(6.0), np.ones(6), ["10", "2", "1", "10", "2", "1"], estimator="DL")
+    assert res.levels == ("1", "2", "10")
+    assert [f.k for f in res.fits.values()] == [2, 2, 2]
