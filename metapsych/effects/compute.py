@@ -69,6 +69,11 @@ NO_DATA = {
     **{m: f"no event counts for measure {m}" for m in ("or", "rr", "rd")},
 }
 
+ONLY_DOT_G = (
+    "only metapsyTools' .g/.g_se, which are not used (their sign convention differs between databases); "
+    "give precalc_g and precalc_g_se with positive = arm1 better"
+)
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -105,6 +110,9 @@ def compute_effects(
     lower = _directions(table, vocabulary)
     cands = _candidates(table, values, deff, lower, measure, convert_binary)
     yi, vi, formula, why = _choose(cands, len(table), NO_DATA[measure])
+    if ".g" in table:
+        only_g = (why == NO_DATA[measure]) & pd.to_numeric(table[".g"], errors="coerce").notna().to_numpy()
+        why[only_g] = ONLY_DOT_G
     out = table.copy()
     out["yi"], out["vi"] = yi, vi
     out["sei"] = np.sqrt(vi)

@@ -125,6 +125,11 @@ def test_rows_without_data_are_kept_with_a_reason() -> None:
     assert md.why_missing[0] == "events cannot give measure md"
 
 
+def test_metapsytools_dot_g_alone_is_not_used() -> None:
+    row = _one(**{".g": -0.3, ".g_se": 0.1})
+    assert np.isnan(row.yi) and "not used" in row.why_missing and "precalc_g" in row.why_missing
+
+
 def test_nnt_column_for_g_only() -> None:
     row = _one(**MEANS)
     assert row.nnt == pytest.approx(1 / (__import__("scipy").stats.norm.cdf(row.yi - 0.8416212335729143) - 0.2))
