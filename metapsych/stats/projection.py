@@ -120,6 +120,8 @@ def project(x: np.ndarray | Factor, w: np.ndarray, y: np.ndarray) -> Projection:
     """Fit y on x by weighted least squares with weights w (all positive)."""
     if isinstance(x, Factor):
         return project_factor(x, w, y)
+    if x.shape[1] == 1 and np.all(x == 1.0):
+        return _project_intercept(w, y)
     sw = np.sqrt(w)
     q, r = np.linalg.qr(sw[:, None] * x)
     d = np.abs(np.diag(r))
@@ -128,3 +130,12 @@ def project(x: np.ndarray | Factor, w: np.ndarray, y: np.ndarray) -> Projection:
     beta = np.linalg.solve(r, q.T @ (sw * y))
     resid = y - x @ beta
     return Projection(w=w, q=q, r=r, beta=beta, resid=resid, h=np.sum(q * q, axis=1))
+
+
+def _project_intercept(w: np.ndarray, y: np.ndarray) -> Projection:
+    """Closed form for the intercept-only design: the weighted mean (no QR needed)."""
+    sw = float(np.sum(w))
+    beta = np.array([float(np.dot(w, y)) / sw])
+    root = np.sqrt(sw)
+    return Projection(w=w, q=(np.sqrt(w) / root)[:, None], r=np.array([[root]]), beta=beta, resid=y - beta[0],
+                      h=w / sw)
