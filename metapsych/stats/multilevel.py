@@ -164,10 +164,8 @@ def _scoring(y, v, x, g, s2: np.ndarray, max_iter: int = 500) -> tuple[np.ndarra
         free = (s2 > 0) | (cur.score > 0)
         step = np.zeros(2)
         if np.any(free):
-            try:
-                step[free] = np.linalg.solve(cur.info[np.ix_(free, free)], cur.score[free])
-            except np.linalg.LinAlgError:
-                return s2, False, cur.loglik
+            # least squares: with one effect per cluster the two components are confounded (singular info)
+            step[free] = np.linalg.lstsq(cur.info[np.ix_(free, free)], cur.score[free], rcond=None)[0]
         new, nxt = _halve(y, v, x, g, s2, step, cur.loglik)
         done = np.all(np.abs(new - s2) <= 1e-13 * np.maximum(1.0, s2))
         s2, cur = new, nxt

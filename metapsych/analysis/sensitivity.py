@@ -1,0 +1,198 @@
+"""The per-cell sensitivity table, after metapsyTools' ``runMetaAnalysis``.
+
+Rows (``model``):
+
+* ``overall``: every effect size as if independent.
+* ``combined``: effects combined within trials (metafor ``aggregate``, CS with ``rho``).
+* ``lowest`` / ``highest``: per trial only its smallest / largest effect.
+* ``outliers_removed``: without trials whose CI lies wholly outside the pooled CI of ``overall``
+  (dmetar ``find.outliers``).
+* ``influence_removed``: without effects metafor's ``influence()`` flags in ``overall`` (dmetar
+  ``InfluenceAnalysis``).
+* ``low_rob``: only effects from trials at low risk of bias.
+* ``three_level``: ``rma.mv(yi, vi, random = ~ 1 | trial/es)`` (t tests when the config uses Knapp-Hartung,
+  as metapsyTools does); tau2 is the sum of both variance components and I2 the total.
+* ``three_level_che``: the same with a CS(rho) sampling covariance within trials and CR2 cluster-robust
+  inference (Satterthwaite df), as metapsyTools' ``threelevel.che``.
+
+A row that cannot be fitted has its ``message`` and null numbers; the table itself never raises for data
+that can be pooled at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+ROWS = ("overall", "combined", "lowest", "highest", "outliers_removed", "influence_removed", "low_rob",
+        "three_level", "three_level_che")
+ROW_KEYS = ("k", "estimate", "se", "ci_lower", "ci_upper", "statistic", "p_value", "df", "tau2", "tau", "I2",
+            "I2_ci", "tau2_ci", "H2", "Q", "Q_df", "Q_p", "pi_lower", "pi_upper", "nnt", "estimator", "test",
+            "message")
+
+
+def _num(value: object) -> float | None:
+    if value is None:
+        return None
+    x = float(value)  # type: ignore[arg-type]
+    return x if math.isfinite(x) else None
+
+
+def sensitivity_table(
+    yi: Sequence[float] | np.ndarray,
+    vi: Sequence[float] | np.ndarray,
+    trial: Sequence[object],
+    rob_low: Sequence[bool | None] | None,
+    *,
+    estimator: str = "REML",
+    test: str = "z",
+    level: float = 0.95,
+    cer: float = 0.2,
+    rho: float = 0.6,
+) -> list[dict[str, Any]]:
+    """One dict per row of ROWS (keys ``model`` plus ROW_KEYS). ``rob_low[i]`` is True when effect i comes
+    from a trial at low risk of bias (None = unknown, treated as not low). ``test``: "z" or "knha"."""
+    y = np.asarray(yi, dtype=float).ravel()
+    v = np.asarray(vi, dtype=float).ravel()
+    trials = list(trial)
+    if not (y.size == v.size == len(trials)) or (rob_low is not None and len(rob_low) != y.size):
+        raise ValueError("yi, vi, trial and rob_low must have one entry per effect size")
+    ctx = _Context(y, v, trials, estimator, test, level, cer, rho)
+    overall = ctx.fit_rows(np.arange(y.size))
+    rows = [("overall", overall[0]), ("combined", ctx.combined())]
+    rows += [("lowest", ctx.extreme(np.argmin)), ("highest", ctx.extreme(np.argmax))]
+    rows += [("outliers_removed", ctx.without_outliers(overall[1])),
+             ("influence_removed", ctx.without_influential()), ("low_rob", ctx.low_rob(rob_low))]
+    rows += [("three_level", ctx.three_level(che=False)), ("three_level_che", ctx.three_level(che=True))]
+    return [{"model": name, **row} for name, row in rows]
+
+
+def _empty(message: str, k: int = 0) -> dict[str, Any]:
+    row: dict[str, Any] = {key: None for key in ROW_KEYS}
+    row.update(k=k, message=message, I2_ci=[None, None], tau2_ci=[None, None])
+    return row
+
+
+class _Context:
+    """The cell's data and settings, shared by the row builders."""
+
+    def __init__(self, y, v, trials, estimator, test, level, cer, rho) -> None:
+        self.y, self.v, self.trials = y, v, trials
+        self.estimator, self.test, self.level, self.cer, self.rho = estimator, test, level, cer, rho
+
+    def nnt(self, estimate: float | None) -> float | None:
+        from metapsych.effects.nnt import nnt_furukawa
+
+        return None if estimate is None else _num(nnt_furukawa(estimate, self.cer))
+
+    def fit_arrays(self, y: np.ndarray, v: np.ndarray, message: str | None = None) -> tuple[dict[str, Any], Any]:
+        """The row of a univariate fit on (y, v), and the fit (None if it could not be made)."""
+        from metapsych.stats.heterogeneity import confint_tau2
+        from metapsych.stats.rma import fit
+
+        if y.size < 2:
+            return _empty(message or f"too few effects to pool (k = {y.size})", y.size), None
+        f = fit(y, v, estimator=self.estimator, test=self.test, level=self.level)
+        if not f.converged:
+            return _empty(f.message or "the model did not converge", y.size), None
+        ci = confint_tau2(y, v, f)
+        row = {
+            "k": f.k, "estimate": _num(f.estimate), "se": _num(f.se[0]), "ci_lower": _num(f.ci_lower[0]),
+            "ci_upper": _num(f.ci_upper[0]), "statistic": _num(f.statistic[0]), "p_value": _num(f.p_value[0]),
+            "df": _num(f.df), "tau2": _num(f.tau2), "tau": _num(f.tau), "I2": _num(f.I2),
+            "I2_ci": [_num(ci.I2_lower), _num(ci.I2_upper)], "tau2_ci": [_num(ci.tau2_lower), _num(ci.tau2_upper)],
+            "H2": _num(f.H2), "Q": _num(f.Q), "Q_df": int(f.Q_df), "Q_p": _num(f.Q_p),
+            "pi_lower": _num(f.pi_lower), "pi_upper": _num(f.pi_upper), "nnt": self.nnt(_num(f.estimate)),
+            "estimator": f.estimator, "test": f.test, "message": message,
+        }
+        return row, f
+
+    def fit_rows(self, idx: np.ndarray, message: str | None = None) -> tuple[dict[str, Any], Any]:
+        return self.fit_arrays(self.y[idx], self.v[idx], message)
+
+    def combined(self) -> dict[str, Any]:
+        from metapsych.stats.aggregate import aggregate
+
+        ya, va, _ = aggregate(self.y, self.v, self.trials, rho=self.rho)
+        return self.fit_arrays(ya, va)[0]
+
+    def extreme(self, pick) -> dict[str, Any]:
+        """One effect per trial: the one ``pick`` (argmin/argmax) chooses; ties keep the first."""
+        from metapsych.stats.multilevel import cluster_codes
+
+        codes = cluster_codes(self.trials)
+        idx = np.array([np.flatnonzero(codes == j)[pick(self.y[codes == j])] for j in range(codes.max() + 1)])
+        return self.fit_rows(idx)[0]
+
+    def without_outliers(self, overall_fit) -> dict[str, Any]:
+        from metapsych.stats.influence import ci_outliers
+
+        if overall_fit is None:
+            return _empty("the overall model could not be fitted")
+        flags = ci_outliers(self.y, self.v, overall_fit.ci, level=self.level)
+        return self._without(flags, "outliers")
+
+    def without_influential(self) -> dict[str, Any]:
+        from metapsych.stats.influence import case_diagnostics
+
+        try:
+            cd = case_diagnostics(self.y, self.v, estimator=self.estimator, test=self.test, level=self.level)
+        except ValueError as exc:
+            return _empty(f"no influence analysis: {exc}")
+        return self._without(cd.influence.influential, "influential cases")
+
+    def _without(self, flags: np.ndarray, what: str) -> dict[str, Any]:
+        n = int(np.sum(flags))
+        if n == 0:
+            return self.fit_rows(np.arange(self.y.size), f"no {what} found; same as overall")[0]
+        keep = np.flatnonzero(~flags)
+        if keep.size < 2:
+            return _empty(f"{n} of {self.y.size} effects are {what}; too few remain to pool", int(keep.size))
+        return self.fit_rows(keep, f"{n} {what} removed")[0]
+
+    def low_rob(self, rob_low: Sequence[bool | None] | None) -> dict[str, Any]:
+        if rob_low is None:
+            return _empty("no risk-of-bias ratings")
+        keep = np.array([bool(r) for r in rob_low])
+        if keep.sum() < 2:
+            return _empty(f"too few effects from trials at low risk of bias (k = {int(keep.sum())})", int(keep.sum()))
+        return self.fit_rows(np.flatnonzero(keep))[0]
+
+    def three_level(self, che: bool) -> dict[str, Any]:
+        from metapsych.stats.multilevel import compound_symmetric_v, fit_three_level
+        from metapsych.stats.robust import SingleClusterError, cr2
+
+        n_trials = len(set(self.trials))
+        if n_trials < 2 or self.y.size < 3:
+            return _empty(f"a three-level model needs at least 2 trials and 3 effects ({n_trials} trials, "
+                          f"{self.y.size} effects)", self.y.size)
+        v = compound_symmetric_v(self.v, self.trials, self.rho) if che else self.v
+        try:
+            f = fit_three_level(self.y, v, self.trials, test="t" if self.test in ("knha", "t") else "z",
+                                level=self.level)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            return _empty(f"the three-level model could not be fitted: {exc}", self.y.size)
+        row = self._three_level_row(f)
+        if che:
+            try:
+                r = cr2(f.yi, f.x, f.marginal, f.beta, f.cluster_codes, level=self.level)
+            except SingleClusterError as exc:
+                return _empty(str(exc), self.y.size)
+            row.update(se=_num(r.se[0]), ci_lower=_num(r.ci_lower[0]), ci_upper=_num(r.ci_upper[0]),
+                       statistic=_num(r.statistic[0]), p_value=_num(r.p_value[0]), df=_num(r.df[0]), test="CR2")
+        return row
+
+    def _three_level_row(self, f) -> dict[str, Any]:
+        tau2 = float(np.sum(f.sigma2))
+        row = _empty(None if f.converged else (f.message or "REML did not converge"), f.k)  # type: ignore[arg-type]
+        row.update(
+            estimate=_num(f.estimate), se=_num(f.se[0]), ci_lower=_num(f.ci_lower[0]), ci_upper=_num(f.ci_upper[0]),
+            statistic=_num(f.statistic[0]), p_value=_num(f.p_value[0]), df=_num(f.df), tau2=_num(tau2),
+            tau=_num(math.sqrt(tau2)), I2=_num(f.I2_total), Q=_num(f.Q), Q_df=int(f.Q_df), Q_p=_num(f.Q_p),
+            pi_lower=_num(f.pi_lower), pi_upper=_num(f.pi_upper), nnt=self.nnt(_num(f.estimate)),
+            estimator="REML", test=f.test, sigma2=[_num(s) for s in f.sigma2], n_clusters=f.n_clusters,
+        )
+        return row
