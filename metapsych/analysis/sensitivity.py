@@ -196,3 +196,21 @@ class _Context:
             estimator="REML", test=f.test, sigma2=[_num(s) for s in f.sigma2], n_clusters=f.n_clusters,
         )
         return row
+
+
+def conclusion(row: dict[str, Any]) -> str | None:
+    """"favours" / "harms" when the CI excludes 0 (positive / negative), "unclear" when it includes 0,
+    None when the row has no interval."""
+    lo, hi = row.get("ci_lower"), row.get("ci_upper")
+    if lo is None or hi is None:
+        return None
+    return "favours" if lo > 0 else "harms" if hi < 0 else "unclear"
+
+
+def changed_conclusions(main: dict[str, Any], rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Models of the sensitivity table whose conclusion (see ``conclusion``) differs from the main model's;
+    the overview flags a cell when this list is not empty."""
+    reference = conclusion(main)
+    if reference is None:
+        return []
+    return [r["model"] for r in rows if conclusion(r) not in (None, reference)]

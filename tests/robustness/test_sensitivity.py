@@ -97,3 +97,16 @@ def test_single_trial_cell() -> None:
     assert rows["overall"]["k"] == 3
     assert rows["combined"]["estimate"] is None and "too few" in rows["combined"]["message"]
     assert "at least 2 trials" in rows["three_level_che"]["message"]
+
+
+def test_changed_conclusions() -> None:
+    from metapsych.analysis.sensitivity import changed_conclusions, conclusion
+
+    main = {"ci_lower": 0.1, "ci_upper": 0.5}
+    rows = [{"model": "overall", "ci_lower": 0.2, "ci_upper": 0.6},
+            {"model": "low_rob", "ci_lower": -0.1, "ci_upper": 0.4},
+            {"model": "three_level", "ci_lower": None, "ci_upper": None},
+            {"model": "highest", "ci_lower": -0.9, "ci_upper": -0.2}]
+    assert conclusion(rows[3]) == "harms"
+    assert changed_conclusions(main, rows) == ["low_rob", "highest"]
+    assert changed_conclusions({"ci_lower": None, "ci_upper": None}, rows) == []
