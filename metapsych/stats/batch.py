@@ -484,7 +484,7 @@ def _assemble(seg, method, test, level, tau2, tau2_se, converged, control, qprof
     nan_if_failed = lambda a: np.where(converged, a, np.nan)  # noqa: E731 - local shorthand
     return BatchFit(
         estimator=method, test=test, level=level, k=k, converged=converged,
-        messages=tuple(None if c else f"{method}: did not converge" for c in converged),
+        messages=_messages(method, test, k, converged),
         estimate=nan_if_failed(beta), se=nan_if_failed(se), statistic=nan_if_failed(stat),
         p_value=nan_if_failed(pval), ci_lower=nan_if_failed(beta - crit * se),
         ci_upper=nan_if_failed(beta + crit * se), df=df, s2w=nan_if_failed(s2w), tau2=nan_if_failed(tau2),
@@ -495,6 +495,15 @@ def _assemble(seg, method, test, level, tau2, tau2_se, converged, control, qprof
         tau2_ci_lower=lo, tau2_ci_upper=hi, ci_null=ci_null, ub_at_limit=at_limit,
         weights=weights, study_order=seg.order, starts=seg.starts,
     )
+
+
+def _messages(method: str, test: str, k: np.ndarray, converged: np.ndarray) -> tuple[str | None, ...]:
+    """Per-analysis messages, worded as ``rma.fit`` words them."""
+    single = [m for m in ("tau^2 cannot be estimated from one study" if method != "EE" else None,
+                          "z test used since k = 1 (as metafor)" if test != "z" else None) if m]
+    single_text = "; ".join(single) or None
+    return tuple(f"{method}: did not converge" if not c else single_text if n == 1 else None
+                 for c, n in zip(converged, k))
 
 
 def _qprofile(seg, tau2, alpha, control, estimable):

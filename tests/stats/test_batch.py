@@ -71,3 +71,21 @@ def test_group_labels_need_not_be_sorted_or_contiguous() -> None:
     reference = fit_many(yi, vi, groups)
     np.testing.assert_allclose(batch.estimate, reference.estimate, rtol=1e-12)
     np.testing.assert_allclose(batch.tau2, reference.tau2, rtol=1e-9, atol=1e-13)
+
+
+def test_non_converged_analyses_are_refitted_like_fit() -> None:
+    from metapsych.stats.tau2 import Control
+
+    yi, vi, groups = _grid()
+    control = Control(maxiter=4)
+    batch = fit_many(yi, vi, groups, estimator="REML", control=control)
+    assert not batch.converged.all()
+    for i, g in enumerate(np.unique(groups)):
+        mask = groups == g
+        one = fit(yi[mask], vi[mask], estimator="REML", control=control)
+        assert batch.converged[i] == one.converged
+        assert batch.messages[i] == one.message
+        if one.converged:
+            assert close(batch.tau2[i], one.tau2) and close(batch.estimate[i], one.estimate)
+        else:
+            assert math.isnan(batch.estimate[i]) and math.isnan(batch.tau2[i])
