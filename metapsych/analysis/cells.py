@@ -38,8 +38,10 @@ def too_few_cell(inputs: CellInputs) -> dict:
             "bias": None, "cumulative": []}
 
 
-def estimated_cell(inputs: CellInputs, fit: RmaFit, cis: tuple, cumulative: list[dict], config: Config) -> dict:
-    """A pooled cell (``cis``: the Q-profile tau2 and I2 intervals), or ``failed`` if the model did not converge."""
+def estimated_cell(inputs: CellInputs, fit: RmaFit, cis: tuple, cumulative: list[dict], diagnostics: dict,
+                   config: Config) -> dict:
+    """A pooled cell (``cis``: the Q-profile tau2 and I2 intervals; ``diagnostics``: from ``cell_diagnostics``),
+    or a ``failed`` one when the main model did not converge."""
     if not fit.converged:
         return {**too_few_cell(inputs), "status": "failed", "message": fit.message or "model did not converge"}
     return {
@@ -48,8 +50,28 @@ def estimated_cell(inputs: CellInputs, fit: RmaFit, cis: tuple, cumulative: list
         "studies": _studies(inputs, fit),
         "subgroups": {var: _subgroup(inputs, var, config) for var in inputs.plan.subgroups},
         "cumulative": cumulative,
-        "sensitivity": [], "influence": None, "bias": None,
+        "sensitivity": [],
+        **diagnostics,
     }
+
+
+def cell_diagnostics(yi: np.ndarray, vi: np.ndarray, trials: list[str], config: Config) -> dict:
+    """Leave-one-out, influence and outliers (``influence``) and small-study tests (``bias``) of the main model.
+
+    Takes plain arrays (not CellInputs) so that it can run in a worker process.
+    """
+    import warnings
+
+    from metapsych.analysis.diagnostics import diagnostics_payload
+
+    with warnings.catch_warnings():  # numerical warnings of optimisers would only clutter CI logs
+        warnings.simplefilter("ignore", RuntimeWarning)
+        payload = diagnostics_payload(yi, vi, trials, None, estimator=config.model.estimator,
+                                      knha=config.model.knha, level=config.model.level,
+                                      min_k_bias=config.bias_min_studies)
+    influence_keys = ("leave_one_out", "influence", "outliers", "baujat", "influence_note")
+    influence = {key: payload.pop(key) for key in influence_keys if key in payload}
+    return {"influence": influence, "bias": payload}
 
 
 def _studies(inputs: CellInputs, fit: RmaFit | None) -> list[dict]:

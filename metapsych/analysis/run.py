@@ -9,7 +9,7 @@ give the same dict, so the report and its diff are reproducible.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from metapsych.analysis.inputs import CellInputs
 
 SCHEMA_VERSION = 1
+PARALLEL_FROM = 16  # cells to diagnose before worker processes pay off
+MAX_WORKERS = 8
 Progress = Callable[[str, int, int], None]
 
 
@@ -97,14 +99,30 @@ def _cells(inputs: list[CellInputs], config: Config, cache: Cache, progress: Pro
         cumul = iter(batch_fit([(item.yi[idx], item.vi[idx]) for item, sets in zip(todo, prefixes) for idx in sets],
                                config, qprofile=False))
         lo_i2, hi_i2 = main.I2_ci
-        for i, item in enumerate(todo):
+        for i, (item, diagnostics) in enumerate(zip(todo, _diagnostics(todo, config))):
             cis = ((main.tau2_ci_lower[i], main.tau2_ci_upper[i]), (lo_i2[i], hi_i2[i]))
             rows = cumulative_rows(item, [next(cumul) for _ in prefixes[i]])
-            cell = estimated_cell(item, main[i], cis, rows, config)
+            cell = estimated_cell(item, main[i], cis, rows, diagnostics, config)
             cache.put_json("cells", item.inputs_sha256, cell)
             done[item.plan.id] = cell
             progress("cells", i + 1, len(todo))
     return [done[item.plan.id] for item in inputs]
+
+
+def _diagnostics(todo: list[CellInputs], config: Config) -> Iterator[dict]:
+    """Per-cell diagnostics (not vectorised upstream), spread over worker processes for large batches."""
+    import os
+
+    from metapsych.analysis.cells import cell_diagnostics
+
+    args = [(item.yi, item.vi, list(item.trials), config) for item in todo]
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    if len(todo) < PARALLEL_FROM or workers < 2:
+        return (cell_diagnostics(*a) for a in args)
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return iter(list(pool.map(cell_diagnostics, *zip(*args), chunksize=4)))
 
 
 def batch_fit(data: list[tuple], config: Config, *, qprofile: bool):  # type: ignore[no-untyped-def]
