@@ -42,6 +42,7 @@ class RegTest:
 def regtest(yi, vi, *, estimator: str = "REML", test: str = "z", level: float = 0.95) -> RegTest:
     """metafor ``regtest(rma(yi, vi, method=estimator, test=test))`` with predictor "sei"."""
     y, v = _arrays(yi, vi)
+    _check_precisions_differ(v, "Egger's regression test")
     x = np.column_stack([np.ones_like(y), np.sqrt(v)])
     f = fit(y, v, X=x, estimator=estimator, test=test, level=level)
     return RegTest(
@@ -139,6 +140,7 @@ def trimfill(
     if k0_estimator not in ("L0", "R0"):
         raise ValueError("k0_estimator must be 'L0' or 'R0'")
     y0, v0 = _arrays(yi, vi)
+    _check_precisions_differ(v0, "trim-and-fill")
     slope = fit(y0, v0, X=np.column_stack([np.ones_like(y0), np.sqrt(v0)]), estimator=estimator).beta[1]
     side = "right" if slope < 0 else "left"
     sign = -1.0 if side == "right" else 1.0
@@ -257,6 +259,12 @@ def _wls_intercept(y, v, z, level) -> tuple[float, float, float, float]:
     crit = float(dist.t_crit(dist.alpha_from_level(level), df))
     b0 = float(beta[0])
     return b0, b0 - crit * se, b0 + crit * se, float(dist.t_two_sided_p(b0 / se, df))
+
+
+def _check_precisions_differ(v: np.ndarray, what: str) -> None:
+    """The sei regression behind Egger's test and trim-and-fill's side needs unequal standard errors."""
+    if v.size < 3 or np.ptp(v) == 0:
+        raise ValueError(f"{what} needs at least 3 studies with different standard errors")
 
 
 def _arrays(yi, vi) -> tuple[np.ndarray, np.ndarray]:

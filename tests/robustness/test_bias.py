@@ -97,3 +97,11 @@ def test_kendall_exact_p_is_a_probability_and_symmetric(values) -> None:
     assert 0 <= r1.p_value <= 1
     assert r1.tau == pytest.approx(-r2.tau)
     assert r1.p_value == pytest.approx(r2.p_value)
+
+
+def test_equal_standard_errors_give_a_clear_error() -> None:
+    y, v = np.array([0.1, 0.3, 0.2, 0.5]), np.full(4, 0.04)
+    with pytest.raises(ValueError, match="different standard errors"):
+        bias.trimfill(y, v)
+    with pytest.raises(ValueError, match="different standard errors"):
+        bias.regtest(y, v)

@@ -1,0 +1,65 @@
+"""Property tests: invariances the robustness statistics must have whatever the data."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from metapsych.stats.bias import ranktest, trimfill
+from metapsych.stats.influence import case_diagnostics
+from metapsych.stats.multilevel import fit_three_level
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def meta_data(draw, min_k: int = 4, max_k: int = 12):
+    k = draw(st.integers(min_k, max_k))
+    y = np.array(draw(st.lists(st.floats(-2, 2, allow_nan=False), min_size=k, max_size=k)))
+    v = np.array(draw(st.lists(st.floats(0.005, 0.5), min_size=k, max_size=k)))
+    return y, v
+
+
+@SETTINGS
+@given(meta_data())
+def test_leave_one_out_common_effect_is_the_weighted_mean_without_i(data) -> None:
+    y, v = data
+    loo = case_diagnostics(y, v, estimator="EE").leave_one_out
+    w = 1 / v
+    expected = [(np.sum(w * y) - w[i] * y[i]) / (np.sum(w) - w[i]) for i in range(y.size)]
+    np.testing.assert_allclose(loo.estimate, expected, rtol=1e-9, atol=1e-12)
+
+
+@SETTINGS
+@given(meta_data(min_k=5), st.floats(-3, 3))
+def test_ranktest_ignores_a_shift(data, shift) -> None:
+    y, v = data
+    a, b = ranktest(y, v), ranktest(y + shift, v)
+    assert abs(a.tau - b.tau) < 1e-9 or (np.isnan(a.tau) and np.isnan(b.tau))
+
+
+@SETTINGS
+@given(meta_data(min_k=6))
+def test_trimfill_mirrors(data) -> None:
+    y, v = data
+    assume(np.ptp(v) > 1e-3)
+    a, b = trimfill(y, v, estimator="DL"), trimfill(-y, v, estimator="DL")
+    assume(abs(a.fit.estimate) > 1e-6)
+    slope_z = abs(__import__("metapsych.stats.bias", fromlist=["regtest"]).regtest(y, v, estimator="DL").statistic)
+    assume(slope_z > 1e-6)
+    assert a.k0 == b.k0
+    assert {a.side, b.side} == {"left", "right"}
+    np.testing.assert_allclose(a.fit.estimate, -b.fit.estimate, rtol=1e-6, atol=1e-9)
+
+
+@SETTINGS
+@given(meta_data(min_k=4), st.integers(2, 4))
+def test_three_level_without_variance_is_the_common_effect(data, n_clusters) -> None:
+    y, v = data
+    cluster = [i % n_clusters for i in range(y.size)]
+    f = fit_three_level(y, v, cluster, sigma2=[0.0, 0.0])
+    np.testing.assert_allclose(f.estimate, np.sum(y / v) / np.sum(1 / v), rtol=1e-10)
+    g = fit_three_level(y, v, cluster)
+    assert g.converged and np.all(g.sigma2 >= 0)
+    assert g.loglik >= f.loglik - 1e-9
