@@ -4,9 +4,12 @@ every row that cannot be converted listed with its line and reason."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from metapsych.cli import app
@@ -94,3 +97,24 @@ def test_condition_is_taken_from_the_file_name(tmp_path: Path) -> None:
     result = run_import(str(source), "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "social-anxiety-alpha-2020.yaml").exists()
+
+
+HEADER = "study;condition_arm1;condition_arm2;multi_arm1;multi_arm2;instrument;time;time_weeks;mean_arm1;sd_arm1;" \
+         "n_arm1;mean_arm2;sd_arm2;n_arm2;event_arm1;totaln_arm1;event_arm2;totaln_arm2;.g;.g_se;rob;format;year\n"
+cells = st.sampled_from(["", "NA", "NR", "Inf", "-1", "0", "1", "2,5", "3.5", "40", "cbt", "wl", "post", "fu",
+                         "x;y", '"q"', "A, 2020", "B, 2021", "1e400", "ind"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(cells, min_size=0, max_size=25), max_size=6), raw=st.binary(max_size=200))
+def test_random_metapsy_files_never_crash(tmp_path: Path, rows: list, raw: bytes) -> None:
+    source = tmp_path / "metapsy-depression.csv"
+    for content in (HEADER + "\n".join(";".join(r) for r in rows), raw):
+        source.write_bytes(content.encode() if isinstance(content, str) else content)
+        out = tmp_path / "out"
+        shutil.rmtree(out, ignore_errors=True)
+        result = run_import(str(source), "--out", str(out))
+        assert result.exit_code in (0, 2), result.output
+        assert "Traceback" not in result.output and "internal error" not in result.output
+        if result.exit_code == 0 and out.exists():
+            assert len(load_studies(out)) == len(list(out.iterdir()))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -389,8 +388,3 @@ def _arm_list(arms: dict[str, Any]) -> str:
 
 def _kinds_text() -> str:
     return "exactly one of {mean, sd, n}, {change_mean, change_sd, n}, {events, n}"
-
-
-def iter_errors(problems: list[Problem]) -> Iterator[Problem]:
-    """The problems that are errors (not warnings)."""
-    return (p for p in problems if p.severity == "error")

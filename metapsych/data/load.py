@@ -166,9 +166,8 @@ def _unique(problems: list[Problem]) -> list[Problem]:
 
 def _decode(raw: bytes, file: str) -> str:
     if b"\x00" in raw:
-        raise_problem = Problem(file, raw[: raw.index(b"\x00")].count(b"\n") + 1, "(file)",
-                                "binary content (NUL byte)", "a UTF-8 YAML file")
-        raise DataError(raise_problem)
+        raise DataError(Problem(file, raw[: raw.index(b"\x00")].count(b"\n") + 1, "(file)",
+                                "binary content (NUL byte)", "a UTF-8 YAML file"))
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

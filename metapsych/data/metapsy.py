@@ -127,6 +127,7 @@ def read_metapsy_csv(path: Path, strict: bool = False) -> pd.DataFrame:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
     frame["source_file"] = file
     frame["source_line"] = lines
+    frame.attrs["file"] = file
     frame.attrs["problems"] = problems
     if strict and problems:
         raise DataError(problems)

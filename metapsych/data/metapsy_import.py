@@ -76,7 +76,7 @@ def import_metapsy(frame: pd.DataFrame, condition: str, vocabulary: Vocabulary, 
     """Convert a Metapsy DataFrame (from :func:`metapsych.data.metapsy.read_metapsy_csv`) into trials."""
     _require_columns(frame)
     result = ImportResult()
-    file = str(frame["source_file"].iloc[0]) if len(frame) else ""
+    file = str(frame["source_file"].iloc[0]) if len(frame) else str(frame.attrs.get("file", ""))
     bad_lines = {p.line: p for p in frame.attrs.get("problems", [])}
     oriented = _g_is_oriented(frame)
     converter = _RowConverter(vocabulary, condition, oriented, file)
@@ -106,7 +106,7 @@ def import_metapsy(frame: pd.DataFrame, condition: str, vocabulary: Vocabulary, 
 def _require_columns(frame: pd.DataFrame) -> None:
     missing = [c for c in ("study", "condition_arm1", "condition_arm2") if c not in frame.columns]
     if missing:
-        file = str(frame.attrs.get("file", frame["source_file"].iloc[0] if len(frame) else ""))
+        file = str(frame.attrs.get("file", ""))
         raise DataError([Problem(file, 1, name, "required column is missing from the header",
                                  "a Metapsy database (study, condition_arm1, condition_arm2, ...)") for name in missing])
 

@@ -104,10 +104,6 @@ class Vocabulary:
         value = self.codes["instrument"][code].get("lower_is_better")
         return None if value is None else bool(value)
 
-    def label(self, kind: str, code: str) -> str:
-        """Human label of a code (the code itself when none is given)."""
-        return str(self.codes.get(kind, {}).get(code, {}).get("label") or code)
-
     def choices(self, kind: str) -> list[str]:
         """Sorted canonical codes of a kind."""
         self._check_kind(kind)
