@@ -7,11 +7,11 @@ Prints the JSON contract of DESIGN.md section 5 with ``--json`` (numbers that ca
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from metapsych.errors import AnalysisError, DataError, InputError, Problem
@@ -87,8 +87,9 @@ def number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+@functools.lru_cache(maxsize=256)
 def methods_block(method: str, test: str, level: float, k: int | None = None) -> dict[str, Any]:
-    """Every method choice behind the numbers, named."""
+    """Every method choice behind the numbers, named (cached: treat the result as read-only)."""
     df = "k - 1" if k is None else str(k - 1)
     if test == "knha":
         inference = f"Hartung-Knapp-Sidik-Jonkman (knha): t distribution with {df} df, se scaled by s2w"
@@ -133,47 +134,64 @@ def pooled_payload(yi: list[float], vi: list[float], method: str, test: str, lev
 
 
 def model_payload(res: Any, ci: Any, method: str, test: str, level: float) -> dict[str, Any]:
-    """Contract keys from an RmaFit-like object and a Tau2Interval-like object (or None), nulls explained."""
-    k = int(res.k)
-    messages: list[str] = []
-    out: dict[str, Any] = {
-        "k": k, "estimator": method, "knha": test == "knha",
-        "estimate": number(res.estimate), "se": number(res.se[0]),
-        "ci_lower": number(res.ci_lower[0]), "ci_upper": number(res.ci_upper[0]),
-        "statistic": number(res.statistic[0]), "p_value": number(res.p_value[0]),
-        "df": number(res.df) if res.test != "z" else None,
-        "tau2": number(res.tau2), "tau2_se": number(res.tau2_se),
-        "tau2_ci": _pair(ci, "tau2"), "tau": number(res.tau),
-        "I2": number(res.I2), "I2_ci": _pair(ci, "I2"), "H2": number(res.H2), "H2_ci": _pair(ci, "H2"),
-        "Q": number(res.Q), "Q_df": int(res.Q_df), "Q_p": number(res.Q_p),
-        "pi_lower": number(res.pi_lower), "pi_upper": number(res.pi_upper),
+    """Contract keys from an RmaFit and a Tau2Interval (or None), with nulls explained in ``message``."""
+    values = {
+        "k": int(res.k), "estimate": res.estimate, "se": res.se[0], "ci_lower": res.ci_lower[0],
+        "ci_upper": res.ci_upper[0], "statistic": res.statistic[0], "p_value": res.p_value[0], "df": res.df,
+        "tau2": res.tau2, "tau2_se": res.tau2_se, "tau": res.tau, "I2": res.I2, "H2": res.H2, "Q": res.Q,
+        "Q_df": int(res.Q_df), "Q_p": res.Q_p, "pi_lower": res.pi_lower, "pi_upper": res.pi_upper,
+        "test": res.test, "s2w": res.s2w, "message": res.message,
     }
+    for name in ("tau2", "tau", "I2", "H2"):
+        values[f"{name}_lower"] = None if ci is None else getattr(ci, f"{name}_lower")
+        values[f"{name}_upper"] = None if ci is None else getattr(ci, f"{name}_upper")
+    values["ci_message"] = None if ci is None else ci.message
+    return contract(values, method, test, level)
+
+
+NOT_ESTIMABLE_K1 = ("tau2", "tau2_se", "tau2_ci", "tau", "I2", "I2_ci", "H2", "H2_ci", "Q", "Q_p", "pi_lower",
+                    "pi_upper")
+
+
+def contract(values: dict[str, Any], method: str, test: str, level: float) -> dict[str, Any]:
+    """The contract dict from plain values (numbers may be NaN/inf: they become null, and ``message`` says why)."""
+    k = values["k"]
+    used = values["test"]
+    out: dict[str, Any] = {"k": k, "estimator": method, "knha": test == "knha"}
+    for key in ("estimate", "se", "ci_lower", "ci_upper", "statistic", "p_value"):
+        out[key] = number(values[key])
+    out["df"] = number(values["df"]) if used != "z" else None
+    out["tau2"], out["tau2_se"] = number(values["tau2"]), number(values["tau2_se"])
+    out["tau2_ci"] = _pair(values, "tau2")
+    out["tau"] = number(values["tau"])
+    out["I2"], out["I2_ci"] = number(values["I2"]), _pair(values, "I2")
+    out["H2"], out["H2_ci"] = number(values["H2"]), _pair(values, "H2")
+    out["Q"], out["Q_df"], out["Q_p"] = number(values["Q"]), values["Q_df"], number(values["Q_p"])
+    out["pi_lower"], out["pi_upper"] = number(values["pi_lower"]), number(values["pi_upper"])
+    messages: list[str] = []
     if k == 1:
-        for key in ("tau2", "tau2_se", "tau2_ci", "tau", "I2", "I2_ci", "H2", "H2_ci", "Q", "Q_p",
-                    "pi_lower", "pi_upper"):
+        for key in NOT_ESTIMABLE_K1:
             out[key] = None
         messages.append("heterogeneity is not estimable from a single study; estimate and CI are that study's")
-    if res.test != test:
+    if used != test:
         messages.append("z test used because k = 1 (as metafor)")
     if method == "EE":
         messages.append("common-effect model: tau2 is 0 by assumption, so it has no CI and there is no "
                         "prediction interval")
-    elif ci is not None and ci.message and k > 1:
-        messages.append(ci.message)
-    if res.test != "z" and float(res.s2w) == 0.0:
+    elif values["ci_message"] and k > 1:
+        messages.append(values["ci_message"])
+    if used != "z" and values["s2w"] == 0.0:
         messages.append("the effects are identical: the Hartung-Knapp standard error is 0 and the t statistic "
                         "is infinite (reported as null; p-value 0 as metafor)")
-    if res.message and k > 1:
-        messages.append(res.message)
-    out["methods"] = methods_block(method, res.test, level, k)
+    if values["message"] and k > 1:
+        messages.append(values["message"])
+    out["methods"] = methods_block(method, used, level, k)
     out["message"] = "; ".join(messages) if messages else None
     return out
 
 
-def _pair(ci: Any, name: str) -> list[float | None] | None:
-    if ci is None:
-        return None
-    lo, hi = number(getattr(ci, f"{name}_lower")), number(getattr(ci, f"{name}_upper"))
+def _pair(values: dict[str, Any], name: str) -> list[float | None] | None:
+    lo, hi = number(values[f"{name}_lower"]), number(values[f"{name}_upper"])
     return None if lo is None and hi is None else [lo, hi]
 
 
@@ -193,16 +211,13 @@ def subgroup_payload(table: EffectTable, by: str, method: str, test: str, level:
         raise DataError(empty)
     y, v = np.asarray(table.yi), np.asarray(table.vi)
     result = subgroup_analysis(y, v, labels, estimator=method, test=test, level=level)
-    batch = result.batch
-    intervals = _BatchIntervals(batch)
     studies: dict[str, list[str]] = {name: [] for name in result.levels}
     for study, label in zip(table.study, labels):
         studies[label].append(study)
     subgroups: dict[str, Any] = {}
-    for i, name in enumerate(result.levels):
-        fitted = batch[i]
-        block = model_payload(fitted, intervals.at(i), method, test, level)
-        block["weights"] = [number(w) for w in fitted.weights]
+    for name, values, weights in zip(result.levels, _batch_values(result.batch), _batch_weights(result.batch)):
+        block = contract(values, method, test, level)
+        block["weights"] = weights
         block["study"] = studies[name]
         subgroups[name] = block
     between = result.between if len(result.levels) > 1 else between_test([], [])
@@ -220,28 +235,37 @@ def subgroup_payload(table: EffectTable, by: str, method: str, test: str, level:
     }
 
 
-class _BatchIntervals:
-    """The Q-profile intervals of a BatchFit, handed out one analysis at a time like a Tau2Interval."""
+def _batch_values(batch: Any) -> list[dict[str, Any]]:
+    """Plain per-analysis values of a BatchFit (as ``contract`` takes them), built column-wise."""
+    import numpy as np
 
-    def __init__(self, batch: Any) -> None:
-        import numpy as np
+    lists = {name: getattr(batch, name).tolist() for name in (
+        "k", "estimate", "se", "ci_lower", "ci_upper", "statistic", "p_value", "df", "tau2", "tau2_se", "I2", "H2",
+        "Q", "Q_p", "pi_lower", "pi_upper", "s2w")}
+    lists["tau"] = np.sqrt(batch.tau2).tolist()
+    lists["Q_df"] = (batch.k - 1).tolist()
+    lo, hi = batch.tau2_ci_lower, batch.tau2_ci_upper
+    for name, (a, b) in {"tau2": (lo, hi), "tau": (np.sqrt(lo), np.sqrt(hi)), "I2": batch.I2_ci,
+                         "H2": batch.H2_ci}.items():
+        lists[f"{name}_lower"], lists[f"{name}_upper"] = a.tolist(), b.tolist()
+    tests = np.where(batch.k == 1, "z", batch.test).tolist()
+    notes = np.where(batch.ci_null, "Q-profile interval for tau^2 is empty (Q(0) below the lower quantile); "
+                     "reported as [0, 0]", np.where(batch.ub_at_limit, "upper tau^2 bound reached the search limit; "
+                                                    "the true bound is larger", "")).tolist()
+    names = list(lists)
+    out = []
+    for i, row in enumerate(zip(*(lists[n] for n in names))):
+        values = dict(zip(names, row))
+        values.update(test=tests[i], message=batch.messages[i], ci_message=notes[i] or None)
+        out.append(values)
+    return out
 
-        self.batch = batch
-        self.tau2 = (batch.tau2_ci_lower, batch.tau2_ci_upper)
-        self.tau = (np.sqrt(batch.tau2_ci_lower), np.sqrt(batch.tau2_ci_upper))
-        self.I2 = batch.I2_ci
-        self.H2 = batch.H2_ci
 
-    def at(self, i: int) -> SimpleNamespace:
-        """Tau2Interval-like view of analysis i."""
-        message = None
-        if self.batch.ci_null[i]:
-            message = "Q-profile interval for tau^2 is empty (Q(0) below the lower quantile); reported as [0, 0]"
-        elif self.batch.ub_at_limit[i]:
-            message = "upper tau^2 bound reached the search limit; the true bound is larger"
-        values = {f"{name}_{side}": getattr(self, name)[j][i]
-                  for name in ("tau2", "tau", "I2", "H2") for j, side in enumerate(("lower", "upper"))}
-        return SimpleNamespace(**values, ci_null=bool(self.batch.ci_null[i]), message=message)
+def _batch_weights(batch: Any) -> list[list[float]]:
+    """Per-analysis study weights (percent), in each analysis's input order."""
+    order = batch.weights[batch.study_order].tolist()
+    bounds = (batch.starts.tolist() + [len(order)])
+    return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _diagnostics(table: EffectTable, method: str, knha: bool, level: float) -> dict[str, Any]:
