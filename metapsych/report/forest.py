@@ -1,39 +1,50 @@
-"""Forest plots in the layout reviewers know from RevMan and R's meta.
+"""Forest plots in the layout reviewers know from RevMan and R's meta, and simpler interval plots.
 
 Columns: study label, arm sizes, the CI plot (squares sized by weight), g with its 95% CI as text, weight
 and risk of bias. Below the studies: the pooled diamond, the prediction interval and a footer with the
 heterogeneity and test statistics. With ``groups`` the studies come in subgroup blocks, each with its own
 diamond, and the footer gives the test for subgroup differences. Every number comes from the results
-document; nothing is computed here except the geometry.
+document; nothing is computed here except the geometry. Drawn on ``vector.Canvas`` (fast, deterministic
+SVG and PNG from one drawing); font sizes are fixed and the height grows with the number of rows, so
+plots stay readable at 100+ studies.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from metapsych.report.style import COLOURS, ROW_HEIGHT_IN, figure_bytes, fmt, fmt_ci, new_figure, p_text
+from metapsych.report.style import COLOURS, fmt, fmt_ci, p_text
+from metapsych.report.vector import Canvas, nice_ticks
 
 Row = dict[str, Any]
 
-WIDTH_IN = 10.0
-HEADER_IN = 0.45
-AXIS_IN = 0.62
-LINE_IN = 0.19
-LABEL_CHARS = 38
-# Column anchors in figure fraction: (x, horizontal alignment).
-COLUMNS = {
-    "study": (0.01, "left"),
-    "n1": (0.36, "right"),
-    "n2": (0.425, "right"),
-    "effect": (0.845, "right"),
-    "weight": (0.915, "right"),
-    "rob": (0.960, "center"),
-}
-PLOT_LEFT, PLOT_RIGHT = 0.45, 0.70
-ROB_MARK = {"low": "P", "some": "o", "high": "X"}  # filled plus, circle, filled x
+WIDTH = 960.0
+ROW_H = 21.0
+TOP = 58.0
+FONT = 12.0
+SMALL = 11.0
+LABEL_CHARS = 40
+COLUMNS = {"study": (10.0, "start"), "n1": (345.0, "end"), "n2": (405.0, "end"), "effect": (815.0, "end"),
+           "weight": (880.0, "end"), "rob": (925.0, "middle")}
+PLOT = (435.0, 680.0)
+ROB_MARK = {"low": "+", "some": "?", "high": "−"}
 X_LIMIT = 4.0
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Maps effect sizes to pixels across the plot column."""
+
+    lo: float
+    hi: float
+    left: float
+    right: float
+
+    def __call__(self, x: float) -> float:
+        return self.left + (min(max(x, self.lo), self.hi) - self.lo) / (self.hi - self.lo) * (self.right - self.left)
 
 
 def forest_plot(
@@ -56,18 +67,20 @@ def forest_plot(
     blocks = list(groups) if groups else [{"label": "", "studies": studies, "model": None}]
     rows = _rows(blocks, pooled, model_label)
     footer = _footer(pooled, subgroup_test)
-    plot_h = max(len(rows), 1) * ROW_HEIGHT_IN
-    height = HEADER_IN + plot_h + AXIS_IN + LINE_IN * len(footer) + 0.15
-    fig = new_figure(WIDTH_IN, height)
-    bottom = (AXIS_IN + LINE_IN * len(footer) + 0.1) / height
-    ax = fig.add_axes((PLOT_LEFT, bottom, PLOT_RIGHT - PLOT_LEFT, plot_h / height))
-    xlim = _xlim(rows)
-    _draw_rows(fig, ax, rows, xlim)
-    _draw_header(fig, (bottom * height + plot_h + 0.12) / height, title)
-    _draw_axis(ax, xlim, xlabel, favours, len(rows), (pooled or {}).get("estimate"))
+    bottom = TOP + len(rows) * ROW_H
+    canvas = Canvas(WIDTH, bottom + 62 + 17 * len(footer))
+    scale = Scale(*_xlim(rows), *PLOT)
+    _header(canvas, title)
+    canvas.line(scale(0.0), TOP - 4, scale(0.0), bottom, COLOURS["muted"], 1)
+    if pooled and pooled.get("estimate") is not None:
+        canvas.line(scale(pooled["estimate"]), TOP - 4, scale(pooled["estimate"]), bottom, COLOURS["pooled"], 1,
+                    dash=True)
+    for i, row in enumerate(rows):
+        _DRAW[row["kind"]](canvas, scale, TOP + (i + 0.5) * ROW_H, row)
+    _axis(canvas, scale, bottom, xlabel, favours)
     for i, line in enumerate(footer):
-        fig.text(0.01, (LINE_IN * (len(footer) - i) - 0.05) / height, line, fontsize=8, parse_math=False)
-    return figure_bytes(fig)
+        canvas.text(10, bottom + 62 + 17 * i, line, size=SMALL)
+    return canvas.svg(), canvas.png()
 
 
 def _rows(blocks: Sequence[Row], pooled: Row | None, model_label: str) -> list[Row]:
@@ -82,28 +95,35 @@ def _rows(blocks: Sequence[Row], pooled: Row | None, model_label: str) -> list[R
         for study in block["studies"]:
             rows.append({"kind": "study", "data": study, "wrel": (study.get("weight") or 0.0) / wmax})
         if label and model and model.get("estimate") is not None:
-            rows.append({"kind": "diamond", "label": f"Subtotal ({_i2_text(model)})", "model": model})
+            rows.append({"kind": "diamond", "label": f"Subtotal ({_k_i2(model)})", "model": model, "total": False})
         if label:
             rows.append({"kind": "blank"})
     if pooled and pooled.get("estimate") is not None:
-        rows.append({"kind": "diamond", "label": model_label, "model": pooled})
+        rows.append({"kind": "diamond", "label": model_label, "model": pooled, "total": True})
         if pooled.get("pi_lower") is not None and pooled.get("pi_upper") is not None:
             rows.append({"kind": "pi", "label": "Prediction interval", "model": pooled})
     return rows
 
 
-def _i2_text(model: Row) -> str:
+def _k_i2(model: Row) -> str:
     i2 = model.get("I2")
-    return f"k = {model.get('k', '–')}, I² = {fmt(i2, 0)}%" if i2 is not None else f"k = {model.get('k', '–')}"
+    k = model.get("k", "–")
+    return f"k = {k}, I² = {fmt(i2, 0)}%" if i2 is not None else f"k = {k}"
 
 
 def _xlim(rows: Sequence[Row]) -> tuple[float, float]:
-    """A symmetric-enough range covering the CIs (and the PI), clamped to +-X_LIMIT, always including 0."""
+    """A range covering the CIs (and the PI), clamped to +-X_LIMIT, always including 0."""
     values = [0.0]
     for row in rows:
         src = row.get("data") or row.get("model") or {}
         keys = ("pi_lower", "pi_upper") if row["kind"] == "pi" else ("ci_lower", "ci_upper")
         values += [src[k] for k in keys if src.get(k) is not None]
+    return interval_range(values)
+
+
+def interval_range(values: Sequence[float]) -> tuple[float, float]:
+    """Half-unit-rounded range of the values and 0, at least 1 wide, within +-X_LIMIT."""
+    values = [v for v in values if v is not None and math.isfinite(v)] + [0.0]
     lo = max(math.floor(min(values) * 2) / 2, -X_LIMIT)
     hi = min(math.ceil(max(values) * 2) / 2, X_LIMIT)
     if hi - lo < 1.0:
@@ -111,119 +131,94 @@ def _xlim(rows: Sequence[Row]) -> tuple[float, float]:
     return lo, hi
 
 
-def _draw_rows(fig: Any, ax: Any, rows: Sequence[Row], xlim: tuple[float, float]) -> None:
-    """Text columns (in figure x, data y) and the CI graphics for each row."""
-    from matplotlib.collections import LineCollection
-    from matplotlib.patches import Polygon
-    from matplotlib.transforms import blended_transform_factory
-
-    trans = blended_transform_factory(fig.transFigure, ax.transData)
-    segments, squares, sizes, clipped = [], [], [], []
-    lo, hi = xlim
-    for i, row in enumerate(rows):
-        y = -float(i)
-        kind = row["kind"]
-        if kind == "header":
-            _text(ax, trans, "study", y, row["label"], weight="bold")
-        elif kind == "study":
-            data = row["data"]
-            _study_text(ax, trans, y, data)
-            cl, cu = data.get("ci_lower"), data.get("ci_upper")
-            if cl is not None and cu is not None:
-                segments.append([(max(cl, lo), y), (min(cu, hi), y)])
-                clipped += [(lo, y, "<")] if cl < lo else []
-                clipped += [(hi, y, ">")] if cu > hi else []
-            if data.get("yi") is not None and lo <= data["yi"] <= hi:
-                squares.append((data["yi"], y))
-                sizes.append((3.0 + 9.0 * math.sqrt(row["wrel"])) ** 2)
-        elif kind == "diamond":
-            m = row["model"]
-            _text(ax, trans, "study", y, row["label"], weight="bold")
-            _text(ax, trans, "effect", y, f"{fmt(m['estimate'])} {fmt_ci(m.get('ci_lower'), m.get('ci_upper'))}",
-                  weight="bold")
-            _text(ax, trans, "weight", y, "100%" if row["label"] and not row["label"].startswith("Subtotal")
-                  else "", weight="bold")
-            cl, cu = m.get("ci_lower", m["estimate"]), m.get("ci_upper", m["estimate"])
-            ax.add_patch(Polygon([(max(cl, lo), y), (m["estimate"], y + 0.38), (min(cu, hi), y),
-                                  (m["estimate"], y - 0.38)], closed=True, color=COLOURS["pooled"], lw=0))
-        elif kind == "pi":
-            m = row["model"]
-            _text(ax, trans, "study", y, row["label"])
-            _text(ax, trans, "effect", y, fmt_ci(m["pi_lower"], m["pi_upper"]))
-            ax.add_patch(Polygon([(max(m["pi_lower"], lo), y - 0.14), (min(m["pi_upper"], hi), y - 0.14),
-                                  (min(m["pi_upper"], hi), y + 0.14), (max(m["pi_lower"], lo), y + 0.14)],
-                                 closed=True, color=COLOURS["pi"], alpha=0.45, lw=0))
-    ax.add_collection(LineCollection(segments, colors=COLOURS["text"], linewidths=0.8))
-    if squares:
-        ax.scatter([s[0] for s in squares], [s[1] for s in squares], s=sizes, marker="s",
-                   color=COLOURS["point"], zorder=3, linewidths=0)
-    for x, y, marker in clipped:
-        ax.plot([x], [y], marker=marker, color=COLOURS["text"], markersize=4, clip_on=False)
-    _draw_rob(fig, ax, trans, rows)
+def _col(canvas: Canvas, column: str, y: float, text: str, **kwargs: Any) -> None:
+    x, anchor = COLUMNS[column]
+    canvas.text(x, y, text, anchor=anchor, size=kwargs.pop("size", FONT), **kwargs)
 
 
-def _draw_rob(fig: Any, ax: Any, trans: Any, rows: Sequence[Row]) -> None:
-    """Risk of bias per study as a coloured marker whose shape also encodes the level (colour-blind safe)."""
-    x, _ = COLUMNS["rob"]
-    for level, marker in ROB_MARK.items():
-        ys = [-float(i) for i, row in enumerate(rows) if row["kind"] == "study" and row["data"].get("rob") == level]
-        if ys:
-            ax.scatter([x] * len(ys), ys, transform=trans, marker=marker, s=40, color=COLOURS[level],
-                       linewidths=0, clip_on=False)
+def _header(canvas: Canvas, title: str) -> None:
+    if title:
+        canvas.text(10, 16, title, size=14, bold=True)
+    heads = {"study": "Study", "n1": "N therapy", "n2": "N comp.", "effect": "g [95% CI]", "weight": "Weight",
+             "rob": "RoB"}
+    for column, text in heads.items():
+        _col(canvas, column, TOP - 16, text, bold=True, size=SMALL)
 
 
-def _study_text(ax: Any, trans: Any, y: float, data: Row) -> None:
-    """The text columns of one study row."""
+def _draw_study(canvas: Canvas, scale: Scale, y: float, row: Row) -> None:
+    data = row["data"]
     label = str(data.get("study") or data.get("trial") or "")
-    if len(label) > LABEL_CHARS:
-        label = label[: LABEL_CHARS - 1] + "…"
-    _text(ax, trans, "study", y, label)
-    _text(ax, trans, "n1", y, _int(data.get("n_arm1")))
-    _text(ax, trans, "n2", y, _int(data.get("n_arm2")))
-    _text(ax, trans, "effect", y, f"{fmt(data.get('yi'))} {fmt_ci(data.get('ci_lower'), data.get('ci_upper'))}")
+    _col(canvas, "study", y, label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…")
+    _col(canvas, "n1", y, _int(data.get("n_arm1")))
+    _col(canvas, "n2", y, _int(data.get("n_arm2")))
+    _col(canvas, "effect", y, f"{fmt(data.get('yi'))} {fmt_ci(data.get('ci_lower'), data.get('ci_upper'))}")
     weight = data.get("weight")
-    _text(ax, trans, "weight", y, f"{weight:.1f}%" if weight is not None else "–")
+    _col(canvas, "weight", y, f"{weight:.1f}%" if weight is not None else "–")
+    cl, cu, yi = data.get("ci_lower"), data.get("ci_upper"), data.get("yi")
+    if cl is not None and cu is not None:
+        canvas.line(scale(cl), y, scale(cu), y, COLOURS["text"], 1)
+        for value, edge, sign in ((cl, scale.lo, -1), (cu, scale.hi, 1)):
+            if (value - edge) * sign > 0:
+                x = scale(edge)
+                canvas.polygon([(x + 5 * sign, y), (x, y - 4), (x, y + 4)], COLOURS["text"])
+    if yi is not None and scale.lo <= yi <= scale.hi:
+        half = (4.0 + 9.0 * math.sqrt(row["wrel"])) / 2
+        canvas.rect(scale(yi) - half, y - half, 2 * half, 2 * half, COLOURS["point"])
+    rob = data.get("rob")
+    if rob in ROB_MARK:
+        x, _ = COLUMNS["rob"]
+        canvas.circle(x, y, 7, COLOURS[rob])
+        canvas.text(x, y, ROB_MARK[rob], size=SMALL, anchor="middle", bold=True, colour="#ffffff")
+
+
+def _draw_diamond(canvas: Canvas, scale: Scale, y: float, row: Row) -> None:
+    m = row["model"]
+    _col(canvas, "study", y, row["label"], bold=True)
+    _col(canvas, "effect", y, f"{fmt(m['estimate'])} {fmt_ci(m.get('ci_lower'), m.get('ci_upper'))}", bold=True)
+    if row["total"]:
+        _col(canvas, "weight", y, "100%", bold=True)
+    cl = m.get("ci_lower") if m.get("ci_lower") is not None else m["estimate"]
+    cu = m.get("ci_upper") if m.get("ci_upper") is not None else m["estimate"]
+    est = scale(m["estimate"])
+    canvas.polygon([(scale(cl), y), (est, y - 7), (scale(cu), y), (est, y + 7)], COLOURS["pooled"])
+
+
+def _draw_pi(canvas: Canvas, scale: Scale, y: float, row: Row) -> None:
+    m = row["model"]
+    _col(canvas, "study", y, row["label"])
+    _col(canvas, "effect", y, fmt_ci(m["pi_lower"], m["pi_upper"]))
+    x0, x1 = scale(m["pi_lower"]), scale(m["pi_upper"])
+    canvas.rect(x0, y - 3, x1 - x0, 6, COLOURS["pi"], opacity=0.45)
+
+
+def _draw_header_row(canvas: Canvas, scale: Scale, y: float, row: Row) -> None:
+    _col(canvas, "study", y, row["label"], bold=True)
+
+
+def _draw_blank(canvas: Canvas, scale: Scale, y: float, row: Row) -> None:
+    """Space between subgroup blocks."""
+
+
+_DRAW: dict[str, Callable[[Canvas, Scale, float, Row], None]] = {
+    "study": _draw_study, "diamond": _draw_diamond, "pi": _draw_pi, "header": _draw_header_row,
+    "blank": _draw_blank}
+
+
+def _axis(canvas: Canvas, scale: Scale, y: float, xlabel: str, favours: tuple[str, str]) -> None:
+    """The x axis with ticks, its label and the 'favours' labels either side of no effect."""
+    canvas.line(scale.left, y + 2, scale.right, y + 2, COLOURS["text"], 1)
+    for tick in nice_ticks(scale.lo, scale.hi):
+        x = scale(tick)
+        canvas.line(x, y + 2, x, y + 6, COLOURS["text"], 1)
+        canvas.text(x, y + 14, f"{tick:g}", size=SMALL, anchor="middle")
+    zero = scale(0.0)
+    canvas.text((scale.left + scale.right) / 2, y + 30, xlabel, size=SMALL, anchor="middle")
+    canvas.text(zero - 4, y + 44, f"← {favours[0]}", size=10, anchor="end", colour=COLOURS["muted"])
+    canvas.text(zero + 4, y + 44, f"{favours[1]} →", size=10, anchor="start", colour=COLOURS["muted"])
 
 
 def _int(value: Any) -> str:
-    if value is None:
-        return "–"
-    return str(int(round(float(value))))
-
-
-def _text(ax: Any, trans: Any, column: str, y: float, text: str, **kwargs: Any) -> None:
-    x, ha = COLUMNS[column]
-    ax.text(x, y, text, transform=trans, ha=ha, va="center", parse_math=False, clip_on=False, **kwargs)
-
-
-def _draw_header(fig: Any, y: float, title: str) -> None:
-    """Column titles (and the figure title above them)."""
-    heads = {"study": "Study", "n1": "N ther.", "n2": "N comp.", "effect": "g [95% CI]",
-             "weight": "Weight", "rob": "RoB"}
-    for column, text in heads.items():
-        x, ha = COLUMNS[column]
-        fig.text(x, y, text, ha=ha, va="bottom", fontweight="bold", fontsize=8)
-    if title:
-        fig.text(0.01, y + 0.2 / fig.get_figheight(), title, ha="left", va="bottom", fontsize=10,
-                 fontweight="bold", parse_math=False)
-
-
-def _draw_axis(
-    ax: Any, xlim: tuple[float, float], xlabel: str, favours: tuple[str, str], n: int, pooled_estimate: float | None
-) -> None:
-    """The x axis with a line at no effect and the 'favours' labels; no y axis."""
-    ax.set_xlim(*xlim)
-    ax.set_ylim(-(n - 0.5), 0.5)
-    ax.axvline(0.0, color=COLOURS["muted"], lw=0.7)
-    if pooled_estimate is not None:
-        ax.axvline(pooled_estimate, color=COLOURS["pooled"], lw=0.6, ls=":")
-    ax.set_yticks([])
-    ax.spines["left"].set_visible(False)
-    ax.set_xlabel(xlabel, fontsize=8, labelpad=1)
-    for text, ha, dx in ((f"← {favours[0]}", "right", -4), (f"{favours[1]} →", "left", 4)):
-        ax.annotate(text, xy=(0.0, 0.0), xycoords=("data", "axes fraction"), xytext=(dx, -28),
-                    textcoords="offset points", ha=ha, va="top", fontsize=7, color=COLOURS["muted"])
-    ax.patch.set_visible(False)
+    return "–" if value is None else str(int(round(float(value))))
 
 
 def _footer(pooled: Row | None, subgroup_test: Row | None) -> list[str]:
@@ -235,18 +230,48 @@ def _footer(pooled: Row | None, subgroup_test: Row | None) -> list[str]:
         lines.append(
             f"Heterogeneity: τ² = {fmt(pooled.get('tau2'), 3)} {fmt_ci(tau2_ci[0], tau2_ci[1], 3)}; "
             f"I² = {fmt(pooled.get('I2'), 1)}% {fmt_ci(i2_ci[0], i2_ci[1], 1)}; "
-            f"Q = {fmt(pooled.get('Q'))}, df = {_int(pooled.get('Q_df'))}, {p_text(pooled.get('Q_p'))}"
-        )
+            f"Q = {fmt(pooled.get('Q'))}, df = {_int(pooled.get('Q_df'))}, {p_text(pooled.get('Q_p'))}")
         df = pooled.get("df")
-        stat = f"t({fmt(df, 0) if df is not None and float(df).is_integer() else fmt(df)})" if df is not None else "z"
-        lines.append(
-            f"Test for overall effect: {stat} = {fmt(pooled.get('statistic'))}, {p_text(pooled.get('p_value'))}"
-            f"  ({pooled.get('estimator') or '–'}, {pooled.get('test') or '–'})"
-        )
-    lines.append("Risk of bias: + low, ● some concerns, × high")
+        stat = "z" if df is None else f"t({fmt(df, 0) if float(df).is_integer() else fmt(df)})"
+        lines.append(f"Test for overall effect: {stat} = {fmt(pooled.get('statistic'))}, "
+                     f"{p_text(pooled.get('p_value'))} ({pooled.get('estimator') or '–'}, {pooled.get('test') or '–'})")
     if subgroup_test:
-        lines.append(
-            f"Test for subgroup differences: Q = {fmt(subgroup_test.get('Q_between'))}, "
-            f"df = {_int(subgroup_test.get('df'))}, {p_text(subgroup_test.get('p_value'))}"
-        )
+        lines.append(f"Test for subgroup differences: Q = {fmt(subgroup_test.get('Q_between'))}, "
+                     f"df = {_int(subgroup_test.get('df'))}, {p_text(subgroup_test.get('p_value'))}")
+    lines.append("Risk of bias: + low, ? some concerns, − high")
     return lines
+
+
+def interval_plot(rows: Sequence[Row], *, title: str = "", xlabel: str = "Hedges' g [95% CI]",
+                  note: str = "") -> tuple[bytes, bytes]:
+    """A labelled list of estimates with CIs (cumulative forest plot, ranking of approaches).
+
+    Rows: ``label``, ``estimate``, ``ci_lower``, ``ci_upper`` and optional ``open`` (hollow marker).
+    """
+    width, label_end, left, right, text_end = 900.0, 330.0, 345.0, 700.0, 890.0
+    bottom = TOP + len(rows) * ROW_H
+    canvas = Canvas(width, bottom + 56 + (18 if note else 0))
+    values = [r.get(k) for r in rows for k in ("ci_lower", "ci_upper", "estimate")]
+    scale = Scale(*interval_range([v for v in values if v is not None]), left, right)
+    if title:
+        canvas.text(10, 16, title, size=14, bold=True)
+    canvas.text(text_end, TOP - 16, "g [95% CI]", size=SMALL, anchor="end", bold=True)
+    canvas.line(scale(0.0), TOP - 4, scale(0.0), bottom, COLOURS["muted"], 1)
+    for i, row in enumerate(rows):
+        y = TOP + (i + 0.5) * ROW_H
+        label = str(row.get("label") or "")
+        canvas.text(label_end, y, label if len(label) <= 52 else label[:51] + "…", anchor="end")
+        canvas.text(text_end, y, f"{fmt(row.get('estimate'))} {fmt_ci(row.get('ci_lower'), row.get('ci_upper'))}",
+                    anchor="end")
+        if row.get("ci_lower") is not None and row.get("ci_upper") is not None:
+            canvas.line(scale(row["ci_lower"]), y, scale(row["ci_upper"]), y, COLOURS["text"], 1)
+        if row.get("estimate") is not None:
+            x = scale(row["estimate"])
+            diamond = [(x - 6, y), (x, y - 6), (x + 6, y), (x, y + 6)]
+            canvas.polygon(diamond, COLOURS["point"])
+            if row.get("open"):
+                canvas.polygon([(x - 3.5, y), (x, y - 3.5), (x + 3.5, y), (x, y + 3.5)], "#ffffff")
+    _axis(canvas, scale, bottom, xlabel, ("favours comparator", "favours therapy"))
+    if note:
+        canvas.text(10, bottom + 62, note, size=10, colour=COLOURS["muted"])
+    return canvas.svg(), canvas.png()

@@ -23,6 +23,7 @@ from metapsych.report.style import RENDER_VERSION
 
 SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 MIN_K_FUNNEL = 10
+MIN_K_BAUJAT = 5
 STUDY_KEYS = ("trial", "study", "yi", "vi", "se", "ci_lower", "ci_upper", "weight", "n_arm1", "n_arm2", "rob")
 #: subgroup variable -> the study key that holds each study's level
 SUBGROUP_FIELDS = {"control": "comparator", "comparator": "comparator", "format": "format",
@@ -82,7 +83,7 @@ def cell_jobs(cell: dict[str, Any], model_label: str) -> list[PlotJob]:
                             {"studies": studies, "pooled": main, "filled": trimfill_points(bias),
                              "title": title}, cid, 4))
     baujat = (cell.get("influence") or {}).get("baujat") or []
-    if len(baujat) >= 3:
+    if len(baujat) >= MIN_K_BAUJAT:
         jobs.append(PlotJob(f"{cid}.baujat", "metapsych.report.plots:baujat_plot",
                             {"points": baujat, "title": "Baujat plot"}, cid, 3))
     cumulative = cell.get("cumulative") or []

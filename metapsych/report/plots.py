@@ -8,7 +8,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from metapsych.report.style import COLOURS, ROW_HEIGHT_IN, figure_bytes, fmt, new_figure, p_text
+from metapsych.report.forest import interval_plot
+from metapsych.report.style import COLOURS, figure_bytes, fmt, new_figure, p_text
+from metapsych.report.vector import Canvas
 
 Row = dict[str, Any]
 ROB_LEVELS = (("low", "Low"), ("some", "Some concerns"), ("high", "High"), ("unclear", "Not assessed"))
@@ -86,50 +88,32 @@ def ranking_plot(rows: Sequence[Row], *, title: str = "") -> tuple[bytes, bytes]
     Rows carry label, k, estimate, ci_lower, ci_upper and ``flag`` (True when a sensitivity model changes
     the conclusion; drawn as an open marker).
     """
-    n = max(len(rows), 1)
-    height = 0.9 + n * ROW_HEIGHT_IN
-    fig = new_figure(8.0, height)
-    ax = fig.add_axes((0.42, 0.55 / height, 0.54, (n * ROW_HEIGHT_IN) / height))
-    ys = [-float(i) for i in range(len(rows))]
-    for y, row in zip(ys, rows):
-        if row.get("ci_lower") is not None and row.get("ci_upper") is not None:
-            ax.plot([row["ci_lower"], row["ci_upper"]], [y, y], color=COLOURS["text"], lw=0.9)
-        ax.scatter([row["estimate"]], [y], s=28, marker="D", zorder=3, linewidths=1.0,
-                   facecolor="white" if row.get("flag") else COLOURS["point"], edgecolor=COLOURS["point"])
-    ax.axvline(0.0, color=COLOURS["muted"], lw=0.6)
-    ax.set_yticks(ys)
-    ax.set_yticklabels([f"{r['label']} (k={r.get('k', '–')})" for r in rows], fontsize=8)
-    for tick in ax.get_yticklabels():
-        tick.set_parse_math(False)
-    ax.set_ylim(-(n - 0.5), 0.5)
-    ax.set_xlabel("Pooled Hedges' g [95% CI]; open marker: conclusion changes under a sensitivity model",
-                  fontsize=7)
-    if title:
-        fig.text(0.01, 1 - 0.08 / height, title, fontsize=10, fontweight="bold", va="top", parse_math=False)
-    return figure_bytes(fig)
+    return interval_plot([{**r, "label": f"{r['label']} (k={r.get('k', '–')})", "open": bool(r.get("flag"))}
+                          for r in rows], title=title, xlabel="Pooled Hedges' g [95% CI]",
+                         note="Open marker: the conclusion changes under a sensitivity model.")
 
 
-def rob_summary_plot(studies: Sequence[Row], *, title: str = "Risk of bias (weighted by study weight)"
+def rob_summary_plot(studies: Sequence[Row], *, title: str = "Risk of bias (share of the pooled weight)"
                      ) -> tuple[bytes, bytes]:
     """One horizontal 100% bar: the share of the pooled weight with low / some / high risk of bias."""
     shares = rob_shares(studies)
-    fig = new_figure(6.0, 1.3)
-    ax = fig.add_axes((0.03, 0.42, 0.94, 0.3))
-    left = 0.0
+    canvas = Canvas(600.0, 84.0)
+    canvas.text(10, 12, title, size=11, bold=True)
+    left, width = 10.0, 580.0
+    x = left
+    for level, _ in ROB_LEVELS:
+        w = width * shares[level] / 100.0
+        if w > 0:
+            canvas.rect(x, 26, w, 24, COLOURS[level])
+        x += w
+    x = left
     for level, label in ROB_LEVELS:
-        share = shares[level]
-        if share <= 0:
-            continue
-        ax.barh([0], [share], left=[left], color=COLOURS[level], height=0.8, label=f"{label} {share:.0f}%")
-        left += share
-    ax.set_xlim(0, 100)
-    ax.set_yticks([])
-    ax.set_xticks([])
-    for side in ("left", "bottom"):
-        ax.spines[side].set_visible(False)
-    ax.set_title(title, fontsize=8, loc="left")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.05), ncol=4, fontsize=7, frameon=False)
-    return figure_bytes(fig)
+        if shares[level] > 0:
+            canvas.rect(x, 62, 10, 10, COLOURS[level])
+            text = f"{label} {shares[level]:.0f}%"
+            canvas.text(x + 14, 67, text, size=10)
+            x += 24 + 6.5 * len(text)
+    return canvas.svg(), canvas.png()
 
 
 def rob_shares(studies: Sequence[Row]) -> dict[str, float]:
@@ -144,25 +128,9 @@ def rob_shares(studies: Sequence[Row]) -> dict[str, float]:
 
 def cumulative_plot(rows: Sequence[Row], *, title: str = "") -> tuple[bytes, bytes]:
     """Cumulative forest plot: the pooled estimate as each study is added in order of publication year."""
-    n = max(len(rows), 1)
-    height = 0.85 + n * ROW_HEIGHT_IN
-    fig = new_figure(8.0, height)
-    ax = fig.add_axes((0.36, 0.5 / height, 0.6, (n * ROW_HEIGHT_IN) / height))
-    ys = [-float(i) for i in range(len(rows))]
-    for y, row in zip(ys, rows):
-        if row.get("ci_lower") is not None and row.get("ci_upper") is not None:
-            ax.plot([row["ci_lower"], row["ci_upper"]], [y, y], color=COLOURS["text"], lw=0.8)
-        if row.get("estimate") is not None:
-            ax.scatter([row["estimate"]], [y], s=14, marker="s", color=COLOURS["point"], zorder=3, linewidths=0)
-    ax.axvline(0.0, color=COLOURS["muted"], lw=0.6)
-    ax.set_yticks(ys)
-    labels = [f"+ {r.get('study') or ''}" + (f" ({r['year']})" if r.get("year") and str(r['year']) not in
-                                             str(r.get("study")) else "") for r in rows]
-    ax.set_yticklabels(labels, fontsize=7)
-    for tick in ax.get_yticklabels():
-        tick.set_parse_math(False)
-    ax.set_ylim(-(n - 0.5), 0.5)
-    ax.set_xlabel("Cumulative pooled Hedges' g [95% CI]", fontsize=8)
-    if title:
-        fig.text(0.01, 1 - 0.06 / height, title, fontsize=9, fontweight="bold", va="top", parse_math=False)
-    return figure_bytes(fig)
+    labelled = []
+    for r in rows:
+        study, year = str(r.get("study") or ""), r.get("year")
+        suffix = f" ({year})" if year is not None and str(year) not in study else ""
+        labelled.append({**r, "label": f"+ {study}{suffix}"})
+    return interval_plot(labelled, title=title, xlabel="Cumulative pooled Hedges' g [95% CI]")

@@ -83,56 +83,57 @@ def figure_bytes(fig: Figure) -> tuple[bytes, bytes]:
 
 
 def _png_bytes(fig: Figure) -> bytes:
-    """Graphics by Agg, text by Pillow, encoded without metadata."""
+    """Graphics by Agg, text by Pillow (at the baseline origins matplotlib computed), no metadata."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.text import Text
     from PIL import Image
 
     canvas = FigureCanvasAgg(fig)
     fig.set_dpi(PNG_DPI)
-    fig.draw_without_rendering()
     renderer = canvas.get_renderer()
-    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
-    boxes = [t.get_window_extent(renderer) for t in texts]
-    for t in texts:
-        t.set_visible(False)
-    canvas.draw()
-    image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+    recorded: list[tuple[float, float, str, Any, float, Any]] = []
+
+    def record(gc: Any, x: float, y: float, s: str, prop: Any, angle: float, ismath: Any = False,
+               mtext: Any = None) -> None:
+        recorded.append((x, y, s, prop, angle, gc.get_rgb()))
+
+    renderer.draw_text = record  # type: ignore[method-assign]
+    try:
+        fig.draw(renderer)
+    finally:
+        del renderer.draw_text
+    image = Image.frombuffer("RGBA", canvas.get_width_height(), renderer.buffer_rgba(), "raw", "RGBA", 0, 1)
     image = image.convert("RGB")
-    height = image.height
-    for text, box in zip(texts, boxes):
-        text.set_visible(True)
-        _paste_text(image, text, box, height)
+    for x, y, text, prop, angle, rgb in recorded:
+        _draw_text(image, x, y, text, prop, angle, rgb)
     out = io.BytesIO()
     image.save(out, format="png", optimize=False, compress_level=6)
     return out.getvalue()
 
 
-def _paste_text(image: Any, text: Any, box: Any, height: int) -> None:
-    """Draw one matplotlib Text with Pillow, centred in the box matplotlib laid it out in."""
-    from matplotlib.colors import to_rgba
+def _draw_text(image: Any, x: float, y: float, text: str, prop: Any, angle: float, rgb: Any) -> None:
+    """One line of text with its baseline-left origin at (x, y) (pixels, y down), rotated by ``angle``."""
     from PIL import Image, ImageDraw
 
-    font = _pil_font(text.get_fontproperties().get_file() or _font_path(text), text.get_fontsize() * PNG_DPI / 72)
-    rgba = to_rgba(text.get_color(), text.get_alpha())
-    colour = tuple(int(round(255 * c)) for c in rgba)
-    content = text.get_text()
-    align = {"left": "left", "right": "right"}.get(text.get_horizontalalignment(), "center")
-    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
-    left, top, right, bottom = probe.multiline_textbbox((0, 0), content, font=font, align=align)
-    patch = Image.new("RGBA", (max(1, right - left + 2), max(1, bottom - top + 2)), (0, 0, 0, 0))
-    ImageDraw.Draw(patch).multiline_text((1 - left, 1 - top), content, font=font, fill=colour, align=align)
-    rotation = text.get_rotation() % 360
-    if rotation:
-        patch = patch.rotate(rotation, expand=True, resample=Image.BICUBIC)
-    cx, cy = (box.x0 + box.x1) / 2, height - (box.y0 + box.y1) / 2
-    image.paste(patch, (int(round(cx - patch.width / 2)), int(round(cy - patch.height / 2))), patch)
+    font = _pil_font(_font_path(prop), prop.get_size_in_points() * PNG_DPI / 72)
+    colour = tuple(int(round(255 * c)) for c in rgb[:3]) + (255,)
+    if not angle % 360:
+        ImageDraw.Draw(image).text((x, y), text, font=font, fill=colour, anchor="ls")
+        return
+    ascent, descent = font.getmetrics()
+    width = int(font.getlength(text)) + 2
+    patch = Image.new("RGBA", (width, ascent + descent + 2), (0, 0, 0, 0))
+    ImageDraw.Draw(patch).text((0, ascent), text, font=font, fill=colour, anchor="ls")
+    rotated = patch.rotate(angle, expand=True, resample=Image.BICUBIC)
+    if abs(angle % 360 - 90) < 1e-9:  # the origin (0, ascent) moves to (ascent, width)
+        image.paste(rotated, (int(round(x - ascent)), int(round(y - width))), rotated)
+    else:
+        image.paste(rotated, (int(round(x - rotated.width / 2)), int(round(y - rotated.height / 2))), rotated)
 
 
-def _font_path(text: Any) -> str:
+def _font_path(prop: Any) -> str:
     from matplotlib import font_manager
 
-    return font_manager.findfont(text.get_fontproperties())
+    return font_manager.findfont(prop)
 
 
 @lru_cache(maxsize=64)

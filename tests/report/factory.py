@@ -36,14 +36,15 @@ def model(rng: random.Random, k: int, centre: float = 0.5) -> dict[str, Any]:
     }
 
 
-def make_results(sizes: tuple[int, ...] = (3, 12, 120), seed: int = 1) -> dict[str, Any]:
+def make_results(sizes: tuple[int, ...] = (3, 12, 120), seed: int = 1,
+                 conditions: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """Build the document: conditions x approaches x comparators, cells with the given study counts."""
     rng = random.Random(seed)
     trials: dict[str, Any] = {}
     cells: list[dict[str, Any]] = []
     overview: dict[str, list[dict[str, Any]]] = {}
     size_iter = iter(sizes * 20)
-    for condition, approaches in CONDITIONS.items():
+    for condition, approaches in (conditions or CONDITIONS).items():
         for approach in approaches:
             for comparator in COMPARATORS:
                 k = next(size_iter)

@@ -1,0 +1,160 @@
+"""A tiny two-target canvas: record shapes and text once, emit SVG (by hand) and PNG (with Pillow).
+
+Used for the row-based plots (forest, cumulative, ranking) that can have hundreds of text cells:
+matplotlib 3.11 lays out and rasterises text in Python, glyph by glyph, which made a 120-study forest
+plot take seconds. Here text is placed at fixed anchors (start/middle/end, vertically centred), so no
+text measuring is needed. Output is deterministic: no ids, no dates, fixed fonts and number formatting.
+Coordinates are pixels at 96 dpi, y downwards.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+SVG_FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
+PIL_ANCHOR = {"start": "lm", "middle": "mm", "end": "rm"}
+
+
+def _n(value: float) -> str:
+    """Fixed coordinate formatting (2 decimals, no trailing zeros) so SVG bytes are stable."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+@dataclass
+class Canvas:
+    """Drawing operations in pixel units; ``svg()`` and ``png()`` render the same list."""
+
+    width: float
+    height: float
+    ops: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def line(self, x1: float, y1: float, x2: float, y2: float, colour: str = "#222222", width: float = 1.0,
+             dash: bool = False) -> None:
+        self.ops.append(("line", {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "colour": colour, "width": width,
+                                  "dash": dash}))
+
+    def polygon(self, points: list[tuple[float, float]], fill: str, opacity: float = 1.0) -> None:
+        self.ops.append(("polygon", {"points": points, "fill": fill, "opacity": opacity}))
+
+    def rect(self, x: float, y: float, w: float, h: float, fill: str, opacity: float = 1.0) -> None:
+        self.polygon([(x, y), (x + w, y), (x + w, y + h), (x, y + h)], fill, opacity)
+
+    def circle(self, cx: float, cy: float, r: float, fill: str, stroke: str | None = None) -> None:
+        self.ops.append(("circle", {"cx": cx, "cy": cy, "r": r, "fill": fill, "stroke": stroke}))
+
+    def text(self, x: float, y: float, text: str, *, size: float = 12.0, anchor: str = "start",
+             bold: bool = False, colour: str = "#222222") -> None:
+        self.ops.append(("text", {"x": x, "y": y, "text": text, "size": size, "anchor": anchor, "bold": bold,
+                                  "colour": colour}))
+
+    def svg(self) -> bytes:
+        """The drawing as a standalone SVG document (data strings are XML-escaped)."""
+        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_n(self.width)}" height="{_n(self.height)}" '
+               f'viewBox="0 0 {_n(self.width)} {_n(self.height)}" font-family={quoteattr(SVG_FONT)}>',
+               f'<rect width="100%" height="100%" fill="#ffffff"/>']
+        for kind, op in self.ops:
+            out.append(_SVG[kind](op))
+        out.append("</svg>\n")
+        return "\n".join(out).encode()
+
+    def png(self) -> bytes:
+        """The drawing rasterised with Pillow (text antialiased, DejaVu fonts shipped with matplotlib)."""
+        from PIL import Image, ImageDraw
+
+        image = Image.new("RGB", (int(round(self.width)), int(round(self.height))), "#ffffff")
+        draw = ImageDraw.Draw(image, "RGBA")
+        for kind, op in self.ops:
+            _PNG[kind](draw, op)
+        out = io.BytesIO()
+        image.save(out, format="png", optimize=False, compress_level=6)
+        return out.getvalue()
+
+
+def _svg_line(op: dict[str, Any]) -> str:
+    dash = ' stroke-dasharray="3 3"' if op["dash"] else ""
+    return (f'<line x1="{_n(op["x1"])}" y1="{_n(op["y1"])}" x2="{_n(op["x2"])}" y2="{_n(op["y2"])}" '
+            f'stroke="{op["colour"]}" stroke-width="{_n(op["width"])}"{dash}/>')
+
+
+def _svg_polygon(op: dict[str, Any]) -> str:
+    points = " ".join(f"{_n(x)},{_n(y)}" for x, y in op["points"])
+    opacity = f' fill-opacity="{_n(op["opacity"])}"' if op["opacity"] < 1 else ""
+    return f'<polygon points="{points}" fill="{op["fill"]}"{opacity}/>'
+
+
+def _svg_circle(op: dict[str, Any]) -> str:
+    stroke = f' stroke="{op["stroke"]}"' if op["stroke"] else ""
+    return f'<circle cx="{_n(op["cx"])}" cy="{_n(op["cy"])}" r="{_n(op["r"])}" fill="{op["fill"]}"{stroke}/>'
+
+
+def _svg_text(op: dict[str, Any]) -> str:
+    weight = ' font-weight="bold"' if op["bold"] else ""
+    return (f'<text x="{_n(op["x"])}" y="{_n(op["y"])}" font-size="{_n(op["size"])}" text-anchor="{op["anchor"]}" '
+            f'dominant-baseline="central" fill="{op["colour"]}"{weight}>{escape(op["text"])}</text>')
+
+
+_SVG = {"line": _svg_line, "polygon": _svg_polygon, "circle": _svg_circle, "text": _svg_text}
+
+
+def _rgba(colour: str, opacity: float = 1.0) -> tuple[int, int, int, int]:
+    value = colour.lstrip("#")
+    return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16), int(round(255 * opacity))
+
+
+def _png_line(draw: Any, op: dict[str, Any]) -> None:
+    width = max(1, int(round(op["width"])))
+    if not op["dash"]:
+        draw.line([(op["x1"], op["y1"]), (op["x2"], op["y2"])], fill=_rgba(op["colour"]), width=width)
+        return
+    length = max(abs(op["x2"] - op["x1"]), abs(op["y2"] - op["y1"]), 1e-9)
+    steps = int(length // 6) + 1
+    for i in range(steps):
+        t0, t1 = i * 6 / length, min((i * 6 + 3) / length, 1.0)
+        if t0 >= 1:
+            break
+        draw.line([(op["x1"] + (op["x2"] - op["x1"]) * t0, op["y1"] + (op["y2"] - op["y1"]) * t0),
+                   (op["x1"] + (op["x2"] - op["x1"]) * t1, op["y1"] + (op["y2"] - op["y1"]) * t1)],
+                  fill=_rgba(op["colour"]), width=width)
+
+
+def _png_polygon(draw: Any, op: dict[str, Any]) -> None:
+    draw.polygon(op["points"], fill=_rgba(op["fill"], op["opacity"]))
+
+
+def _png_circle(draw: Any, op: dict[str, Any]) -> None:
+    r = op["r"]
+    draw.ellipse([op["cx"] - r, op["cy"] - r, op["cx"] + r, op["cy"] + r], fill=_rgba(op["fill"]),
+                 outline=_rgba(op["stroke"]) if op["stroke"] else None)
+
+
+def _png_text(draw: Any, op: dict[str, Any]) -> None:
+    draw.text((op["x"], op["y"]), op["text"], font=_font(op["bold"], op["size"]), fill=_rgba(op["colour"]),
+              anchor=PIL_ANCHOR[op["anchor"]])
+
+
+_PNG = {"line": _png_line, "polygon": _png_polygon, "circle": _png_circle, "text": _png_text}
+
+
+@lru_cache(maxsize=32)
+def _font(bold: bool, size: float) -> Any:
+    import matplotlib
+    from PIL import ImageFont
+
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), size=size)
+
+
+def nice_ticks(lo: float, hi: float, max_ticks: int = 8) -> list[float]:
+    """Round tick positions covering [lo, hi] (steps 0.1, 0.25, 0.5, 1, 2, 5)."""
+    for step in (0.1, 0.25, 0.5, 1.0, 2.0, 5.0):
+        first = -(-lo // step) * step
+        ticks = [round(first + i * step, 6) for i in range(int((hi - first) / step + 1e-9) + 1)]
+        if len(ticks) <= max_ticks:
+            return ticks
+    return [lo, hi]

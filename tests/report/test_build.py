@@ -1,0 +1,114 @@
+"""write_report: the files of the report, determinism, no-change no-write, incremental, atomic, safe output."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from factory import with_edit
+from metapsych.errors import DataError
+from metapsych.report import jobs
+from metapsych.report.build import write_report
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _stats(root: Path) -> dict[str, tuple[int, int]]:
+    return {p.relative_to(root).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+def test_report_files(tmp_path: Path, small_results: dict[str, Any]) -> None:
+    summary = write_report(small_results, tmp_path / "reports", previous=None, workers=2)
+    files = _tree(tmp_path / "reports")
+    ok = [c for c in small_results["cells"] if c["status"] == "ok"]
+    assert {"index.html", "README.md", "results.json", "results.csv", "CHANGES.md", "plots/index.json"} <= set(files)
+    assert {f"cells/{c['id']}.html" for c in ok} <= set(files)
+    for cell in ok:
+        assert f"plots/{cell['id']}.forest.svg" in files and f"plots/{cell['id']}.forest.png" in files
+        assert (f"plots/{cell['id']}.funnel.svg" in files) == (cell["k"] >= 10)
+    assert "plots/overview.depression.png" in files and "plots/moderator.depression.year.svg" in files
+    assert summary.changed and summary.cells == len(ok) and summary.cells_rendered == len(ok)
+    assert summary.files == len(files)
+    index = files["index.html"].decode()
+    for cell in ok:
+        assert f'href="cells/{cell["id"]}.html"' in index
+    assert "ptsd.emdr.vs.cbt.post: 1 trial (minimum 2)" in index  # not estimable, with its reason
+    assert "Direct and indirect evidence disagree" in index and "cbt:waitlist" in index
+    readme = files["README.md"].decode()
+    assert "![Ranking of approaches, depression](plots/overview.depression.png)" in readme
+    page = files[f"cells/{ok[0]['id']}.html"].decode()
+    assert "Sensitivity analyses" in page and "Methods" in page and "../plots/" in page
+    assert not list(tmp_path.glob(".reports.*"))  # no temporary folders left behind
+
+
+def test_deterministic_and_no_change_writes_nothing(tmp_path: Path, small_results: dict[str, Any]) -> None:
+    write_report(small_results, tmp_path / "a", previous=None, workers=2)
+    write_report(copy.deepcopy(small_results), tmp_path / "b", previous=None, workers=1)
+    assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
+    before = _stats(tmp_path / "a")
+    summary = write_report(small_results, tmp_path / "a", previous=small_results)
+    assert not summary.changed and summary.plots_rendered == 0
+    assert _stats(tmp_path / "a") == before
+
+
+def test_one_changed_cell_rerenders_only_that_cell(tmp_path: Path, small_results: dict[str, Any]) -> None:
+    out = tmp_path / "reports"
+    write_report(small_results, out, previous=None)
+    target = next(c for c in small_results["cells"] if c["status"] == "ok" and c["k"] == 12)
+    new = with_edit(small_results, target["id"], 0.2)
+    new["inputs"]["trials"]["new-trial-2025"] = "1" * 64
+    summary = write_report(new, out, previous=small_results)
+    assert summary.changed and summary.cells_rendered == 1
+    assert all(j.cell in (None, target["id"]) for j in jobs.cell_jobs(target, "x")) and summary.plots_reused > 0
+    changes = (out / "CHANGES.md").read_text()
+    assert "new\\-trial\\-2025" in changes and target["id"].replace(".", "\\.").replace("-", "\\-") in changes
+    # a no-change re-run keeps CHANGES.md describing the last real change
+    again = write_report(new, out, previous=new)
+    assert not again.changed and (out / "CHANGES.md").read_text() == changes
+
+
+def test_interrupted_build_leaves_previous_report(tmp_path: Path, small_results: dict[str, Any],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "reports"
+    write_report(small_results, out, previous=None)
+    before = _tree(out)
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("metapsych.report.build._link_or_copy", fail)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(with_edit(small_results, small_results["cells"][0]["id"], 0.1), out, previous=small_results)
+    assert _tree(out) == before
+    assert sorted(os.listdir(tmp_path)) == ["reports"]
+
+
+def test_data_strings_are_escaped(tmp_path: Path, small_results: dict[str, Any]) -> None:
+    evil = "<script>alert('x')</script> | *bold* [link](javascript:x)"
+    cell = next(c for c in small_results["cells"] if c["status"] == "ok")
+    study = cell["studies"][0]
+    study["study"] = evil
+    small_results["trials"][study["trial"]]["citation"] = evil
+    small_results["methods"]["text"] = evil
+    out = tmp_path / "reports"
+    write_report(small_results, out, previous=None)
+    for rel, data in _tree(out).items():
+        if rel.endswith((".html", ".md", ".svg")):
+            assert b"<script>" not in data, rel
+    page = (out / "cells" / f"{cell['id']}.html").read_text()
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert\\(" in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize("bad", ["../evil", "a/b", "Upper.case", ".hidden", "a..b"])
+def test_file_names_only_from_valid_ids(tmp_path: Path, small_results: dict[str, Any], bad: str) -> None:
+    small_results["cells"][0]["id"] = bad
+    with pytest.raises(DataError, match="cannot be used in a file name"):
+        write_report(small_results, tmp_path / "reports", previous=None)
+    assert not (tmp_path / "reports").exists()
