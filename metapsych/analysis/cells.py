@@ -50,28 +50,34 @@ def estimated_cell(inputs: CellInputs, fit: RmaFit, cis: tuple, cumulative: list
         "studies": _studies(inputs, fit),
         "subgroups": {var: _subgroup(inputs, var, config) for var in inputs.plan.subgroups},
         "cumulative": cumulative,
-        "sensitivity": [],
         **diagnostics,
     }
 
 
-def cell_diagnostics(yi: np.ndarray, vi: np.ndarray, trials: list[str], config: Config) -> dict:
-    """Leave-one-out, influence and outliers (``influence``) and small-study tests (``bias``) of the main model.
+def cell_diagnostics(yi: np.ndarray, vi: np.ndarray, trials: list[str], effects: dict[str, list],
+                     config: Config) -> dict:
+    """The cell's ``sensitivity`` table (from the effect-level rows), and for the main model leave-one-out,
+    influence and outliers (``influence``) and small-study tests (``bias``).
 
-    Takes plain arrays (not CellInputs) so that it can run in a worker process.
+    Takes plain values (not CellInputs) so that it can run in a worker process.
     """
     import warnings
 
     from metapsych.analysis.diagnostics import diagnostics_payload
+    from metapsych.analysis.sensitivity import sensitivity_table
 
+    model = config.model
     with warnings.catch_warnings():  # numerical warnings of optimisers would only clutter CI logs
         warnings.simplefilter("ignore", RuntimeWarning)
-        payload = diagnostics_payload(yi, vi, trials, None, estimator=config.model.estimator,
-                                      knha=config.model.knha, level=config.model.level,
-                                      min_k_bias=config.bias_min_studies)
+        payload = diagnostics_payload(yi, vi, trials, None, estimator=model.estimator, knha=model.knha,
+                                      level=model.level, min_k_bias=config.bias_min_studies)
+        sensitivity = sensitivity_table(effects["yi"], effects["vi"], effects["trial"], effects["rob_low"],
+                                        estimator=model.estimator, test=test_name(config), level=model.level,
+                                        cer=config.effect.cer, rho=config.dependency.rho) \
+            if config.sensitivity else []
     influence_keys = ("leave_one_out", "influence", "outliers", "baujat", "influence_note")
     influence = {key: payload.pop(key) for key in influence_keys if key in payload}
-    return {"influence": influence, "bias": payload}
+    return {"sensitivity": sensitivity, "influence": influence, "bias": payload}
 
 
 def _studies(inputs: CellInputs, fit: RmaFit | None) -> list[dict]:

@@ -40,6 +40,7 @@ class CellInputs:
     info: tuple[dict, ...]
     n_participants: int
     inputs_sha256: str
+    effects: dict[str, list]  # the effect-level rows (trial, yi, vi, rob_low) before dependency handling
 
     @property
     def k(self) -> int:
@@ -59,7 +60,10 @@ def cell_inputs(plan: CellPlan, config: Config) -> CellInputs:
     yi, vi = trial_effects(rows, trials, config.dependency.method, config.dependency.rho)
     info = tuple(_trial_info(by_trial[t]) for t in trials)
     participants = sum((i["n_arm1"] or 0) + (i["n_arm2"] or 0) for i in info)
-    return CellInputs(plan, trials, yi, vi, info, participants, _hash(plan, cols, records, config))
+    effects = {"trial": [r["trial"] for r in records], "yi": [r["yi"] for r in records],
+               "vi": [r["vi"] for r in records],
+               "rob_low": [None if r.get("rob") is None else r["rob"] == "low" for r in records]}
+    return CellInputs(plan, trials, yi, vi, info, participants, _hash(plan, cols, records, config), effects)
 
 
 def trial_effects(rows: pd.DataFrame, trials: tuple[str, ...], method: str, rho: float) -> tuple[np.ndarray, np.ndarray]:

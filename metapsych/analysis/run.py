@@ -115,7 +115,7 @@ def _diagnostics(todo: list[CellInputs], config: Config) -> Iterator[dict]:
 
     from metapsych.analysis.cells import cell_diagnostics
 
-    args = [(item.yi, item.vi, list(item.trials), config) for item in todo]
+    args = [(item.yi, item.vi, list(item.trials), item.effects, config) for item in todo]
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
     if len(todo) < PARALLEL_FROM or workers < 2:
         return (cell_diagnostics(*a) for a in args)

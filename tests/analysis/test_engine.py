@@ -95,6 +95,11 @@ def test_subgroups_moderators_cumulative_and_overview(results: dict) -> None:
     assert set(control["levels"]) == {"waitlist", "care-as-usual"} and control["test"]["df"] == 1
     assert cell["cumulative"][-1]["k"] == cell["k"] and close(cell["cumulative"][-1]["estimate"],
                                                               cell["main"]["estimate"])
+    rows = {r["model"]: r for r in cell["sensitivity"]}
+    assert list(rows)[:2] == ["overall", "combined"] and rows["overall"]["k"] > cell["k"]
+    assert close(rows["combined"]["estimate"], cell["main"]["estimate"])  # combined = the main model
+    assert {r["study"] for r in cell["influence"]["leave_one_out"]} == {s["trial"] for s in cell["studies"]}
+    assert cell["bias"]["egger"] is None and "k >= 10" in cell["bias"]["bias_note"]
     sessions = results["moderators"]["depression"]["sessions"]
     assert sessions["k"] >= 5 and set(sessions["coefficients"]) == {"intrcpt", "sessions"}
     ranks = [r for r in results["overview"]["depression"] if r["comparator"] == "all-controls"]
