@@ -223,8 +223,8 @@ class _RowConverter:
         inferred = self._direction_from_g(record, kind)
         if inferred is not None:
             return inferred
-        outcome_type = str(_value(record, "outcome_type") or "")
-        if kind == "binary" and HIGHER_IS_BETTER_TYPES.search(outcome_type):
+        described = " ".join(str(_value(record, c) or "") for c in ("outcome_type", "dich", "dich_type", "dich_paper"))
+        if kind == "binary" and HIGHER_IS_BETTER_TYPES.search(described):
             return False
         known = self.vocabulary.instrument_lower_is_better(instrument)
         return True if known is None or kind == "binary" else known
