@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from metapsych.data.metapsy import parse_number, read_rows
+from metapsych.data.metapsy import decode, parse_number, read_rows, sniff_separator
 from metapsych.errors import DataError, Problem
 
 EFFECT_COLUMNS = (("yi", "vi"), ("yi", "sei"), ("g", "se"))
@@ -41,7 +41,7 @@ class EffectTable:
 def read_effect_table(path: Path) -> EffectTable:
     """Read and validate the file; raise one DataError listing every problem found."""
     file = str(path)
-    header, rows = read_rows(path)
+    header, rows = _read(path)
     if header and header[0] in ("", '""'):
         header, rows = header[1:], [(line, cells[1:]) for line, cells in rows]
     lower = {name.lower(): i for i, name in enumerate(header)}
@@ -52,22 +52,42 @@ def read_effect_table(path: Path) -> EffectTable:
     if not rows:
         raise DataError(Problem(file, 2, "(rows)", "the file has a header but no data rows", "one row per study"))
     problems: list[Problem] = []
+    iy, iv = lower[pair[0]], lower[pair[1]]
+    square = pair[1] != "vi"
     yi: list[float] = []
     vi: list[float] = []
+    width = len(header)
     for line, cells in rows:
-        cells = (cells + [""] * len(header))[: len(header)]
-        effect = _number(cells[lower[pair[0]]], header[lower[pair[0]]], file, line, problems, positive=False)
-        spread = _number(cells[lower[pair[1]]], header[lower[pair[1]]], file, line, problems, positive=True)
-        yi.append(effect if effect is not None else math.nan)
-        vi.append(spread**2 if spread is not None and pair[1] != "vi" else spread if spread is not None else math.nan)
+        if len(cells) < width:
+            cells.extend([""] * (width - len(cells)))
+        effect = _number(cells[iy], header[iy], file, line, problems, positive=False)
+        spread = _number(cells[iv], header[iv], file, line, problems, positive=True)
+        yi.append(math.nan if effect is None else effect)
+        vi.append(math.nan if spread is None else spread * spread if square else spread)
     if problems:
         raise DataError(problems)
-    columns = {name: [(cells[i] if i < len(cells) else "").strip() for _, cells in rows]
-               for i, name in enumerate(header)}
+    columns = {name: [cells[i].strip() for _, cells in rows] for i, name in enumerate(header) if i not in (iy, iv)}
     study_col = next((name for name in header if name.lower() == "study"), None)
     study = columns[study_col] if study_col else [str(i + 1) for i in range(len(rows))]
     return EffectTable(file=file, yi=yi, vi=vi, study=study, lines=[line for line, _ in rows], columns=columns,
-                       effect_columns=(header[lower[pair[0]]], header[lower[pair[1]]]))
+                       effect_columns=(header[iy], header[iv]))
+
+
+def _read(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (physical line, cells) of the non-empty rows; fast path for files without quoted newlines."""
+    file = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(Problem(file, None, "(file)", f"cannot read file: {exc.strerror}", "a readable CSV")) from None
+    text = decode(raw, file)
+    if '"' in text or not text.strip():
+        return read_rows(path)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    separator = sniff_separator(lines[0])
+    header = [cell.strip() for cell in lines[0].split(separator)]
+    rows = [(number, line.split(separator)) for number, line in enumerate(lines[1:], start=2) if line.strip()]
+    return header, rows
 
 
 def _number(text: str, field: str, file: str, line: int, problems: list[Problem], positive: bool) -> float | None:
