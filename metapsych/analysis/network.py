@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from metapsych import __version__
+from metapsych.analysis.cache import Cache, sha256_json
 from metapsych.analysis.inputs import trial_effects
 
 if TYPE_CHECKING:
@@ -23,16 +25,30 @@ if TYPE_CHECKING:
 MAX_RETRIES = 50
 
 
-def network_results(effects: pd.DataFrame, config: Config) -> dict:
-    """``{condition: network payload}``; an ``{"error": ...}`` entry where no network could be fitted."""
+def network_results(effects: pd.DataFrame, config: Config, cache: Cache | None = None) -> dict:
+    """``{condition: network payload}``; an ``{"error": ...}`` entry where no network could be fitted.
+
+    Each condition's payload is cached under the hash of its contrasts and the network settings.
+    """
     from metapsych.analysis.plan import usable_rows
 
     if not config.network.enabled:
         return {}
+    cache = cache or Cache(None)
     rows = usable_rows(effects)
     rows = rows[(rows["time"] == config.network.time) & (rows["condition_arm1"] != rows["condition_arm2"])]
-    return {str(condition): _condition_network(group, config)
-            for condition, group in rows.groupby("condition", sort=True)}
+    out = {}
+    for condition, group in rows.groupby("condition", sort=True):
+        data = contrasts(group, config)
+        key = sha256_json([__version__, config.network.model_dump(mode="json"), config.model.level,
+                           {name: [x if isinstance(x, str) else float(x).hex() for x in values]
+                            for name, values in data.items()}])
+        payload = cache.get_json("networks", key)
+        if payload is None:
+            payload = _condition_network(data, config)
+            cache.put_json("networks", key, payload)
+        out[str(condition)] = payload
+    return out
 
 
 def contrasts(rows: pd.DataFrame, config: Config) -> dict[str, np.ndarray]:
@@ -97,11 +113,10 @@ def _complete_multi_arm(data: dict[str, list], sizes: dict[tuple[str, str], floa
                     data[key].append(value)
 
 
-def _condition_network(rows: pd.DataFrame, config: Config) -> dict:
+def _condition_network(data: dict[str, np.ndarray], config: Config) -> dict:
     from metapsych.stats.network import fit_network, network_payload
     from metapsych.stats.network_data import NetworkDataError
 
-    data = contrasts(rows, config)
     notes: list[str] = []
     for _ in range(MAX_RETRIES):
         treatments = set(data["treat1"]) | set(data["treat2"])

@@ -61,7 +61,7 @@ def results_from_effects(effects: pd.DataFrame, config: Config, file_hashes: dic
     moderators = moderator_results(effects, config)
     progress("moderators", 1, 1)
     progress("networks", 0, 1)
-    networks = network_results(effects, config)
+    networks = network_results(effects, config, cache)
     progress("networks", 1, 1)
     return {
         "schema_version": SCHEMA_VERSION,
