@@ -8,14 +8,17 @@ prediction interval of metafor's ``predict()``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from metapsych.stats import distributions as dist
 from metapsych.stats.projection import RankDeficientError, project
 from metapsych.stats.tau2 import TIGHT, Control, Tau2Estimate, canonical_estimator, estimate_tau2
 
 TESTS = ("z", "knha", "adhoc", "t")
+Array = np.ndarray
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def fit(
     crit = core.pop("crit")
     het = _heterogeneity(y, v, x, method, est.tau2)
     qm = _omnibus(core["beta"], core["vb"], test, k, p, _has_intercept(x))
-    r2 = _pseudo_r2(y, v, x, method, test, est.tau2, control) if with_r2 and p > 1 and _has_intercept(x) else None
+    r2 = _pseudo_r2(y, v, x, method, est.tau2, control) if with_r2 and p > 1 and _has_intercept(x) else None
     w = 1.0 / v if method == "GENQ" else 1.0 / (v + est.tau2)
     has_pi = p == 1 and method != "EE"
     pi_lo, pi_hi = _prediction_interval(core, crit, est.tau2) if has_pi else (float("nan"), float("nan"))
@@ -112,7 +115,7 @@ def fit(
     )
 
 
-def _check_inputs(yi, vi, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check_inputs(yi: ArrayLike, vi: ArrayLike, X: ArrayLike | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     y = np.asarray(yi, dtype=float).ravel()
     v = np.asarray(vi, dtype=float).ravel()
     if y.size == 0 or y.shape != v.shape:
@@ -133,7 +136,7 @@ def _has_intercept(x: np.ndarray) -> bool:
     return bool(np.all(x[:, 0] == 1.0))
 
 
-def _estimate(y, v, x, method, tau2, control) -> Tau2Estimate:
+def _estimate(y: Array, v: Array, x: Array, method: str, tau2: float | None, control: Control) -> Tau2Estimate:
     if method == "EE":
         return Tau2Estimate(0.0, float("nan"), True)
     if tau2 is not None:
@@ -141,7 +144,8 @@ def _estimate(y, v, x, method, tau2, control) -> Tau2Estimate:
     return estimate_tau2(y - np.mean(y), v, x, method, control)
 
 
-def _fixed_effects(y, v, x, tau2, test, alpha, genq: bool = False) -> dict:
+def _fixed_effects(y: Array, v: Array, x: Array, tau2: float, test: str, alpha: float,
+                   genq: bool = False) -> dict[str, Any]:
     """beta, vb, tests and CIs of the fixed effects (metafor's 'Model fitting' and tests block).
 
     With ``genq`` the coefficients are the weighted least-squares estimates with weights 1/vi and a
@@ -177,7 +181,7 @@ def _fixed_effects(y, v, x, tau2, test, alpha, genq: bool = False) -> dict:
                 ci_upper=beta + crit * se, df=df, s2w=s2w, crit=crit)
 
 
-def _heterogeneity(y, v, x, method, tau2) -> dict:
+def _heterogeneity(y: Array, v: Array, x: Array, method: str, tau2: float) -> dict[str, Any]:
     """Q (with weights 1/vi), its p-value, I2, H2 and the typical within-study variance vt."""
     k, p = x.shape
     if k <= p:
@@ -194,7 +198,7 @@ def _heterogeneity(y, v, x, method, tau2) -> dict:
     return dict(Q=q, Q_df=k - p, Q_p=float(dist.chi2_sf(q, k - p)), I2=i2, H2=h2, vt=vt)
 
 
-def _omnibus(beta, vb, test, k, p, intercept) -> dict:
+def _omnibus(beta: Array, vb: Array, test: str, k: int, p: int, intercept: bool) -> dict[str, Any]:
     """QM: Wald test of all coefficients but the intercept (chi2, or F for t-based tests)."""
     btt = np.arange(1, p) if intercept and p > 1 else np.arange(p)
     m = btt.size
@@ -210,7 +214,7 @@ def _omnibus(beta, vb, test, k, p, intercept) -> dict:
     return dict(QM=qm, QM_df=m, QM_p=qm_p)
 
 
-def _pseudo_r2(y, v, x, method, test, tau2, control) -> float | None:
+def _pseudo_r2(y: Array, v: Array, x: Array, method: str, tau2: float, control: Control) -> float | None:
     """metafor's R^2 for moderator models: proportional reduction of tau^2 (adjusted WLS R^2 for EE)."""
     if method == "EE":
         return _wls_adjusted_r2(y, v, x)
@@ -222,7 +226,7 @@ def _pseudo_r2(y, v, x, method, test, tau2, control) -> float | None:
     return max(0.0, 100.0 * (base.tau2 - tau2) / base.tau2)
 
 
-def _wls_adjusted_r2(y, v, x) -> float:
+def _wls_adjusted_r2(y: Array, v: Array, x: Array) -> float:
     """max(0, 100 * adjusted R^2) of lm(yi ~ X, weights = 1/vi), as metafor reports for EE models."""
     if np.all(y == y[0]):
         return 0.0
@@ -236,7 +240,7 @@ def _wls_adjusted_r2(y, v, x) -> float:
     return max(0.0, 100.0 * adj)
 
 
-def _prediction_interval(core: dict, crit: float, tau2: float) -> tuple[float, float]:
+def _prediction_interval(core: dict[str, Any], crit: float, tau2: float) -> tuple[float, float]:
     """metafor predict(): pred +/- crit * sqrt(se^2 + tau2), crit as for the CI (z, or t(k - p))."""
     b, se = float(core["beta"][0]), float(core["se"][0])
     half = crit * np.sqrt(se**2 + tau2)

@@ -8,11 +8,15 @@ and root finding on the generalised Q statistic for PM. Non-convergence is repor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from metapsych.stats.projection import Projection, project
+from metapsych.stats.projection import Factor, Projection, project
+
+Array = np.ndarray
+Design = np.ndarray | Factor
 
 ESTIMATORS = ("EE", "DL", "HE", "HS", "HSk", "SJ", "ML", "REML", "EB", "PM", "PMM", "GENQ")
 ALIASES = {"FE": "EE", "CE": "EE"}
@@ -58,14 +62,12 @@ def tau2_max_default(yi: np.ndarray) -> float:
     return max(100.0, 10.0 * mad**2)
 
 
-def generalised_q(tau2: float, yi: np.ndarray, vi: np.ndarray, x: np.ndarray) -> float:
+def generalised_q(tau2: float, yi: Array, vi: Array, x: Design) -> float:
     """Q(tau2) = y'P y with weights 1/(vi + tau2): metafor's .QE.func without the objective."""
     return project(x, 1.0 / (vi + tau2), yi).rss
 
 
-def estimate_tau2(
-    yi: np.ndarray, vi: np.ndarray, x: np.ndarray, estimator: str, control: Control = TIGHT
-) -> Tau2Estimate:
+def estimate_tau2(yi: Array, vi: Array, x: Design, estimator: str, control: Control = TIGHT) -> Tau2Estimate:
     """Estimate tau^2 for the model yi = X beta + u + e with var(e) = vi, as metafor's rma.uni does.
 
     ``yi`` should be centred (metafor uses the centred ``Ymc``); the estimate does not depend on it when
@@ -83,7 +85,8 @@ def _se(value: float) -> float:
     return float(np.sqrt(value)) if value >= 0 else float("nan")
 
 
-def _hs(yi, vi, x, k, p, control, *, small_sample: bool = False) -> Tau2Estimate:
+def _hs(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control, *,
+        small_sample: bool = False) -> Tau2Estimate:
     pr = project(x, 1.0 / vi, yi)
     sw = float(np.sum(pr.w))
     factor = k / (k - p) if small_sample else 1.0
@@ -93,23 +96,23 @@ def _hs(yi, vi, x, k, p, control, *, small_sample: bool = False) -> Tau2Estimate
     return Tau2Estimate(max(0.0, raw), se, True)
 
 
-def _hsk(yi, vi, x, k, p, control) -> Tau2Estimate:
+def _hsk(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control) -> Tau2Estimate:
     return _hs(yi, vi, x, k, p, control, small_sample=True)
 
 
-def _he_raw(yi: np.ndarray, vi: np.ndarray, x: np.ndarray, k: int, p: int) -> tuple[float, Projection]:
+def _he_raw(yi: Array, vi: Array, x: Design, k: int, p: int) -> tuple[float, Projection]:
     pr = project(x, np.ones(k), yi)
     return (pr.rss - pr.tr_pv(vi)) / (k - p), pr
 
 
-def _he(yi, vi, x, k, p, control) -> Tau2Estimate:
+def _he(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control) -> Tau2Estimate:
     raw, pr = _he_raw(yi, vi, x, k, p)
     t = max(raw, 0.0)
     se = _se(1.0 / (k - p) ** 2 * (2 * pr.sum_p2(vi, vi) + 4 * t * pr.tr_pv(vi) + 2 * t**2 * (k - p)))
     return Tau2Estimate(max(0.0, raw), se, True)
 
 
-def _dl(yi, vi, x, k, p, control) -> Tau2Estimate:
+def _dl(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control) -> Tau2Estimate:
     pr = project(x, 1.0 / vi, yi)
     trp = pr.tr_p
     raw = (pr.rss - (k - p)) / trp
@@ -118,7 +121,7 @@ def _dl(yi, vi, x, k, p, control) -> Tau2Estimate:
     return Tau2Estimate(max(0.0, raw), se, True)
 
 
-def _genq(yi, vi, x, k, p, control) -> Tau2Estimate:
+def _genq(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control) -> Tau2Estimate:
     """Generalised Q estimator with weights 1/vi (numerically the DL estimate; metafor's GENQ default)."""
     pr = project(x, 1.0 / vi, yi)
     trp = pr.tr_p
@@ -128,7 +131,7 @@ def _genq(yi, vi, x, k, p, control) -> Tau2Estimate:
     return Tau2Estimate(max(0.0, raw), se, True)
 
 
-def _sj(yi, vi, x, k, p, control) -> Tau2Estimate:
+def _sj(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control) -> Tau2Estimate:
     tau2_0 = float(np.mean((yi - np.mean(yi)) ** 2))
     pr = project(x, 1.0 / (vi + tau2_0), yi)
     raw = tau2_0 * pr.rss / (k - p)
@@ -143,7 +146,8 @@ def _pm_like_se(vi: np.ndarray, tau2: float, k: int, p: int) -> float:
     return _se(2.0 * k**2 / (k - p) / float(np.sum(w)) ** 2)
 
 
-def _pm(yi, vi, x, k, p, control, *, median: bool = False) -> Tau2Estimate:
+def _pm(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control, *,
+        median: bool = False) -> Tau2Estimate:
     """Paule-Mandel: the tau2 where Q(tau2) = k - p (PMM: the chi-square median, qchisq(0.5, k - p))."""
     from scipy.optimize import brentq
 
@@ -164,7 +168,7 @@ def _pm(yi, vi, x, k, p, control, *, median: bool = False) -> Tau2Estimate:
     return Tau2Estimate(max(0.0, tau2), _pm_like_se(vi, max(0.0, tau2), k, p), True)
 
 
-def _pmm(yi, vi, x, k, p, control) -> Tau2Estimate:
+def _pmm(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control) -> Tau2Estimate:
     return _pm(yi, vi, x, k, p, control, median=True)
 
 
@@ -177,7 +181,7 @@ def _scoring_step(method: str, pr: Projection, k: int, p: int) -> float:
     return (pr.rss * k / (k - p) - k) / float(np.sum(pr.w))
 
 
-def _fisher(yi, vi, x, k, p, control, method) -> Tau2Estimate:
+def _fisher(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control, method: str) -> Tau2Estimate:
     tau2 = max(0.0, _he_raw(yi, vi, x, k, p)[0])
     for iteration in range(1, control.maxiter + 2):
         pr = project(x, 1.0 / (vi + tau2), yi)
@@ -204,7 +208,7 @@ def _fisher(yi, vi, x, k, p, control, method) -> Tau2Estimate:
     return Tau2Estimate(tau2, se, True, iteration)
 
 
-def _loglik(yi: np.ndarray, vi: np.ndarray, x: np.ndarray, tau2: float, method: str) -> float:
+def _loglik(yi: Array, vi: Array, x: Design, tau2: float, method: str) -> float:
     """metafor's ll0check log-likelihood (without the REML constant in X'X)."""
     k, p = x.shape
     pr = project(x, 1.0 / (vi + tau2), yi)
@@ -214,13 +218,13 @@ def _loglik(yi: np.ndarray, vi: np.ndarray, x: np.ndarray, tau2: float, method: 
     return ll - 0.5 * (k - p) * np.log(2 * np.pi) - 0.5 * pr.logdet_xwx()
 
 
-def _zero_is_better(yi, vi, x, tau2, method, control) -> bool:
+def _zero_is_better(yi: Array, vi: Array, x: Design, tau2: float, method: str, control: Control) -> bool:
     """metafor's ll0check: Fisher scoring may stop at a local maximum above the likelihood at tau2 = 0."""
     return _loglik(yi, vi, x, 0.0, method) - _loglik(yi, vi, x, tau2, method) > control.tol
 
 
-def _iterative(method: str):
-    def run(yi, vi, x, k, p, control) -> Tau2Estimate:
+def _iterative(method: str) -> Callable[..., Tau2Estimate]:
+    def run(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control) -> Tau2Estimate:
         result = _fisher(yi, vi, x, k, p, control, method)
         if not result.converged and control.stepadj == 1.0:
             retry = Control(control.threshold, control.tol, control.maxiter * 10, 0.5)
