@@ -140,7 +140,10 @@ def batch_fit(data: list[tuple], config: Config, *, qprofile: bool):  # type: ig
 
 
 def overview(cells: list[dict]) -> dict:
-    """Per condition, the pooled cells ranked by estimate within each comparator and time point."""
+    """Per condition, the pooled cells ranked by estimate within each comparator and time point, each with
+    the sensitivity models that would change its conclusion (``sensitivity_changed``)."""
+    from metapsych.analysis.sensitivity import changed_conclusions
+
     groups: dict[tuple, list[dict]] = {}
     for cell in cells:
         if cell["status"] == "ok":
@@ -152,7 +155,8 @@ def overview(cells: list[dict]) -> dict:
             out.setdefault(condition, []).append({
                 "approach": cell["approach"], "comparator": cell["comparator"], "time": cell["time"],
                 "k": cell["k"], "estimate": cell["main"]["estimate"], "ci_lower": cell["main"]["ci_lower"],
-                "ci_upper": cell["main"]["ci_upper"], "cell": cell["id"], "rank": rank})
+                "ci_upper": cell["main"]["ci_upper"], "cell": cell["id"], "rank": rank,
+                "sensitivity_changed": changed_conclusions(cell["main"], cell.get("sensitivity") or [])})
     return out
 
 
