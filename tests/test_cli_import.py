@@ -118,3 +118,18 @@ def test_random_metapsy_files_never_crash(tmp_path: Path, rows: list, raw: bytes
         assert "Traceback" not in result.output and "internal error" not in result.output
         if result.exit_code == 0 and out.exists():
             assert len(load_studies(out)) == len(list(out.iterdir()))
+
+
+def test_rows_that_would_not_validate_are_listed_not_written(tmp_path: Path) -> None:
+    source = tmp_path / "metapsy-ocd.csv"
+    source.write_text(
+        "study,condition_arm1,condition_arm2,multi_arm1,multi_arm2,time_weeks,rand_arm1,"
+        "mean_arm1,sd_arm1,n_arm1,mean_arm2,sd_arm2,n_arm2\n"
+        "A 2020,cbt,cbt,,,8,40,10,5,30,12,5,30\n"
+        "B 2021,cbt,wl,,,-4,1,10,5,30,12,5,30\n")
+    result = run_import(str(source), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert f"{source}:2: multi_arm2: row not converted: both arms have the same code" in result.output
+    trial = yaml.safe_load((tmp_path / "out" / "ocd-b-2021.yaml").read_text())
+    assert trial["outcomes"][0]["timepoint"] == {"label": "post"}
+    assert "randomized" not in trial["arms"][0]

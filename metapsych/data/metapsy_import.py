@@ -172,6 +172,12 @@ class _RowConverter:
             if code is None:
                 skip(f"condition_arm{i}", "the arm has no condition code", "a treatment or control code")
                 return None
+        arm1 = (str(codes[0]).strip(), _text(record, "multi_arm1"))
+        arm2 = (str(codes[1]).strip(), _text(record, "multi_arm2"))
+        if arm1 == arm2:
+            skip("multi_arm2", "both arms have the same code and multi-arm label, so they cannot be told apart",
+                 "different multi_arm1/multi_arm2 labels for two arms of the same kind")
+            return None
         time = self._time(record)
         if time is None:
             skip("time", f"unknown time point {_value(record, 'time')!r}", "post or follow-up")
@@ -184,9 +190,10 @@ class _RowConverter:
         kind, data, note = found
         instrument = str(_value(record, "instrument") or _value(record, "outcome_type") or "unspecified")
         rating = _value(record, "rating")
-        key = (instrument, time, _number(record, "time_weeks"), rating, _value(record, "outcome_type"))
-        return Row(line, str(study).strip(), (str(codes[0]).strip(), _text(record, "multi_arm1")),
-                   (str(codes[1]).strip(), _text(record, "multi_arm2")), key, kind, data,
+        weeks = _number(record, "time_weeks")
+        key = (instrument, time, weeks if weeks is not None and weeks >= 0 else None, rating,
+               _value(record, "outcome_type"))
+        return Row(line, str(study).strip(), arm1, arm2, key, kind, data,
                    self._lower_is_better(record, instrument, kind), note)
 
     def _time(self, record: dict[str, Any]) -> str | None:
@@ -347,7 +354,7 @@ class _TrialBuilder:
                               "randomized": None}
         arm = self.arms[key]
         randomized = next((_number(record, c) for c in RANDOMIZED[position - 1] if _number(record, c)), None)
-        if arm["randomized"] is None and randomized is not None and randomized.is_integer():
+        if arm["randomized"] is None and randomized is not None and randomized.is_integer() and randomized >= 2:
             arm["randomized"] = int(randomized)
         if position == 1:
             self._arm1_details(arm, record)
