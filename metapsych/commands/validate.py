@@ -78,7 +78,8 @@ def _print_text(report: Any, summary: dict[str, Any]) -> None:
     if not conditions:
         console.print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
         return
-    by_approach = Table(title="comparisons by approach (arm 1) and condition", title_justify="left")
+    console.print("comparisons by approach of arm 1 and condition:")
+    by_approach = Table()
     by_approach.add_column("approach")
     for condition in conditions:
         by_approach.add_column(_short(condition), justify="right")
