@@ -72,7 +72,7 @@ def _plot_jobs(results: dict[str, Any]) -> list[jobs.PlotJob]:
     out = []
     for cell in sorted(results.get("cells") or [], key=lambda c: c["id"]):
         if cell.get("status") == "ok" and cell.get("studies"):
-            out += jobs.cell_jobs(cell, label)
+            out += jobs.cell_jobs(cell, label, views.bias_min_k(results))
     names = sorted(set(results.get("overview") or {}) | set(results.get("moderators") or {})
                    | set(results.get("network") or {}))
     for name in names:
@@ -112,8 +112,7 @@ def _changes(results: dict[str, Any], previous: dict[str, Any] | None, out_dir: 
     existing = out_dir / "CHANGES.md"
     if previous is not None and tables.canonical(previous) == tables.canonical(results) and existing.is_file():
         return existing.read_bytes()
-    diff = changes_mod.compute_changes(previous, results) if previous is not None else None
-    return changes_mod.render_changes(diff).encode()
+    return changes_mod.changes_markdown(previous, results).encode()
 
 
 def _read_manifest(out_dir: Path) -> dict[str, str]:

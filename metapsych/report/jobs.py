@@ -14,7 +14,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,8 +61,8 @@ def netgraph_available() -> bool:
     return importlib.util.find_spec("metapsych.report.netgraph") is not None
 
 
-def cell_jobs(cell: dict[str, Any], model_label: str) -> list[PlotJob]:
-    """Forest (plus one per subgroup variable), funnel (k >= 10), Baujat, cumulative and RoB plots of a cell."""
+def cell_jobs(cell: dict[str, Any], model_label: str, min_k_funnel: int = MIN_K_FUNNEL) -> list[PlotJob]:
+    """Forest (plus one per subgroup variable), funnel (k >= min_k_funnel), Baujat, cumulative and RoB plots."""
     cid = safe_name(cell["id"], "cells.id")
     studies = [{k: s.get(k) for k in STUDY_KEYS} for s in cell.get("studies") or []]
     main = cell.get("main") or {}
@@ -78,7 +78,7 @@ def cell_jobs(cell: dict[str, Any], model_label: str) -> list[PlotJob]:
                                 {"studies": [], "pooled": main, "groups": groups, "subgroup_test": block.get("test"),
                                  "title": f"{title}: by {variable}", "model_label": model_label}, cid, k + 8))
     bias = cell.get("bias") or {}
-    if k >= MIN_K_FUNNEL:
+    if k >= min_k_funnel:
         jobs.append(PlotJob(f"{cid}.funnel", "metapsych.report.funnel:funnel_plot",
                             {"studies": studies, "pooled": main, "filled": trimfill_points(bias),
                              "title": title}, cid, 4))
@@ -169,6 +169,3 @@ def default_workers() -> int:
     """Two workers (the target machine has two cores) unless fewer CPUs are available."""
     return max(1, min(2, os.cpu_count() or 1))
 
-
-def stems(jobs: Iterable[PlotJob]) -> list[str]:
-    return [job.stem for job in jobs]

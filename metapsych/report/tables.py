@@ -2,6 +2,13 @@
 
 Floats are rounded to 10 significant digits (the results-document convention), NaN and infinities become
 null, keys are sorted, so the same results always give the same bytes.
+
+results.csv has one row per cell and model, sorted by cell id, then ``main``, the sensitivity models in
+the document's order, and ``subgroup:VARIABLE=LEVEL`` rows. Columns (``CSV_COLUMNS``): the cell's id,
+condition, approach, comparator, time, analysis and status; ``model``; k, n_trials, n_participants; the
+MODEL keys of the results document, with ``tau2_ci`` and ``I2_ci`` split into ``_lower``/``_upper``
+columns; and ``message``. Empty fields are missing values. Columns are only ever appended, never
+reordered or renamed.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-#: The columns of results.csv, in order (documented in docs/report.md; never reorder, only append).
+#: The columns of results.csv, in order (never reorder or rename; only append).
 CSV_COLUMNS = (
     "cell", "condition", "approach", "comparator", "time", "analysis", "status", "model",
     "k", "n_trials", "n_participants", "estimate", "se", "ci_lower", "ci_upper", "statistic", "p_value", "df",

@@ -46,6 +46,12 @@ def plot_paths(stems: set[str], stem: str, prefix: str) -> tuple[str | None, str
     return f"{prefix}plots/{stem}.svg", f"{prefix}plots/{stem}.png"
 
 
+def bias_min_k(results: dict[str, Any]) -> int:
+    """The k from which funnel plots and small-study tests are shown (methods.bias_min_studies, else 10)."""
+    value = (results.get("methods") or {}).get("bias_min_studies")
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else MIN_K_FUNNEL
+
+
 def cell_page(results: dict[str, Any], cell: dict[str, Any], stems: set[str]) -> dict[str, Any]:
     """Context for templates/cell.html.j2."""
     cid = cell["id"]
@@ -64,7 +70,8 @@ def cell_page(results: dict[str, Any], cell: dict[str, Any], stems: set[str]) ->
         "flags": sensitivity_flags(cell),
         "subgroups": _subgroups(cell, stems),
         "influence": _influence(cell.get("influence") or {}),
-        "bias": _bias(cell.get("bias") or {}, len(cell.get("studies") or [])),
+        "bias": _bias(cell.get("bias") or {}, len(cell.get("studies") or []), bias_min_k(results)),
+        "bias_min_k": bias_min_k(results),
         "studies": [dict(s, citation=(trials.get(s.get("trial")) or {}).get("citation")) for s in
                     cell.get("studies") or []],
         "methods_paragraph": methods_paragraph(results.get("methods") or {}, cell),
@@ -119,7 +126,7 @@ def _influence(payload: dict[str, Any]) -> dict[str, Any] | None:
     return {"rows": rows, "outliers": [str(o) for o in payload.get("outliers") or []]}
 
 
-def _bias(payload: dict[str, Any], k: int) -> dict[str, Any]:
+def _bias(payload: dict[str, Any], k: int, min_k: int) -> dict[str, Any]:
     rows = []
     labels = (("egger", "Egger's regression test"), ("rank_test", "Begg's rank correlation"),
               ("trim_and_fill", "Trim-and-fill"), ("fail_safe_n", "Fail-safe N"), ("pet_peese", "PET-PEESE"),
@@ -129,8 +136,8 @@ def _bias(payload: dict[str, Any], k: int) -> dict[str, Any]:
         if isinstance(value, dict):
             rows.append((label, describe(value)))
     note = payload.get("note") or payload.get("bias_note")
-    if not rows and not note and k < MIN_K_FUNNEL:
-        note = f"Publication-bias tests are reported only for k ≥ {MIN_K_FUNNEL} (k = {k})."
+    if not rows and not note and k < min_k:
+        note = f"Publication-bias tests are reported only for k ≥ {min_k} (k = {k})."
     return {"rows": rows, "note": note}
 
 
@@ -165,7 +172,8 @@ def methods_paragraph(methods: dict[str, Any], cell: dict[str, Any]) -> str:
         f"{level if level is not None else '–'}; τ² CI: {methods.get('tau2_ci', '–')}; I²: {methods.get('I2', '–')}; "
         f"prediction interval: {methods.get('prediction_interval', '–')}; dependent effects: "
         f"{methods.get('dependency', '–')}; minimum trials per cell: {methods.get('min_studies', '–')}. "
-        f"Sensitivity models: {sens}. Publication-bias tests and the funnel plot require k ≥ {MIN_K_FUNNEL}."
+        f"Sensitivity models: {sens}. Publication-bias tests and the funnel plot require k ≥ "
+        f"{methods.get('bias_min_studies') or MIN_K_FUNNEL}."
     ).strip()
 
 
@@ -181,7 +189,7 @@ def conditions(results: dict[str, Any], stems: set[str], prefix: str = "") -> li
     for name in names:
         safe = safe_name(name, "condition")
         rows = []
-        for r in sorted(overview.get(name) or [], key=lambda r: (r.get("rank") or 0, str(r.get("cell")))):
+        for r in sorted(overview.get(name) or [], key=_overview_order):
             cell = cells.get(r.get("cell")) or {}
             has_page = cell.get("status") == "ok"
             rows.append({**r, "conclusion": conclusion(r), "flag": sensitivity_flags(cell),
@@ -197,13 +205,17 @@ def conditions(results: dict[str, Any], stems: set[str], prefix: str = "") -> li
 def ranking_rows(results: dict[str, Any], condition: str) -> list[dict[str, Any]]:
     """The plain data the ranking plot of one condition needs."""
     cells = {c["id"]: c for c in results.get("cells") or []}
-    rows = sorted((results.get("overview") or {}).get(condition) or [],
-                  key=lambda r: (r.get("rank") or 0, str(r.get("cell"))))
+    rows = sorted((results.get("overview") or {}).get(condition) or [], key=_overview_order)
     times = {r.get("time") for r in rows}
     return [{"label": f"{r.get('approach')} vs {r.get('comparator')}" + (f", {r.get('time')}" if len(times) > 1 else ""),
              "k": r.get("k"), "estimate": r.get("estimate"), "ci_lower": r.get("ci_lower"),
              "ci_upper": r.get("ci_upper"), "flag": bool(sensitivity_flags(cells.get(r.get("cell")) or {}))}
             for r in rows if r.get("estimate") is not None]
+
+
+def _overview_order(row: dict[str, Any]) -> tuple[str, str, int, str]:
+    """Ranks are within a comparator and time point: keep those groups together, best first."""
+    return (str(row.get("time")), str(row.get("comparator")), row.get("rank") or 0, str(row.get("cell")))
 
 
 def _network(payload: dict[str, Any] | None, stems: set[str], safe: str, prefix: str) -> dict[str, Any] | None:

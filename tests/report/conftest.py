@@ -23,3 +23,9 @@ def results() -> dict[str, Any]:
 def small_results() -> dict[str, Any]:
     """A quick-to-render document: depression (two approaches) and ptsd, cells with 3, 12 and 4 studies."""
     return make_results(sizes=(3, 12, 4), conditions={"depression": ["cbt", "ipt"], "ptsd": ["cbt"]})
+
+
+@pytest.fixture()
+def tiny_results() -> dict[str, Any]:
+    """The smallest useful document: one condition, one approach, cells with 3 and 12 studies."""
+    return make_results(sizes=(3, 12), conditions={"depression": ["cbt", "ipt"]})

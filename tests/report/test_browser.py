@@ -59,9 +59,9 @@ def _check_page(page: Path, tmp: Path) -> None:
             assert ET.fromstring(path.read_bytes()).tag.endswith("svg")
 
 
-def test_report_opens_in_chromium(tmp_path: Path, small_results: dict[str, Any]) -> None:
+def test_report_opens_in_chromium(tmp_path: Path, tiny_results: dict[str, Any]) -> None:
     out = tmp_path / "reports"
-    write_report(small_results, out, previous=None)
+    write_report(tiny_results, out, previous=None)
     _check_page(out / "index.html", tmp_path)
-    cell = next(c for c in small_results["cells"] if c["status"] == "ok" and c["k"] == 12)
+    cell = next(c for c in tiny_results["cells"] if c["status"] == "ok" and c["k"] == 12)
     _check_page(out / "cells" / f"{cell['id']}.html", tmp_path)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from factory import with_edit
+from factory import make_results, with_edit
 from metapsych.errors import DataError
 from metapsych.report import jobs
 from metapsych.report.build import write_report
+from metapsych.report.tables import canonical
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -23,10 +25,26 @@ def _stats(root: Path) -> dict[str, tuple[int, int]]:
     return {p.relative_to(root).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns) for p in root.rglob("*")}
 
 
-def test_report_files(tmp_path: Path, small_results: dict[str, Any]) -> None:
-    summary = write_report(small_results, tmp_path / "reports", previous=None, workers=2)
-    files = _tree(tmp_path / "reports")
-    ok = [c for c in small_results["cells"] if c["status"] == "ok"]
+EVIL = "<script>alert('x')</script> | *bold* [link](javascript:x)"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, Any]:
+    """One report built from a document whose data strings try to inject HTML and Markdown."""
+    doc = make_results(sizes=(3, 12, 4), conditions={"depression": ["cbt", "ipt"], "ptsd": ["cbt"]})
+    cell = next(c for c in doc["cells"] if c["status"] == "ok")
+    study = cell["studies"][0]
+    study["study"] = EVIL
+    doc["trials"][study["trial"]]["citation"] = EVIL
+    doc["methods"]["text"] = EVIL
+    out = tmp_path_factory.mktemp("built") / "reports"
+    return doc, out, write_report(doc, out, previous=None, workers=2)
+
+
+def test_report_files(built: tuple[dict[str, Any], Path, Any]) -> None:
+    doc, out, summary = built
+    files = _tree(out)
+    ok = [c for c in doc["cells"] if c["status"] == "ok"]
     assert {"index.html", "README.md", "results.json", "results.csv", "CHANGES.md", "plots/index.json"} <= set(files)
     assert {f"cells/{c['id']}.html" for c in ok} <= set(files)
     for cell in ok:
@@ -44,26 +62,38 @@ def test_report_files(tmp_path: Path, small_results: dict[str, Any]) -> None:
     assert "![Ranking of approaches, depression](plots/overview.depression.png)" in readme
     page = files[f"cells/{ok[0]['id']}.html"].decode()
     assert "Sensitivity analyses" in page and "Methods" in page and "../plots/" in page
-    assert not list(tmp_path.glob(".reports.*"))  # no temporary folders left behind
+    assert json.loads(files["results.json"]) == canonical(doc)
+    assert not list(out.parent.glob(".reports.*"))  # no temporary folders left behind
 
 
-def test_deterministic_and_no_change_writes_nothing(tmp_path: Path, small_results: dict[str, Any]) -> None:
-    write_report(small_results, tmp_path / "a", previous=None, workers=2)
-    write_report(copy.deepcopy(small_results), tmp_path / "b", previous=None, workers=1)
+def test_data_strings_are_escaped(built: tuple[dict[str, Any], Path, Any]) -> None:
+    doc, out, _ = built
+    for rel, data in _tree(out).items():
+        if rel.endswith((".html", ".md", ".svg")):
+            assert b"<script>" not in data, rel
+    cell = next(c for c in doc["cells"] if c["status"] == "ok")
+    page = (out / "cells" / f"{cell['id']}.html").read_text()
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert\\(" in (out / "README.md").read_text()
+
+
+def test_deterministic_and_no_change_writes_nothing(tmp_path: Path, tiny_results: dict[str, Any]) -> None:
+    write_report(tiny_results, tmp_path / "a", previous=None, workers=2)
+    write_report(copy.deepcopy(tiny_results), tmp_path / "b", previous=None, workers=1)
     assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
     before = _stats(tmp_path / "a")
-    summary = write_report(small_results, tmp_path / "a", previous=small_results)
+    summary = write_report(tiny_results, tmp_path / "a", previous=tiny_results)
     assert not summary.changed and summary.plots_rendered == 0
     assert _stats(tmp_path / "a") == before
 
 
-def test_one_changed_cell_rerenders_only_that_cell(tmp_path: Path, small_results: dict[str, Any]) -> None:
+def test_one_changed_cell_rerenders_only_that_cell(tmp_path: Path, tiny_results: dict[str, Any]) -> None:
     out = tmp_path / "reports"
-    write_report(small_results, out, previous=None)
-    target = next(c for c in small_results["cells"] if c["status"] == "ok" and c["k"] == 12)
-    new = with_edit(small_results, target["id"], 0.2)
+    write_report(tiny_results, out, previous=None)
+    target = next(c for c in tiny_results["cells"] if c["status"] == "ok" and c["k"] == 12)
+    new = with_edit(tiny_results, target["id"], 0.2)
     new["inputs"]["trials"]["new-trial-2025"] = "1" * 64
-    summary = write_report(new, out, previous=small_results)
+    summary = write_report(new, out, previous=tiny_results)
     assert summary.changed and summary.cells_rendered == 1
     assert all(j.cell in (None, target["id"]) for j in jobs.cell_jobs(target, "x")) and summary.plots_reused > 0
     changes = (out / "CHANGES.md").read_text()
@@ -73,10 +103,10 @@ def test_one_changed_cell_rerenders_only_that_cell(tmp_path: Path, small_results
     assert not again.changed and (out / "CHANGES.md").read_text() == changes
 
 
-def test_interrupted_build_leaves_previous_report(tmp_path: Path, small_results: dict[str, Any],
+def test_interrupted_build_leaves_previous_report(tmp_path: Path, tiny_results: dict[str, Any],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "reports"
-    write_report(small_results, out, previous=None)
+    write_report(tiny_results, out, previous=None)
     before = _tree(out)
 
     def fail(*args: object, **kwargs: object) -> None:
@@ -84,26 +114,9 @@ def test_interrupted_build_leaves_previous_report(tmp_path: Path, small_results:
 
     monkeypatch.setattr("metapsych.report.build._link_or_copy", fail)
     with pytest.raises(KeyboardInterrupt):
-        write_report(with_edit(small_results, small_results["cells"][0]["id"], 0.1), out, previous=small_results)
+        write_report(with_edit(tiny_results, tiny_results["cells"][0]["id"], 0.1), out, previous=tiny_results)
     assert _tree(out) == before
     assert sorted(os.listdir(tmp_path)) == ["reports"]
-
-
-def test_data_strings_are_escaped(tmp_path: Path, small_results: dict[str, Any]) -> None:
-    evil = "<script>alert('x')</script> | *bold* [link](javascript:x)"
-    cell = next(c for c in small_results["cells"] if c["status"] == "ok")
-    study = cell["studies"][0]
-    study["study"] = evil
-    small_results["trials"][study["trial"]]["citation"] = evil
-    small_results["methods"]["text"] = evil
-    out = tmp_path / "reports"
-    write_report(small_results, out, previous=None)
-    for rel, data in _tree(out).items():
-        if rel.endswith((".html", ".md", ".svg")):
-            assert b"<script>" not in data, rel
-    page = (out / "cells" / f"{cell['id']}.html").read_text()
-    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
-    assert "&lt;script&gt;alert\\(" in (out / "README.md").read_text()
 
 
 @pytest.mark.parametrize("bad", ["../evil", "a/b", "Upper.case", ".hidden", "a..b"])

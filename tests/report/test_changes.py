@@ -1,4 +1,4 @@
-"""CHANGES.md: trials added/removed/edited, per-cell deltas, conclusion and ranking changes."""
+"""CHANGES.md: trials added/removed/edited, per-cell deltas, conclusion and ranking changes, escaped."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from factory import with_edit
-from metapsych.report.changes import compute_changes, conclusion, render_changes
+from metapsych.report.changes import changes_markdown, conclusion
 
 
 def test_conclusion_from_ci() -> None:
@@ -16,34 +16,28 @@ def test_conclusion_from_ci() -> None:
     assert conclusion(None) == "not estimable"
 
 
-def test_no_change_gives_an_empty_diff(small_results: dict[str, Any]) -> None:
-    diff = compute_changes(small_results, copy.deepcopy(small_results))
-    assert not any(diff.values())
-    assert "Nothing changed." in render_changes(diff)
+def test_first_report_and_no_change(small_results: dict[str, Any]) -> None:
+    assert "first report" in changes_markdown(None, small_results)
+    assert "Nothing changed." in changes_markdown(small_results, copy.deepcopy(small_results))
 
 
 def test_trials_and_cells_changes(small_results: dict[str, Any]) -> None:
     old = small_results
     cell = next(c for c in old["cells"] if c["status"] == "ok" and c["main"]["ci_lower"] > 0)
-    new = with_edit(old, cell["id"], -(cell["main"]["ci_lower"] + 0.05))  # CI now crosses zero
+    new = with_edit(old, cell["id"], -(cell["main"]["ci_lower"] + 0.05))  # the CI now includes zero
     trials = new["inputs"]["trials"]
-    removed = sorted(trials)[0]
-    edited = sorted(trials)[1]
+    removed, edited = sorted(trials)[:2]
     del trials[removed]
     trials[edited] = "0" * 64
     trials["new-trial-2025"] = "1" * 64
-    rows = new["overview"][cell["condition"]]
+    new["trials"]["new-trial-2025"] = {"study": "<b>Evil</b> | 2025", "citation": "x", "year": 2025,
+                                       "condition": "depression", "rob": "low"}
+    rows = [r for r in new["overview"][cell["condition"]] if r["comparator"] == cell["comparator"]]
     rows[0]["rank"], rows[1]["rank"] = rows[1]["rank"], rows[0]["rank"]
-    diff = compute_changes(old, new)
-    assert diff["trials_added"] == ["new-trial-2025"]
-    assert diff["trials_removed"] == [removed] and diff["trials_edited"] == [edited]
-    changed = {c["cell"]: c for c in diff["cells_changed"]}
-    assert changed[cell["id"]]["conclusion"] == ["benefit", "unclear"]
-    assert changed[rows[0]["cell"]]["rank"] == [rows[1]["rank"], rows[0]["rank"]]
-    text = render_changes(diff)
-    assert "new\\-trial\\-2025" in text and "benefit → unclear" in text
+    text = changes_markdown(old, new)
+    assert "## Trials added\n\n- new\\-trial\\-2025 (&lt;b&gt;Evil&lt;/b&gt; \\| 2025)" in text
+    assert f"- {removed.replace('-', chr(92) + '-')}" in text and "## Trials edited" in text
+    assert "## Changed conclusions" in text and "now includes zero" in text
+    assert "## Ranking changes" in text
     assert f"{cell['main']['estimate']:.2f} → " in text
-
-
-def test_first_report() -> None:
-    assert "first report" in render_changes(None)
+    assert "<b>" not in text
