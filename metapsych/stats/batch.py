@@ -11,7 +11,7 @@ with step halving as the oracle does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +21,8 @@ from metapsych.stats.rma import RmaFit, fit
 from metapsych.stats.tau2 import TIGHT, Control, canonical_estimator
 
 NEWTON_MAXITER = 500
+Array = np.ndarray
+Estimate = tuple[np.ndarray, np.ndarray, np.ndarray]  # tau2, its se, converged
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def _segments(yi: np.ndarray, vi: np.ndarray, group_index: np.ndarray) -> _Segme
     return _Segments(y=y[order], v=v[order], gid=gid, starts=starts, k=k, order=order)
 
 
-def _by_unique(func, df: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _by_unique(func: Callable[[Array], Array], df: Array) -> Array:
     """Evaluate an expensive special function of df once per distinct df (analyses share a few k's)."""
     values, inverse = np.unique(df, return_inverse=True)
     return np.asarray(func(values))[inverse]
@@ -216,7 +218,7 @@ def fit_many(
     return _refit_failures(result, yi, vi, group_index, method, test, level, control)
 
 
-def _estimate(seg: _Segments, method: str, control: Control) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _estimate(seg: _Segments, method: str, control: Control) -> Estimate:
     """tau^2, its se (metafor's formula for the estimator) and convergence, per analysis."""
     g = seg.k.size
     if method == "EE":
@@ -230,7 +232,7 @@ def _se_from(inner: np.ndarray) -> np.ndarray:
     return np.sqrt(np.where(inner >= 0, inner, np.nan))
 
 
-def _hs(seg: _Segments, control: Control, small_sample: bool = False):
+def _hs(seg: _Segments, control: Control, small_sample: bool = False) -> Estimate:
     k = seg.k
     m = _wls(seg, 1.0 / seg.v)
     factor = k / (k - 1) if small_sample else np.ones(k.size)
@@ -240,7 +242,7 @@ def _hs(seg: _Segments, control: Control, small_sample: bool = False):
     return np.maximum(raw, 0.0), se, np.ones(k.size, bool)
 
 
-def _hsk(seg: _Segments, control: Control):
+def _hsk(seg: _Segments, control: Control) -> Estimate:
     return _hs(seg, control, small_sample=True)
 
 
@@ -249,7 +251,7 @@ def _he_raw(seg: _Segments) -> tuple[np.ndarray, _Wls]:
     return (m.rss - m.tr_pv(seg.v)) / (seg.k - 1), m
 
 
-def _he(seg: _Segments, control: Control):
+def _he(seg: _Segments, control: Control) -> Estimate:
     k = seg.k
     raw, m = _he_raw(seg)
     t = np.maximum(raw, 0.0)
@@ -258,7 +260,7 @@ def _he(seg: _Segments, control: Control):
     return t, se, np.ones(k.size, bool)
 
 
-def _dl(seg: _Segments, control: Control):
+def _dl(seg: _Segments, control: Control) -> Estimate:
     k = seg.k
     m = _wls(seg, 1.0 / seg.v)
     trp = m.tr_p
@@ -268,7 +270,7 @@ def _dl(seg: _Segments, control: Control):
     return t, se, np.ones(k.size, bool)
 
 
-def _genq(seg: _Segments, control: Control):
+def _genq(seg: _Segments, control: Control) -> Estimate:
     k = seg.k
     m = _wls(seg, 1.0 / seg.v)
     trp = m.tr_p
@@ -279,7 +281,7 @@ def _genq(seg: _Segments, control: Control):
     return t, se, np.ones(k.size, bool)
 
 
-def _sj(seg: _Segments, control: Control):
+def _sj(seg: _Segments, control: Control) -> Estimate:
     k = seg.k
     mean = seg.sum(seg.y) / k
     t0 = seg.sum((seg.y - seg.spread(mean)) ** 2) / k
@@ -302,7 +304,7 @@ def _q_and_slope(seg: _Segments, tau2: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return m.rss, -seg.sum((m.w * m.r) ** 2)
 
 
-def solve_q(seg: _Segments, target: np.ndarray, upper: np.ndarray, control: Control) -> tuple[np.ndarray, np.ndarray]:
+def _solve_q(seg: _Segments, target: np.ndarray, upper: np.ndarray, control: Control) -> tuple[np.ndarray, np.ndarray]:
     """Root of Q(tau2) = target in [0, upper] per analysis; NaN where Q(0) < target or Q(upper) > target.
 
     Returns (root, status) with status 0 = root found, -1 = Q(0) below target, 1 = Q(upper) above target.
@@ -323,16 +325,16 @@ def solve_q(seg: _Segments, target: np.ndarray, upper: np.ndarray, control: Cont
     return np.where(status == 0, t, np.nan), status
 
 
-def _pm(seg: _Segments, control: Control, median: bool = False):
+def _pm(seg: _Segments, control: Control, median: bool = False) -> Estimate:
     k = seg.k
     target = _by_unique(lambda d: dist.chi2_lower_quantile(0.5, d), k - 1) if median else (k - 1).astype(float)
     upper = _tau2_max(seg)
-    root, status = solve_q(seg, target, upper, control)
+    root, status = _solve_q(seg, target, upper, control)
     tau2 = np.where(status == -1, 0.0, root)
     return tau2, _pm_like_se(seg, tau2), status != 1
 
 
-def _pmm(seg: _Segments, control: Control):
+def _pmm(seg: _Segments, control: Control) -> Estimate:
     return _pm(seg, control, median=True)
 
 
@@ -385,8 +387,8 @@ def _halve_until_feasible(t: np.ndarray, adj: np.ndarray) -> np.ndarray:
     return adj
 
 
-def _scoring(method: str):
-    def run(seg: _Segments, control: Control):
+def _scoring(method: str) -> Callable[[_Segments, Control], Estimate]:
+    def run(seg: _Segments, control: Control) -> Estimate:
         k = seg.k
         tau2 = np.where(k == 1, 0.0, np.maximum(0.0, _he_raw(seg)[0]))
         idx = np.flatnonzero(k > 1)
@@ -437,7 +439,8 @@ _ESTIMATORS = {"HS": _hs, "HSk": _hsk, "HE": _he, "DL": _dl, "GENQ": _genq, "SJ"
                "ML": _scoring("ML"), "REML": _scoring("REML"), "EB": _scoring("EB")}
 
 
-def _assemble(seg, method, test, level, tau2, tau2_se, converged, control, qprofile) -> BatchFit:
+def _assemble(seg: _Segments, method: str, test: str, level: float, tau2: Array, tau2_se: Array, converged: Array,
+              control: Control, qprofile: bool) -> BatchFit:
     k = seg.k
     alpha = dist.alpha_from_level(level)
     tau2 = np.where(converged, tau2, 0.0)
@@ -506,15 +509,16 @@ def _messages(method: str, test: str, k: np.ndarray, converged: np.ndarray) -> t
                  for c, n in zip(converged, k))
 
 
-def _qprofile(seg, tau2, alpha, control, estimable):
+def _qprofile(seg: _Segments, tau2: Array, alpha: float, control: Control,
+              estimable: Array) -> tuple[Array, Array, Array, Array]:
     """Vectorised metafor confint() Q-profile bounds; NaN where not estimable."""
     k = seg.k
     df = np.maximum(k - 1, 1)
     crit_u = _by_unique(lambda d: dist.chi2_upper_quantile(alpha / 2, d), df)
     crit_l = _by_unique(lambda d: dist.chi2_lower_quantile(alpha / 2, d), df)
     t_max = np.maximum(100.0, 10.0 * tau2)
-    upper, ustat = solve_q(seg, crit_l, t_max, control)
-    lower, lstat = solve_q(seg, crit_u, t_max, control)
+    upper, ustat = _solve_q(seg, crit_l, t_max, control)
+    lower, lstat = _solve_q(seg, crit_u, t_max, control)
     ci_null = ustat == -1
     upper = np.where(ci_null, 0.0, np.where(ustat == 1, t_max, upper))
     lower = np.where(lstat == -1, 0.0, np.where(lstat == 1, t_max, lower))
@@ -524,7 +528,8 @@ def _qprofile(seg, tau2, alpha, control, estimable):
         at_limit & estimable
 
 
-def _refit_failures(result: BatchFit, yi, vi, group_index, method, test, level, control) -> BatchFit:
+def _refit_failures(result: BatchFit, yi: Array, vi: Array, group_index: Array, method: str, test: str, level: float,
+                    control: Control) -> BatchFit:
     """Refit non-converged analyses one by one with ``rma.fit`` (which retries with step halving)."""
     failed = np.flatnonzero(~result.converged)
     if failed.size == 0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,7 +80,8 @@ def permutest(
                            exact=use_exact, seed=None if use_exact else seed, failed=int((~ok).sum()))
 
 
-def _sign_flips(y, v, estimator, test, level, control, use_exact, iterations, rng):
+def _sign_flips(y: np.ndarray, v: np.ndarray, estimator: str, test: str, level: float, control: Control,
+                use_exact: bool, iterations: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Intercept-only models: all 2^k sign patterns (exact) or random ones, fitted in one batch."""
     from metapsych.stats.batch import fit_many
 
@@ -96,7 +98,9 @@ def _sign_flips(y, v, estimator, test, level, control, use_exact, iterations, rn
     return stat[:, None], stat**2
 
 
-def _row_permutations(y, v, x, estimator, test, level, control, use_exact, iterations, rng):
+def _row_permutations(y: np.ndarray, v: np.ndarray, x: np.ndarray, estimator: str, test: str, level: float,
+                      control: Control, use_exact: bool, iterations: int,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Moderator models: permute the rows of X and refit each time."""
     k = y.size
     if use_exact:
@@ -127,7 +131,7 @@ def _distinct_row_permutations(x: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def _multiset_permutations(counts: dict[int, int], length: int):  # type: ignore[no-untyped-def]
+def _multiset_permutations(counts: dict[int, int], length: int) -> Iterator[tuple[int, ...]]:
     """Yield each distinct sequence using every key of ``counts`` exactly that many times."""
     if length == 0:
         yield ()

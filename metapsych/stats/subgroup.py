@@ -120,7 +120,8 @@ def between_test(estimates: Sequence[float], se: Sequence[float]) -> BetweenTest
     return BetweenTest(q, g - 1, float(dist.chi2_sf(q, g - 1)), est, s)
 
 
-def _common_tau2(y, v, labels, levels, estimator, test, level, control) -> CommonTau2Test | None:
+def _common_tau2(y: np.ndarray, v: np.ndarray, labels: np.ndarray, levels: tuple[str, ...], estimator: str,
+                 test: str, level: float, control: Control) -> CommonTau2Test | None:
     """QM of ``rma(yi, vi, mods = ~ factor(g))``, computed on the cell-means form at O(k) cost.
 
     The Wald test that all level means are equal is invariant to the coding, so it equals metafor's QM
