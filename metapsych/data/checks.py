@@ -58,15 +58,21 @@ class Checker:
         try:
             return Trial.model_validate(value), None
         except ValidationError as exc:
-            paths = []
+            by_path: dict[Path_, list[Any]] = {}
             for error in exc.errors():
-                paths.append(self._schema_problem(error))
-            return None, _salvage(value, paths)
+                by_path.setdefault(self._path_of(error["loc"]), []).append(error)
+            for path, errors in by_path.items():
+                if len(errors) > 1:  # a value that matched none of a union's types
+                    self.add(path, "not a plain value", "a number, text, true/false or nothing")
+                else:
+                    self._schema_problem(path, errors[0])
+            return None, _salvage(value, list(by_path))
 
-    def _schema_problem(self, error: Any) -> Path_:
-        path = self._path_of(error["loc"])
+    def _schema_problem(self, path: Path_, error: Any) -> None:
         kind = error["type"]
-        if kind == "missing":
+        if kind == "missing" and isinstance(path[-1], int):
+            self.add(path[:-1], "too few items", "a pair of arm ids, [arm, arm]")
+        elif kind == "missing":
             self.add(path, "required field is missing", f"a value for {path[-1]}")
         elif kind == "extra_forbidden":
             fields = FIELDS.get(_model_for(path[:-1]), [])
@@ -77,7 +83,6 @@ class Checker:
             shown = error.get("input")
             got = f" (got {shown!r})" if isinstance(shown, (str, int, float, bool)) or shown is None else ""
             self.add(path, f"{error['msg'].rstrip('.')}{got}", _expected_for(kind))
-        return path
 
     def _path_of(self, loc: tuple[Any, ...]) -> Path_:
         path: list[str | int] = []
