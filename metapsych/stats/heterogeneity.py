@@ -15,7 +15,7 @@ import numpy as np
 
 from metapsych.stats import distributions as dist
 from metapsych.stats.rma import RmaFit
-from metapsych.stats.tau2 import TIGHT, Control, generalised_q
+from metapsych.stats.tau2 import TIGHT, Control, generalised_q, q_root
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,6 @@ def qprofile_bounds(
     y: np.ndarray, v: np.ndarray, x: np.ndarray, tau2: float, alpha: float, control: Control = TIGHT
 ) -> tuple[float, float, bool, str, str]:
     """(lower, upper, ci_null, lb_sign, ub_sign) of the Q-profile tau^2 interval, following metafor's branches."""
-    from scipy.optimize import brentq
-
     k, p = x.shape
     t_min, t_max = 0.0, max(100.0, 10.0 * tau2)
     crit_u = float(dist.chi2_upper_quantile(alpha / 2, k - p))
@@ -71,8 +69,7 @@ def qprofile_bounds(
     q_max = generalised_q(t_max, y, v, x)
 
     def root(target: float) -> float:
-        return brentq(lambda t: generalised_q(t, y, v, x) - target, t_min, t_max,
-                      xtol=control.tol * 1e-3, rtol=4 * np.finfo(float).eps, maxiter=control.maxiter)
+        return q_root(y, v, x, target, t_max, control)
 
     lb_sign = ub_sign = ""
     ci_null = False

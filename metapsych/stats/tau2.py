@@ -67,6 +67,29 @@ def generalised_q(tau2: float, yi: Array, vi: Array, x: Design) -> float:
     return project(x, 1.0 / (vi + tau2), yi).rss
 
 
+def q_root(yi: Array, vi: Array, x: Design, target: float, upper: float, control: Control = TIGHT) -> float:
+    """tau2 in [0, upper] with Q(tau2) = target, given Q(0) >= target >= Q(upper).
+
+    Q(tau2) is convex and decreasing (a partial minimum of the jointly convex sum w (y - Xb)^2 with
+    w = 1/(v + tau2)), and dQ/dtau2 = -sum w^2 r^2, so Newton's method from 0 climbs monotonically to the
+    root; Brent's method takes over in the unlikely case it stalls.
+    """
+    t = 0.0
+    for _ in range(500):
+        pr = project(x, 1.0 / (vi + t), yi)
+        slope = -float(np.sum((pr.w * pr.resid) ** 2))
+        step = -(pr.rss - target) / slope if slope < 0 else 0.0
+        if not np.isfinite(step) or step <= 0:
+            return t
+        t = min(t + step, upper)
+        if step <= 4 * np.finfo(float).eps * max(t, control.tol * 1e-3):
+            return t
+    from scipy.optimize import brentq
+
+    return brentq(lambda u: generalised_q(u, yi, vi, x) - target, 0.0, upper, xtol=control.tol * 1e-3,
+                  rtol=4 * np.finfo(float).eps, maxiter=control.maxiter)
+
+
 def estimate_tau2(yi: Array, vi: Array, x: Design, estimator: str, control: Control = TIGHT) -> Tau2Estimate:
     """Estimate tau^2 for the model yi = X beta + u + e with var(e) = vi, as metafor's rma.uni does.
 
@@ -149,8 +172,6 @@ def _pm_like_se(vi: np.ndarray, tau2: float, k: int, p: int) -> float:
 def _pm(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control, *,
         median: bool = False) -> Tau2Estimate:
     """Paule-Mandel: the tau2 where Q(tau2) = k - p (PMM: the chi-square median, qchisq(0.5, k - p))."""
-    from scipy.optimize import brentq
-
     from metapsych.stats.distributions import chi2_lower_quantile
 
     target = float(chi2_lower_quantile(0.5, k - p)) if median else float(k - p)
@@ -163,8 +184,7 @@ def _pm(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control, *,
             message=f"{'PMM' if median else 'PM'}: Q(tau2) stays above k - p up to tau2.max = {upper:g}; no root",
         )
     else:
-        tau2 = brentq(lambda t: generalised_q(t, yi, vi, x) - target, 0.0, upper, xtol=control.tol * 1e-3,
-                      rtol=4 * np.finfo(float).eps, maxiter=control.maxiter)
+        tau2 = q_root(yi, vi, x, target, upper, control)
     return Tau2Estimate(max(0.0, tau2), _pm_like_se(vi, max(0.0, tau2), k, p), True)
 
 
