@@ -199,7 +199,7 @@ def subgroup_payload(table: EffectTable, by: str, method: str, test: str, level:
     """``{"subgroups": {...}, "test": {...}, "test_common_tau2": {...}, "methods": {...}}`` for ``--by``."""
     import numpy as np
 
-    from metapsych.stats.subgroup import between_test, subgroup_analysis
+    from metapsych.stats.subgroup import subgroup_analysis
 
     labels = table.column(by)
     if labels is None:
@@ -220,8 +220,7 @@ def subgroup_payload(table: EffectTable, by: str, method: str, test: str, level:
         block["weights"] = weights
         block["study"] = studies[name]
         subgroups[name] = block
-    between = result.between if len(result.levels) > 1 else between_test([], [])
-    common = result.common
+    between, common = result.between, result.common
     return {
         "subgroups": subgroups,
         "test": {"Q_between": number(between.Q_between), "df": between.df, "p_value": number(between.p_value),
@@ -301,13 +300,12 @@ def _interval(pair: list[float | None] | None, digits: int = 4) -> str:
 
 def _model_lines(m: dict[str, Any]) -> list[str]:
     """print.rma-style lines for one model payload."""
-    stat = "t" if m["df"] is not None else "z"
-    df = f"(df = {m['df']:g})" if m["df"] is not None else ""
+    level = f"{m['methods']['level']:.0%}"
     lines = [
         f"k = {m['k']}; estimator: {m['methods']['estimator_name']} ({m['estimator']})",
         "",
         f"tau^2 (estimated amount of total heterogeneity): {_fmt(m['tau2'])} "
-        f"(SE = {_fmt(m['tau2_se'])}), 95% CI {_interval(m['tau2_ci'])}".replace("95%", f"{m['methods']['level']:.0%}"),
+        f"(SE = {_fmt(m['tau2_se'])}), {level} CI {_interval(m['tau2_ci'])}",
         f"tau (square root of estimated tau^2 value):      {_fmt(m['tau'])}",
         f"I^2 (total heterogeneity / total variability):   {_fmt(m['I2'], 2)}% {_interval(m['I2_ci'], 2)}",
         f"H^2 (total variability / sampling variability):  {_fmt(m['H2'], 2)} {_interval(m['H2_ci'], 2)}",
