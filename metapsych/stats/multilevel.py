@@ -125,6 +125,7 @@ class _Reml:
     loglik: float
     score: np.ndarray
     info: np.ndarray
+    observed: np.ndarray
 
 
 def _reml(y: np.ndarray, v: np.ndarray, x: np.ndarray, g: list[np.ndarray], s2: np.ndarray) -> _Reml:
@@ -141,7 +142,8 @@ def _reml(y: np.ndarray, v: np.ndarray, x: np.ndarray, g: list[np.ndarray], s2: 
     pg = [p_mat @ gj for gj in g]
     score = np.array([-0.5 * np.trace(pgj) + 0.5 * py @ gj @ py for pgj, gj in zip(pg, g)])
     info = np.array([[0.5 * np.sum(pa * pb.T) for pb in pg] for pa in pg])
-    return _Reml(-0.5 * (logdet + y @ py), score, info)
+    observed = np.array([[py @ g[a] @ p_mat @ g[b] @ py for b in range(2)] for a in range(2)]) - info
+    return _Reml(-0.5 * (logdet + y @ py), score, info, observed)
 
 
 def _maximise(y, v, x, g) -> tuple[np.ndarray, bool, str | None]:
@@ -158,15 +160,22 @@ def _maximise(y, v, x, g) -> tuple[np.ndarray, bool, str | None]:
 
 
 def _scoring(y, v, x, g, s2: np.ndarray, max_iter: int = 500) -> tuple[np.ndarray, bool, float]:
-    """Fisher scoring with an active set at sigma2 = 0 and step halving; returns (sigma2, ok, loglik)."""
+    """Newton / Fisher scoring with an active set at sigma2 = 0 and step halving; returns (sigma2, ok, loglik).
+
+    A step is taken only if it does not lower the log-likelihood (halved up to 60 times); when no step
+    helps, the log-likelihood is at its maximum to machine precision. Without this, scoring can cycle
+    between two points near a flat optimum.
+    """
     cur = _reml(y, v, x, g, s2)
     for _ in range(max_iter):
         free = (s2 > 0) | (cur.score > 0)
         step = np.zeros(2)
         if np.any(free):
-            # least squares: with one effect per cluster the two components are confounded (singular info)
-            step[free] = np.linalg.lstsq(cur.info[np.ix_(free, free)], cur.score[free], rcond=None)[0]
-        new, nxt = _halve(y, v, x, g, s2, step, cur.loglik)
+            step[free] = _direction(cur, free)
+        moved = _halve(y, v, x, g, s2, step, cur.loglik)
+        if moved is None:
+            return s2, True, cur.loglik
+        new, nxt = moved
         done = np.all(np.abs(new - s2) <= 1e-13 * np.maximum(1.0, s2))
         s2, cur = new, nxt
         if done:
@@ -174,19 +183,33 @@ def _scoring(y, v, x, g, s2: np.ndarray, max_iter: int = 500) -> tuple[np.ndarra
     return s2, False, cur.loglik
 
 
-def _halve(y, v, x, g, s2, step, ll) -> tuple[np.ndarray, _Reml]:
-    """Take the scoring step, halving it until the log-likelihood does not fall."""
+def _direction(cur: _Reml, free: np.ndarray) -> np.ndarray:
+    """Newton step (observed information) where it is positive definite, else the Fisher scoring step.
+
+    Least squares: with one effect per cluster the two components are confounded (singular information).
+    """
+    sub = np.ix_(free, free)
+    observed = cur.observed[sub]
+    if np.all(np.linalg.eigvalsh((observed + observed.T) / 2) > 0):
+        return np.linalg.solve(observed, cur.score[free])
+    return np.linalg.lstsq(cur.info[sub], cur.score[free], rcond=None)[0]
+
+
+def _halve(y, v, x, g, s2, step, ll) -> tuple[np.ndarray, _Reml] | None:
+    """Take the scoring step, halving it until the log-likelihood does not fall; None if nothing works."""
     factor = 1.0
     for _ in range(60):
         new = np.maximum(s2 + factor * step, 0.0)
+        if np.array_equal(new, s2):
+            return None
         try:
             nxt = _reml(y, v, x, g, new)
         except np.linalg.LinAlgError:
             nxt = None
-        if nxt is not None and nxt.loglik >= ll - 1e-12 * max(1.0, abs(ll)):
+        if nxt is not None and nxt.loglik >= ll:
             return new, nxt
         factor /= 2.0
-    return s2, _reml(y, v, x, g, s2)
+    return None
 
 
 def _summarise(y, v, x, g, s2, codes, test, level, converged, message) -> MultilevelFit:

@@ -124,7 +124,8 @@ def test_pool_cli_diagnostics_with_cluster(tmp_path: Path) -> None:
     from metapsych.cli import app
 
     src = FIXTURES / "chernobyl.csv"
-    rows = list(csv.DictReader(src.open()))
+    with src.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
     out = tmp_path / "clustered.csv"
     with out.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["study", "cluster", "yi", "vi"])
