@@ -110,3 +110,18 @@ def test_fit_is_deterministic_under_permutation_within_clusters() -> None:
     b = fit_three_level(d["yi"][perm], d["vi"][perm], [d["study"][i] for i in perm])
     assert_close(b.sigma2, a.sigma2, rtol=1e-7)
     assert_close(b.beta, a.beta, rtol=1e-9)
+
+
+@pytest.mark.parametrize("s", range(1, 7))
+def test_random_sets_including_boundaries(s: int) -> None:
+    """Six seeded random sets (make_ml_sets.R); several have a variance component at 0."""
+    d = load_csv(f"ml_set{s}")
+    ref = load_json(f"ml_set{s}.rma_mv.json")["three_level_refined"]
+    f = fit_three_level(d["yi"], d["vi"], d["study"])
+    assert_close(f.sigma2, ref["sigma2"], rtol=1e-7, atol=1e-10)
+    assert_close([f.estimate, f.se[0], f.ci_lower[0], f.ci_upper[0], f.Q],
+                 [ref["b"], ref["se"], ref["ci.lb"], ref["ci.ub"], ref["QE"]])
+    rob = cr1(f.yi, f.x, f.marginal, f.beta, f.cluster_codes)
+    want = ref["robust_CR1_adjust"]
+    assert_close([rob.se[0], rob.ci_lower[0], rob.ci_upper[0], rob.p_value[0]],
+                 [want["se"], want["ci.lb"], want["ci.ub"], want["pval"]])
