@@ -175,8 +175,8 @@ def _k0(centred: np.ndarray, k: int, estimator: str) -> tuple[int, float]:
     signed = np.sign(centred) * ranks
     if estimator == "R0":
         neg = -signed[signed < 0]
-        k0 = (k - (neg.max() if neg.size else -np.inf)) - 1
-        k0 = k - 1 if not neg.size else k0
+        # R0: the length of the rightmost run of positive ranks, minus one (all positive: k - 1)
+        k0 = k - neg.max() - 1 if neg.size else k - 1
         se = math.sqrt(2 * max(0.0, k0) + 2)
     else:
         sr = float(np.sum(signed[signed > 0]))
