@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from analysis.trialgen import trial_yaml, write_review
 from metapsych.cli import app
 
-N_TRIALS = 12
+N_TRIALS = 10
 
 
 def run(root: Path, *extra: str) -> object:
@@ -39,11 +39,16 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_first_run_writes_the_report(built: Path) -> None:
+def test_first_run_writes_the_report_with_the_numbers_of_metapsych_pool(built: Path, tmp_path: Path) -> None:
     results = json.loads((built / "reports" / "results.json").read_text())
     assert len(results["inputs"]["trials"]) == N_TRIALS
-    assert any(c["status"] == "ok" for c in results["cells"])
     assert (built / ".metapsych-cache" / "last-run.json").is_file()
+    cell = max((c for c in results["cells"] if c["status"] == "ok"), key=lambda c: c["k"])
+    csv = tmp_path / "cell.csv"
+    csv.write_text("yi,vi\n" + "".join(f"{s['yi']!r},{s['vi']!r}\n" for s in cell["studies"]))
+    pooled = json.loads(CliRunner().invoke(app, ["pool", str(csv), "--json", "--knha"]).stdout)
+    for key in ("estimate", "se", "ci_lower", "ci_upper", "tau2", "I2", "Q", "pi_lower", "pi_upper"):
+        assert abs(cell["main"][key] - pooled[key]) <= 1e-6 * max(1.0, abs(pooled[key])), key
 
 
 def test_no_change_rerun_writes_nothing(built: Path) -> None:
@@ -67,15 +72,17 @@ def test_forced_rerun_is_byte_identical(built: Path, tmp_path: Path) -> None:
 def test_one_added_trial_changes_only_its_cells(built: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(built, copy)
-    (copy / "studies" / f"trial-{N_TRIALS:03d}.yaml").write_text(trial_yaml(N_TRIALS), encoding="utf-8")
+    new_id = f"trial-{N_TRIALS + 1:03d}"  # a therapy-vs-control trial: it enters existing cells
+    (copy / "studies" / f"{new_id}.yaml").write_text(trial_yaml(N_TRIALS + 1), encoding="utf-8")
     out = run(copy)
     assert out.exit_code == 0, out.output
     old = {c["id"]: c for c in json.loads((built / "reports" / "results.json").read_text())["cells"]}
     new = {c["id"]: c for c in json.loads((copy / "reports" / "results.json").read_text())["cells"]}
-    with_trial = {cid for cid, c in new.items() if any(s["trial"] == f"trial-{N_TRIALS:03d}" for s in c["studies"])}
+    with_trial = {cid for cid, c in new.items() if any(s["trial"] == new_id for s in c["studies"])}
     changed = {cid for cid in new if old.get(cid) != new[cid]}
-    assert with_trial and changed == with_trial
-    assert f"trial-{N_TRIALS:03d}" in (copy / "reports" / "CHANGES.md").read_text()
+    assert with_trial & set(old) and changed == with_trial
+    changes = (copy / "reports" / "CHANGES.md").read_text().replace("\\", "")  # Markdown escapes
+    assert new_id in changes and all(cid in changes for cid in with_trial & set(old))
 
 
 def test_data_and_config_errors_exit_2_listing_every_problem(built: Path, tmp_path: Path) -> None:
@@ -86,7 +93,7 @@ def test_data_and_config_errors_exit_2_listing_every_problem(built: Path, tmp_pa
     config.write_text(config.read_text().replace("min_studies: 2", "min_studys: 2").replace("rho: 0.6", "rho: 2"))
     out = run(copy)
     assert out.exit_code == 2
-    assert "default.yaml:4: min_studys: unknown key; did you mean 'min_studies'?" in out.stderr
+    assert "default.yaml:3: min_studys: unknown key; did you mean 'min_studies'?" in out.stderr
     assert "dependency.rho" in out.stderr and "Traceback" not in out.output
     shutil.copy(built / "configs" / "default.yaml", config)
     bad = copy / "studies" / "trial-000.yaml"

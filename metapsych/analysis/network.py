@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from metapsych.analysis.config import Config
 
 MAX_RETRIES = 50
+PAYLOAD_VERSION = 2  # bump when the payload built here changes, so cached networks are rebuilt
 
 
 def network_results(effects: pd.DataFrame, config: Config, cache: Cache | None = None) -> dict:
@@ -40,7 +41,7 @@ def network_results(effects: pd.DataFrame, config: Config, cache: Cache | None =
     out = {}
     for condition, group in rows.groupby("condition", sort=True):
         data = contrasts(group, config)
-        key = sha256_json([__version__, config.network.model_dump(mode="json"), config.model.level,
+        key = sha256_json([__version__, PAYLOAD_VERSION, config.network.model_dump(mode="json"), config.model.level,
                            {name: [x if isinstance(x, str) else float(x).hex() for x in values]
                             for name, values in data.items()}])
         payload = cache.get_json("networks", key)
@@ -136,5 +137,7 @@ def _condition_network(data: dict[str, np.ndarray], config: Config) -> dict:
             return {"error": str(exc), "notes": notes}
         payload = network_payload(fit)
         payload["notes"] = notes + list(payload.get("notes", []))
+        for row in payload.get("split", []):  # the report names a node-split row by "treat1:treat2"
+            row.setdefault("comparison", f"{row['treat1']}:{row['treat2']}")
         return payload
     return {"error": "too many trials had to be left out of the network", "notes": notes}
