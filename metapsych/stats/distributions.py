@@ -1,15 +1,27 @@
-"""Tail probabilities and quantiles of the normal, t, chi-square and F distributions.
+"""Tail probabilities and quantiles of the normal, t, chi-square and F distributions, without scipy.
 
-Thin wrappers over ``scipy.special`` (cheap to import, unlike ``scipy.stats``) with the argument order
-and tail conventions of R's ``pnorm``/``qt``/``pchisq``/``pf``, which metafor uses. Inputs may be scalars
-or arrays; outputs are floats or arrays accordingly.
+``scipy.special`` costs about as much start-up time as pandas (its array-API layer imports numpy.f2py), and
+``metapsych pool`` must start fast, so these are computed here in plain Python: the regularised incomplete
+gamma function (series / Lentz continued fraction) for chi-square, the regularised incomplete beta
+function (Lentz continued fraction) for t and F, ``math.erfc`` and ``statistics.NormalDist`` for the
+normal, and safeguarded Newton iterations for quantiles. Agreement with scipy (and hence R) is tested to
+1e-12 relative over wide grids. Argument order and tails follow R's ``pnorm``/``qt``/``pchisq``/``pf``.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from functools import lru_cache
+from statistics import NormalDist
+
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special
+
+EPS = 1e-16
+TINY = 1e-300
+MAXITER = 10000
+_NORMAL = NormalDist()
 
 
 def alpha_from_level(level: float) -> float:
@@ -24,41 +36,233 @@ def alpha_from_level(level: float) -> float:
     return 1.0 - level if level > 0.5 else level
 
 
+def _elementwise(func: Callable[..., float], *args: ArrayLike) -> np.ndarray:
+    """Apply a scalar function element by element with numpy broadcasting; NaN in, NaN out."""
+    arrays = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in args))
+    flat = [a.ravel().tolist() for a in arrays]
+    out = [func(*vals) if not any(math.isnan(x) for x in vals) else math.nan for vals in zip(*flat)]
+    return np.asarray(out, dtype=float).reshape(arrays[0].shape)
+
+
+# ----------------------------------------------------------------------------------------- normal
+
+
+def _norm_two_sided(z: float) -> float:
+    return math.erfc(abs(z) / math.sqrt(2.0))
+
+
 def norm_two_sided_p(z: ArrayLike) -> np.ndarray:
     """2 * P(Z > |z|) for a standard normal Z."""
-    return 2.0 * special.ndtr(-np.abs(np.asarray(z, dtype=float)))
+    return _elementwise(_norm_two_sided, z)
 
 
 def norm_crit(alpha: float) -> float:
     """Upper alpha/2 quantile of the standard normal (qnorm(alpha/2, lower.tail=FALSE))."""
-    return float(-special.ndtri(alpha / 2.0))
+    return -_NORMAL.inv_cdf(alpha / 2.0)
 
 
-def t_two_sided_p(t: ArrayLike, df: ArrayLike) -> np.ndarray:
-    """2 * P(T_df > |t|)."""
-    return 2.0 * special.stdtr(np.asarray(df, dtype=float), -np.abs(np.asarray(t, dtype=float)))
+# ------------------------------------------------------------------------- incomplete gamma (chi2)
 
 
-def t_crit(alpha: float, df: ArrayLike) -> np.ndarray:
-    """Upper alpha/2 quantile of t with df degrees of freedom (qt(alpha/2, df, lower.tail=FALSE))."""
-    return -special.stdtrit(np.asarray(df, dtype=float), alpha / 2.0)
+def _gamma_pq(a: float, x: float) -> tuple[float, float]:
+    """Regularised lower and upper incomplete gamma P(a, x), Q(a, x)."""
+    if x <= 0:
+        return 0.0, 1.0
+    if math.isinf(x):
+        return 1.0, 0.0
+    log_prefix = -x + a * math.log(x) - math.lgamma(a)
+    if x < a + 1.0:
+        term = total = 1.0 / a
+        ap = a
+        for _ in range(MAXITER):
+            ap += 1.0
+            term *= x / ap
+            total += term
+            if abs(term) < abs(total) * EPS:
+                break
+        p = total * math.exp(log_prefix)
+        return p, 1.0 - p
+    b = x + 1.0 - a
+    c = 1.0 / TINY
+    d = 1.0 / b
+    h = d
+    for i in range(1, MAXITER):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = TINY if abs(d) < TINY else d
+        c = b + an / c
+        c = TINY if abs(c) < TINY else c
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < EPS:
+            break
+    q = math.exp(log_prefix) * h
+    return 1.0 - q, q
+
+
+def _chi2_sf(x: float, df: float) -> float:
+    return _gamma_pq(df / 2.0, x / 2.0)[1] if df > 0 else math.nan
+
+
+def _chi2_pdf(x: float, df: float) -> float:
+    if x <= 0:
+        return 0.0
+    a = df / 2.0
+    return math.exp((a - 1.0) * math.log(x / 2.0) - x / 2.0 - math.lgamma(a)) / 2.0
 
 
 def chi2_sf(x: ArrayLike, df: ArrayLike) -> np.ndarray:
     """Upper tail P(X > x) of chi-square with df degrees of freedom (pchisq(x, df, lower.tail=FALSE))."""
-    return special.chdtrc(np.asarray(df, dtype=float), np.asarray(x, dtype=float))
+    return _elementwise(_chi2_sf, x, df)
+
+
+@lru_cache(maxsize=4096)
+def _chi2_quantile(prob: float, df: float, upper: bool) -> float:
+    """x with P(X > x) = prob (upper) or P(X <= x) = prob, by safeguarded Newton."""
+    if df <= 0 or not 0 < prob < 1:
+        return math.nan
+
+    def tail(x: float) -> float:
+        p, q = _gamma_pq(df / 2.0, x / 2.0)
+        return (q if upper else p) - prob
+
+    sign = -1.0 if upper else 1.0  # d tail / dx = sign * pdf
+    h = 2.0 / (9.0 * df)
+    z = norm_crit(2.0 * prob) if upper else -norm_crit(2.0 * prob)
+    start = df * max(1.0 - h + z * math.sqrt(h), 0.01) ** 3
+    return _newton_bracketed(tail, lambda x: sign * _chi2_pdf(x, df), start, increasing=not upper)
 
 
 def chi2_upper_quantile(prob: float, df: ArrayLike) -> np.ndarray:
     """x with P(X > x) = prob (qchisq(prob, df, lower.tail=FALSE))."""
-    return special.chdtri(np.asarray(df, dtype=float), prob)
+    return _elementwise(lambda d: _chi2_quantile(float(prob), d, True), df)
 
 
 def chi2_lower_quantile(prob: float, df: ArrayLike) -> np.ndarray:
     """x with P(X <= x) = prob (qchisq(prob, df, lower.tail=TRUE))."""
-    return special.chdtri(np.asarray(df, dtype=float), 1.0 - prob)
+    return _elementwise(lambda d: _chi2_quantile(float(prob), d, False), df)
+
+
+# ----------------------------------------------------------------------- incomplete beta (t and F)
+
+
+def _beta_cf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = 1.0
+    d = 1.0 - qab * x / qap
+    d = TINY if abs(d) < TINY else d
+    d = 1.0 / d
+    h = d
+    for m in range(1, MAXITER):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = TINY if abs(d) < TINY else d
+        c = 1.0 + aa / c
+        c = TINY if abs(c) < TINY else c
+        d = 1.0 / d
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = TINY if abs(d) < TINY else d
+        c = 1.0 + aa / c
+        c = TINY if abs(c) < TINY else c
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < EPS:
+            break
+    return h
+
+
+def _beta_inc(a: float, b: float, x: float, one_minus_x: float) -> float:
+    """Regularised incomplete beta I_x(a, b); ``one_minus_x`` is passed separately to keep precision."""
+    if x <= 0:
+        return 0.0
+    if one_minus_x <= 0:
+        return 1.0
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x)
+                 + b * math.log(one_minus_x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _beta_cf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _beta_cf(b, a, one_minus_x) / b
+
+
+def _t_two_sided(t: float, df: float) -> float:
+    if df <= 0:
+        return math.nan
+    if math.isinf(t):
+        return 0.0
+    t2 = t * t
+    return _beta_inc(df / 2.0, 0.5, df / (df + t2), t2 / (df + t2))
+
+
+def _t_pdf(t: float, df: float) -> float:
+    return math.exp(math.lgamma((df + 1.0) / 2.0) - math.lgamma(df / 2.0) - 0.5 * math.log(df * math.pi)
+                    - (df + 1.0) / 2.0 * math.log1p(t * t / df))
+
+
+def t_two_sided_p(t: ArrayLike, df: ArrayLike) -> np.ndarray:
+    """2 * P(T_df > |t|)."""
+    return _elementwise(_t_two_sided, t, df)
+
+
+@lru_cache(maxsize=4096)
+def _t_crit(alpha: float, df: float) -> float:
+    """t > 0 with 2 P(T > t) = alpha: Newton from the normal quantile, monotone on the convex tail."""
+    if df <= 0 or not 0 < alpha < 1:
+        return math.nan
+    return _newton_bracketed(lambda t: _t_two_sided(t, df) - alpha, lambda t: -2.0 * _t_pdf(t, df),
+                             norm_crit(alpha), increasing=False)
+
+
+def t_crit(alpha: float, df: ArrayLike) -> np.ndarray:
+    """Upper alpha/2 quantile of t with df degrees of freedom (qt(alpha/2, df, lower.tail=FALSE))."""
+    return _elementwise(lambda d: _t_crit(float(alpha), d), df)
+
+
+def _f_sf(x: float, df1: float, df2: float) -> float:
+    if df1 <= 0 or df2 <= 0:
+        return math.nan
+    if x <= 0:
+        return 1.0
+    if math.isinf(x):
+        return 0.0
+    denom = df2 + df1 * x
+    return _beta_inc(df2 / 2.0, df1 / 2.0, df2 / denom, df1 * x / denom)
 
 
 def f_sf(x: ArrayLike, df1: ArrayLike, df2: ArrayLike) -> np.ndarray:
     """Upper tail of the F distribution (pf(x, df1, df2, lower.tail=FALSE))."""
-    return special.fdtrc(np.asarray(df1, dtype=float), np.asarray(df2, dtype=float), np.asarray(x, dtype=float))
+    return _elementwise(_f_sf, x, df1, df2)
+
+
+# ----------------------------------------------------------------------------------- root finding
+
+
+def _newton_bracketed(f: Callable[[float], float], slope: Callable[[float], float], start: float,
+                      increasing: bool) -> float:
+    """Root of a monotone f on (0, inf) by Newton's method, falling back to bisection inside a bracket."""
+    lo, hi = 0.0, math.inf
+    x = max(start, 1e-300)
+    for _ in range(400):
+        fx = f(x)
+        if fx == 0:
+            return x
+        below = (fx < 0) if increasing else (fx > 0)  # x is left of the root
+        if below:
+            lo = x
+        else:
+            hi = x
+        d = slope(x)
+        step = -fx / d if d != 0 and math.isfinite(d) else math.nan
+        new = x + step
+        if not math.isfinite(new) or new <= lo or new >= hi:
+            new = (lo + hi) / 2.0 if math.isfinite(hi) else max(2.0 * x, x + 1.0)
+        if abs(new - x) <= 4 * EPS * abs(new):
+            return new
+        x = new
+    return x
