@@ -30,11 +30,11 @@ def cell_header(inputs: CellInputs) -> dict:
     }
 
 
-def too_few_cell(inputs: CellInputs) -> dict:
-    """A cell below the minimum number of trials: listed, not pooled."""
+def too_few_cell(inputs: CellInputs, level: float) -> dict:
+    """A cell below the minimum number of trials: listed (with its studies), not pooled."""
     message = f"{inputs.k} trial(s); at least {inputs.plan.min_studies} needed to pool"
     return {**cell_header(inputs), "status": "too_few_trials", "message": message, "main": None,
-            "sensitivity": [], "studies": _studies(inputs, None), "subgroups": {}, "influence": None,
+            "sensitivity": [], "studies": _studies(inputs, None, level), "subgroups": {}, "influence": None,
             "bias": None, "cumulative": []}
 
 
@@ -43,11 +43,12 @@ def estimated_cell(inputs: CellInputs, fit: RmaFit, cis: tuple, cumulative: list
     """A pooled cell (``cis``: the Q-profile tau2 and I2 intervals; ``diagnostics``: from ``cell_diagnostics``),
     or a ``failed`` one when the main model did not converge."""
     if not fit.converged:
-        return {**too_few_cell(inputs), "status": "failed", "message": fit.message or "model did not converge"}
+        return {**too_few_cell(inputs, config.model.level), "status": "failed",
+                "message": fit.message or "the model did not converge"}
     return {
         **cell_header(inputs), "status": "ok", "message": fit.message,
         "main": model_block(fit, config, *cis),
-        "studies": _studies(inputs, fit),
+        "studies": _studies(inputs, fit, config.model.level),
         "subgroups": {var: _subgroup(inputs, var, config) for var in inputs.plan.subgroups},
         "cumulative": cumulative,
         **diagnostics,
@@ -67,23 +68,27 @@ def cell_diagnostics(yi: np.ndarray, vi: np.ndarray, trials: list[str], effects:
     from metapsych.analysis.sensitivity import sensitivity_table
 
     model = config.model
-    with warnings.catch_warnings():  # numerical warnings of optimisers would only clutter CI logs
-        warnings.simplefilter("ignore", RuntimeWarning)
-        payload = diagnostics_payload(yi, vi, trials, None, estimator=model.estimator, knha=model.knha,
-                                      level=model.level, min_k_bias=config.bias_min_studies)
-        sensitivity = sensitivity_table(effects["yi"], effects["vi"], effects["trial"], effects["rob_low"],
-                                        estimator=model.estimator, test=test_name(config), level=model.level,
-                                        cer=config.effect.cer, rho=config.dependency.rho) \
-            if config.sensitivity else []
+    try:
+        with warnings.catch_warnings():  # numerical warnings of optimisers would only clutter CI logs
+            warnings.simplefilter("ignore", RuntimeWarning)
+            payload = diagnostics_payload(yi, vi, trials, None, estimator=model.estimator, knha=model.knha,
+                                          level=model.level, min_k_bias=config.bias_min_studies)
+            sensitivity = sensitivity_table(effects["yi"], effects["vi"], effects["trial"], effects["rob_low"],
+                                            estimator=model.estimator, test=test_name(config), level=model.level,
+                                            cer=config.effect.cer, rho=config.dependency.rho) \
+                if config.sensitivity else []
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        note = f"diagnostics could not be computed: {exc}"
+        return {"sensitivity": [], "influence": {"influence_note": note}, "bias": {"bias_note": note}}
     influence_keys = ("leave_one_out", "influence", "outliers", "baujat", "influence_note")
     influence = {key: payload.pop(key) for key in influence_keys if key in payload}
     return {"sensitivity": sensitivity, "influence": influence, "bias": payload}
 
 
-def _studies(inputs: CellInputs, fit: RmaFit | None) -> list[dict]:
+def _studies(inputs: CellInputs, fit: RmaFit | None, level: float) -> list[dict]:
     from scipy import stats
 
-    z = stats.norm.ppf(0.5 + (fit.level if fit is not None else 0.95) / 2)
+    z = stats.norm.ppf(0.5 + level / 2)
     weights = fit.weights if fit is not None else [None] * inputs.k
     out = []
     for trial, yi, vi, info, w in zip(inputs.trials, inputs.yi, inputs.vi, inputs.info, weights):

@@ -88,7 +88,7 @@ def _cells(inputs: list[CellInputs], config: Config, cache: Cache, progress: Pro
         if isinstance(hit, dict):
             done[item.plan.id] = hit
         elif item.k < item.plan.min_studies:
-            done[item.plan.id] = too_few_cell(item)
+            done[item.plan.id] = too_few_cell(item, config.model.level)
             cache.put_json("cells", item.inputs_sha256, done[item.plan.id])
         else:
             todo.append(item)
