@@ -1,15 +1,17 @@
 """``write_report``: render a results document into a report folder, incrementally and atomically.
 
-1. Every text file (HTML, Markdown, JSON, CSV) is rendered in memory; every plot gets a key (a hash of
-   what it shows). Plots whose key matches ``plots/index.json`` of the existing report are reused.
+1. Every plot and every cell page gets a key: a hash of what it shows plus the report code's version
+   (``jobs.code_version``). Those whose key matches ``manifest.json`` of the existing report are reused;
+   the rest, and the summary files (index, README, JSON, CSV, CHANGES), are rendered in memory.
 2. If every file would be byte-identical to what is already in ``out_dir``, nothing is written.
-3. Otherwise the report is built in a temporary folder next to ``out_dir`` (same filesystem), reused plots
+3. Otherwise the report is built in a temporary folder next to ``out_dir`` (same filesystem), reused files
    are hard-linked (or copied) into it, and it replaces ``out_dir`` by two renames, so an interrupted run
    leaves the previous report intact.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,7 +23,7 @@ from typing import Any
 from metapsych.report import changes as changes_mod
 from metapsych.report import html, jobs, markdown, tables, views
 
-MANIFEST = "plots/index.json"
+MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class ReportSummary:
     cells_rendered: int      # cells with at least one plot re-rendered
     plots_rendered: int      # figures rendered (each saved as SVG and PNG)
     plots_reused: int        # figures reused from the previous report
+    pages_rendered: int      # cell pages rendered (the others were reused)
 
 
 def write_report(results: dict[str, Any], out_dir: Path, *, previous: dict[str, Any] | None = None,
@@ -43,23 +46,27 @@ def write_report(results: dict[str, Any], out_dir: Path, *, previous: dict[str, 
     results document (for CHANGES.md), or None for a first report."""
     out_dir = Path(out_dir)
     _remove_stale_temporaries(out_dir)
+    old = _read_manifest(out_dir)
     plot_jobs = _plot_jobs(results)
-    old_manifest = _read_manifest(out_dir)
-    reuse = [j for j in plot_jobs if old_manifest.get(j.stem) == j.key and _plot_files_exist(out_dir, j.stem)]
-    reused = {j.stem for j in reuse}
-    todo = [j for j in plot_jobs if j.stem not in reused]
-    rendered = dict(zip((j.stem for j in todo), jobs.render_all(todo, workers or jobs.default_workers())))
-    files = _text_files(results, previous, out_dir, {j.stem for j in plot_jobs})
-    files[MANIFEST] = (json.dumps({j.stem: j.key for j in plot_jobs}, sort_keys=True, indent=1) + "\n").encode()
-    for stem, (svg, png) in rendered.items():
-        files[f"plots/{stem}.svg"], files[f"plots/{stem}.png"] = svg, png
-    linked = [f"plots/{stem}.{ext}" for stem in sorted(reused) for ext in ("svg", "png")]
+    stems = {j.stem for j in plot_jobs}
+    reused_plots = {j.stem for j in plot_jobs if old.get(f"plots/{j.stem}") == j.key and _exist(out_dir, j.stem)}
+    todo = [j for j in plot_jobs if j.stem not in reused_plots]
+    rendered = jobs.render_all(todo, workers or jobs.default_workers())
+    pages = _page_keys(results, stems)
+    reused_pages = {rel for rel, key in pages.items() if old.get(rel) == key and (out_dir / rel).is_file()}
+    files = _summary_files(results, previous, out_dir, stems)
+    files.update(_cell_pages(results, stems, skip=reused_pages))
+    for job, (svg, png) in zip(todo, rendered):
+        files[f"plots/{job.stem}.svg"], files[f"plots/{job.stem}.png"] = svg, png
+    manifest = {**{f"plots/{j.stem}": j.key for j in plot_jobs}, **pages}
+    files[MANIFEST] = (json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode()
+    linked = sorted(reused_pages) + [f"plots/{stem}.{ext}" for stem in sorted(reused_plots) for ext in ("svg", "png")]
     changed = not _up_to_date(out_dir, files, linked)
     if changed:
         _replace_atomically(out_dir, files, linked)
-    summary = ReportSummary(out_dir, changed, len(files) + len(linked),
-                            sum(1 for c in results.get("cells") or [] if c.get("status") == "ok"),
-                            len({j.cell for j in todo if j.cell}), len(todo), len(reuse))
+    summary = ReportSummary(out_dir, changed, len(files) + len(linked), len(pages),
+                            len({j.cell for j in todo if j.cell}), len(todo), len(reused_plots),
+                            len(pages) - len(reused_pages))
     if not quiet:
         sys.stderr.write(f"report: {summary.plots_rendered} plots rendered, {summary.plots_reused} reused, "
                          f"{'written to' if changed else 'unchanged in'} {out_dir}\n")
@@ -82,35 +89,60 @@ def _plot_jobs(results: dict[str, Any]) -> list[jobs.PlotJob]:
     return out
 
 
-def _text_files(results: dict[str, Any], previous: dict[str, Any] | None, out_dir: Path,
-                stems: set[str]) -> dict[str, bytes]:
-    """Every non-plot file of the report, keyed by its path relative to the report folder."""
-    common = {"version": results.get("metapsych_version", ""), "schema_version": results.get("schema_version", "")}
+def _summary_files(results: dict[str, Any], previous: dict[str, Any] | None, out_dir: Path,
+                   stems: set[str]) -> dict[str, bytes]:
+    """The files that summarise every cell, keyed by their path relative to the report folder."""
     cells = views.cell_rows(results)
     not_estimable = sorted(results.get("not_estimable") or [], key=lambda n: str(n.get("cell")))
-    files = {
-        "index.html": html.render("index.html.j2", methods=results.get("methods") or {},
-                                  conditions=views.conditions(results, stems), cells=cells,
-                                  not_estimable=not_estimable, **common).encode(),
-        "README.md": markdown.readme(results, {"conditions": views.conditions(results, stems), "cells": cells,
+    conditions = views.conditions(results, stems)
+    current_json = tables.results_json(results)
+    return {
+        "index.html": html.render("index.html.j2", methods=results.get("methods") or {}, conditions=conditions,
+                                  cells=cells, not_estimable=not_estimable, **_common(results)).encode(),
+        "README.md": markdown.readme(results, {"conditions": conditions, "cells": cells,
                                                "not_estimable": not_estimable}).encode(),
-        "results.json": tables.results_json(results),
+        "results.json": current_json,
         "results.csv": tables.results_csv(results),
-        "CHANGES.md": _changes(results, previous, out_dir),
+        "CHANGES.md": _changes(results, previous, out_dir, current_json),
     }
-    for cell in results.get("cells") or []:
-        if cell.get("status") == "ok":
-            name = jobs.safe_name(cell["id"], "cells.id")
-            files[f"cells/{name}.html"] = html.render("cell.html.j2", **views.cell_page(results, cell, stems),
-                                                      **common).encode()
-    return files
 
 
-def _changes(results: dict[str, Any], previous: dict[str, Any] | None, out_dir: Path) -> bytes:
+def _common(results: dict[str, Any]) -> dict[str, Any]:
+    return {"version": results.get("metapsych_version", ""), "schema_version": results.get("schema_version", "")}
+
+
+def _ok_cells(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for c in results.get("cells") or [] if c.get("status") == "ok"]
+
+
+def _page_keys(results: dict[str, Any], stems: set[str]) -> dict[str, str]:
+    """``cells/<id>.html`` -> hash of everything the page shows (cell, methods, citations, its plots)."""
+    trials = results.get("trials") or {}
+    keys = {}
+    for cell in _ok_cells(results):
+        name = jobs.safe_name(cell["id"], "cells.id")
+        cited = {s.get("trial"): (trials.get(s.get("trial")) or {}).get("citation") for s in cell.get("studies") or []}
+        payload = [jobs.code_version(), cell, results.get("methods"), _common(results), sorted(cited.items(), key=str),
+                   sorted(s for s in stems if s.startswith(f"{name}."))]
+        keys[f"cells/{name}.html"] = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return keys
+
+
+def _cell_pages(results: dict[str, Any], stems: set[str], skip: set[str]) -> dict[str, bytes]:
+    """The cell pages that are not reused."""
+    pages = {}
+    for cell in _ok_cells(results):
+        rel = f"cells/{jobs.safe_name(cell['id'], 'cells.id')}.html"
+        if rel not in skip:
+            pages[rel] = html.render("cell.html.j2", **views.cell_page(results, cell, stems), **_common(results)).encode()
+    return pages
+
+
+def _changes(results: dict[str, Any], previous: dict[str, Any] | None, out_dir: Path, current_json: bytes) -> bytes:
     """CHANGES.md; when nothing changed since ``previous``, the existing file stays as it is, so a re-run
     with no change rewrites nothing and CHANGES.md keeps describing the last real change."""
     existing = out_dir / "CHANGES.md"
-    if previous is not None and tables.canonical(previous) == tables.canonical(results) and existing.is_file():
+    if previous is not None and existing.is_file() and tables.results_json(previous) == current_json:
         return existing.read_bytes()
     return changes_mod.changes_markdown(previous, results).encode()
 
@@ -123,7 +155,7 @@ def _read_manifest(out_dir: Path) -> dict[str, str]:
     return data if isinstance(data, dict) else {}
 
 
-def _plot_files_exist(out_dir: Path, stem: str) -> bool:
+def _exist(out_dir: Path, stem: str) -> bool:
     return all((out_dir / "plots" / f"{stem}.{ext}").is_file() for ext in ("svg", "png"))
 
 
@@ -134,7 +166,7 @@ def _existing_files(out_dir: Path) -> set[str]:
 
 
 def _up_to_date(out_dir: Path, files: dict[str, bytes], linked: list[str]) -> bool:
-    """True when out_dir holds exactly these files with these bytes (reused plots are identical by key)."""
+    """True when out_dir holds exactly these files with these bytes (reused files are identical by key)."""
     if _existing_files(out_dir) != set(files) | set(linked):
         return False
     for rel, data in files.items():

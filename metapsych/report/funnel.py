@@ -2,7 +2,8 @@
 
 Shaded regions show where a study's two-sided p-value (against 0) falls: > 0.10, 0.05-0.10, 0.01-0.05,
 < 0.01. Studies missing from the white region's edges are what small-study effects look like. Points
-imputed by trim-and-fill are drawn as open circles when the results document provides them.
+imputed by trim-and-fill are drawn as open circles when the results document provides them. Drawn on the
+vector canvas (one drawing, SVG and PNG).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from metapsych.report.style import COLOURS, figure_bytes, new_figure
+from metapsych.report.style import COLOURS
+from metapsych.report.vector import Canvas, Frame
 
 Row = dict[str, Any]
 
@@ -37,41 +39,44 @@ def funnel_plot(
     """Draw the funnel; ``studies`` need yi and se (or vi), ``filled`` are trim-and-fill points."""
     observed = [(s["yi"], se) for s in studies if s.get("yi") is not None and (se := _se(s)) is not None]
     imputed = [(s["yi"], se) for s in filled if s.get("yi") is not None and (se := _se(s)) is not None]
-    se_max = max([se for _, se in observed + imputed] + [0.1]) * 1.08
-    xs = [y for y, _ in observed + imputed] + [0.0]
-    half = max(max(abs(x) for x in xs), BANDS[0][0] * se_max) * 1.05
-    fig = new_figure(6.0, 4.6)
-    ax = fig.add_axes((0.12, 0.12, 0.84, 0.78))
-    _paint_contours(ax, se_max)
+    se_max = max([se for _, se in observed + imputed] + [0.05]) * 1.08
+    half = max([abs(x) for x, _ in observed + imputed] + [BANDS[0][0] * se_max]) * 1.05
+    canvas = Canvas(620.0, 470.0)
+    frame = Frame(70.0, 40.0, 520.0, 360.0, (-half, half), (0.0, se_max), y_down=True)
+    if title:
+        canvas.text(10, 14, title, size=12, bold=True)
+    canvas.rect(frame.left, frame.top, frame.width, frame.height, OUTSIDE[0])
+    apex = (frame.x(0.0), frame.y(0.0))
+    for z, colour, _ in BANDS:
+        canvas.polygon([apex, (frame.x(z * se_max), frame.y(se_max)), (frame.x(-z * se_max), frame.y(se_max))], colour)
     if pooled and pooled.get("estimate") is not None:
         est = pooled["estimate"]
-        ax.plot([est, est], [0, se_max], color=COLOURS["pooled"], lw=0.9)
-        ax.plot([est - BANDS[1][0] * se_max, est, est + BANDS[1][0] * se_max], [se_max, 0, se_max], color=COLOURS["pooled"],
-                lw=0.6, ls="--")
-    ax.scatter([x for x, _ in observed], [y for _, y in observed], s=18, color=COLOURS["point"], zorder=3,
-               linewidths=0, label="studies")
-    if imputed:
-        ax.scatter([x for x, _ in imputed], [y for _, y in imputed], s=18, facecolor="white",
-                   edgecolor=COLOURS["point"], zorder=3, linewidths=0.8, label="filled (trim-and-fill)")
-    ax.set_xlim(-half, half)
-    ax.set_ylim(se_max, 0)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("Standard error")
-    if title:
-        ax.set_title(title, fontsize=9, loc="left")
-    ax.legend(loc="upper left", fontsize=7, framealpha=0.9)
-    return figure_bytes(fig)
+        canvas.line(frame.x(est), frame.y(0.0), frame.x(est), frame.y(se_max), COLOURS["pooled"], 1)
+        for sign in (-1, 1):
+            x_end = min(max(est + sign * BANDS[1][0] * se_max, -half), half)
+            y_end = abs(x_end - est) / BANDS[1][0]
+            canvas.line(frame.x(est), frame.y(0.0), frame.x(x_end), frame.y(y_end), COLOURS["pooled"], 1, dash=True)
+    for x, se in observed:
+        canvas.circle(frame.x(x), frame.y(se), 3.5, COLOURS["point"])
+    for x, se in imputed:
+        canvas.circle(frame.x(x), frame.y(se), 3.5, "#ffffff", stroke=COLOURS["point"])
+    frame.axes(canvas, xlabel, "Standard error")
+    _legend(canvas, bool(imputed))
+    return canvas.svg(), canvas.png()
 
 
-def _paint_contours(ax: Any, se_max: float) -> None:
-    """Paint the p-value bands from the outside in, with legend entries (significance against 0)."""
-    from matplotlib.patches import Patch, Polygon
-
-    ax.set_facecolor(OUTSIDE[0])
-    handles = [Patch(facecolor=OUTSIDE[0], edgecolor="#888888", lw=0.4, label=OUTSIDE[1])]
-    for z, colour, label in BANDS:
-        ax.add_patch(Polygon([(0, 0), (z * se_max, se_max), (-z * se_max, se_max)], facecolor=colour,
-                             edgecolor="#888888", lw=0.4, zorder=0))
-        handles.append(Patch(facecolor=colour, edgecolor="#888888", lw=0.4, label=label))
-    ax.add_artist(ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.9, title="p (vs 0)",
-                            title_fontsize=7))
+def _legend(canvas: Canvas, with_filled: bool) -> None:
+    """Band colours (p against 0) and point symbols, in one row under the axis."""
+    x, y = 70.0, 452.0
+    for colour, label in [OUTSIDE] + [(c, lab) for _, c, lab in BANDS]:
+        canvas.rect(x, y - 5, 10, 10, colour)
+        for x1, y1, x2, y2 in ((x, y - 5, x + 10, y - 5), (x + 10, y - 5, x + 10, y + 5), (x + 10, y + 5, x, y + 5),
+                               (x, y + 5, x, y - 5)):
+            canvas.line(x1, y1, x2, y2, "#888888", 0.5)
+        canvas.text(x + 14, y, label, size=10)
+        x += 26 + 6.2 * len(label)
+    canvas.circle(x + 4, y, 3.5, COLOURS["point"])
+    canvas.text(x + 11, y, "study", size=10)
+    if with_filled:
+        canvas.circle(x + 58, y, 3.5, "#ffffff", stroke=COLOURS["point"])
+        canvas.text(x + 65, y, "filled (trim-and-fill)", size=10)

@@ -16,6 +16,8 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Any
 
 from metapsych.errors import DataError, Problem
@@ -41,10 +43,22 @@ class PlotJob:
     cell: str | None = None
     cost: int = 1
 
-    @property
+    @cached_property
     def key(self) -> str:
-        payload = json.dumps([RENDER_VERSION, self.func, self.kwargs], sort_keys=True, default=str)
+        """Hash of the code version, the plot function and its arguments (computed once)."""
+        payload = json.dumps([code_version(), self.func, self.kwargs], sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the report code and templates (and RENDER_VERSION): cached plots and pages are reused only
+    when they would be drawn by the same code."""
+    digest = hashlib.sha256(RENDER_VERSION.encode())
+    root = Path(__file__).parent
+    for path in sorted(list(root.glob("*.py")) + list(root.glob("templates/*"))):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def safe_name(value: Any, field_name: str) -> str:

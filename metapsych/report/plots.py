@@ -10,7 +10,7 @@ from typing import Any
 
 from metapsych.report.forest import interval_plot
 from metapsych.report.style import COLOURS, figure_bytes, fmt, new_figure, p_text
-from metapsych.report.vector import Canvas
+from metapsych.report.vector import Canvas, Frame
 
 Row = dict[str, Any]
 ROB_LEVELS = (("low", "Low"), ("some", "Some concerns"), ("high", "High"), ("unclear", "Not assessed"))
@@ -65,21 +65,21 @@ def baujat_plot(points: Sequence[Row], *, title: str = "", label_top: int = 5) -
     """Contribution to heterogeneity (x) against influence on the pooled result (y); the most extreme
     studies are labelled."""
     pts = [p for p in points if _num(p.get("x")) and _num(p.get("y"))]
-    fig = new_figure(6.0, 4.2)
-    ax = fig.add_axes((0.12, 0.13, 0.84, 0.78))
-    ax.scatter([p["x"] for p in pts], [p["y"] for p in pts], s=16, color=COLOURS["point"], linewidths=0)
     xmax = max([p["x"] for p in pts] + [1e-12])
     ymax = max([p["y"] for p in pts] + [1e-12])
+    canvas = Canvas(620.0, 440.0)
+    frame = Frame(80.0, 36.0, 500.0, 340.0, (0.0, xmax * 1.1), (0.0, ymax * 1.1))
+    if title:
+        canvas.text(10, 14, title, size=12, bold=True)
+    for p in pts:
+        canvas.circle(frame.x(p["x"]), frame.y(p["y"]), 3.5, COLOURS["point"])
     ranked = sorted(pts, key=lambda p: (-(p["x"] / xmax + p["y"] / ymax), str(p.get("study"))))
     for p in ranked[:label_top]:
-        ax.annotate(str(p.get("study") or p.get("trial") or ""), (p["x"], p["y"]), xytext=(4, 3),
-                    textcoords="offset points", fontsize=7, parse_math=False)
-    ax.margins(x=0.18, y=0.08)
-    ax.set_xlabel("Contribution to overall heterogeneity (Q)")
-    ax.set_ylabel("Influence on the pooled result")
-    if title:
-        ax.set_title(title, fontsize=9, loc="left")
-    return figure_bytes(fig)
+        right_half = p["x"] > xmax * 0.6
+        canvas.text(frame.x(p["x"]) + (-6 if right_half else 6), frame.y(p["y"]) - 8,
+                    str(p.get("study") or p.get("trial") or ""), size=10, anchor="end" if right_half else "start")
+    frame.axes(canvas, "Contribution to overall heterogeneity (Q)", "Influence on the pooled result")
+    return canvas.svg(), canvas.png()
 
 
 def ranking_plot(rows: Sequence[Row], *, title: str = "") -> tuple[bytes, bytes]:

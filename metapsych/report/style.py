@@ -106,7 +106,7 @@ def _png_bytes(fig: Figure) -> bytes:
     for x, y, text, prop, angle, rgb in recorded:
         _draw_text(image, x, y, text, prop, angle, rgb)
     out = io.BytesIO()
-    image.save(out, format="png", optimize=False, compress_level=6)
+    image.save(out, format="png", optimize=False, compress_level=1)
     return out.getvalue()
 
 

@@ -49,9 +49,10 @@ class Canvas:
         self.ops.append(("circle", {"cx": cx, "cy": cy, "r": r, "fill": fill, "stroke": stroke}))
 
     def text(self, x: float, y: float, text: str, *, size: float = 12.0, anchor: str = "start",
-             bold: bool = False, colour: str = "#222222") -> None:
+             bold: bool = False, colour: str = "#222222", vertical: bool = False) -> None:
+        """Text vertically centred on y; ``vertical`` turns it 90 degrees counter-clockwise about (x, y)."""
         self.ops.append(("text", {"x": x, "y": y, "text": text, "size": size, "anchor": anchor, "bold": bold,
-                                  "colour": colour}))
+                                  "colour": colour, "vertical": vertical}))
 
     def svg(self) -> bytes:
         """The drawing as a standalone SVG document (data strings are XML-escaped)."""
@@ -70,9 +71,9 @@ class Canvas:
         image = Image.new("RGB", (int(round(self.width)), int(round(self.height))), "#ffffff")
         draw = ImageDraw.Draw(image, "RGBA")
         for kind, op in self.ops:
-            _PNG[kind](draw, op)
+            _PNG[kind](image, draw, op)
         out = io.BytesIO()
-        image.save(out, format="png", optimize=False, compress_level=6)
+        image.save(out, format="png", optimize=False, compress_level=1)
         return out.getvalue()
 
 
@@ -95,8 +96,9 @@ def _svg_circle(op: dict[str, Any]) -> str:
 
 def _svg_text(op: dict[str, Any]) -> str:
     weight = ' font-weight="bold"' if op["bold"] else ""
+    turn = f' transform="rotate(-90 {_n(op["x"])} {_n(op["y"])})"' if op["vertical"] else ""
     return (f'<text x="{_n(op["x"])}" y="{_n(op["y"])}" font-size="{_n(op["size"])}" text-anchor="{op["anchor"]}" '
-            f'dominant-baseline="central" fill="{op["colour"]}"{weight}>{escape(op["text"])}</text>')
+            f'dominant-baseline="central" fill="{op["colour"]}"{weight}{turn}>{escape(op["text"])}</text>')
 
 
 _SVG = {"line": _svg_line, "polygon": _svg_polygon, "circle": _svg_circle, "text": _svg_text}
@@ -107,7 +109,7 @@ def _rgba(colour: str, opacity: float = 1.0) -> tuple[int, int, int, int]:
     return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16), int(round(255 * opacity))
 
 
-def _png_line(draw: Any, op: dict[str, Any]) -> None:
+def _png_line(image: Any, draw: Any, op: dict[str, Any]) -> None:
     width = max(1, int(round(op["width"])))
     if not op["dash"]:
         draw.line([(op["x1"], op["y1"]), (op["x2"], op["y2"])], fill=_rgba(op["colour"]), width=width)
@@ -123,19 +125,31 @@ def _png_line(draw: Any, op: dict[str, Any]) -> None:
                   fill=_rgba(op["colour"]), width=width)
 
 
-def _png_polygon(draw: Any, op: dict[str, Any]) -> None:
+def _png_polygon(image: Any, draw: Any, op: dict[str, Any]) -> None:
     draw.polygon(op["points"], fill=_rgba(op["fill"], op["opacity"]))
 
 
-def _png_circle(draw: Any, op: dict[str, Any]) -> None:
+def _png_circle(image: Any, draw: Any, op: dict[str, Any]) -> None:
     r = op["r"]
     draw.ellipse([op["cx"] - r, op["cy"] - r, op["cx"] + r, op["cy"] + r], fill=_rgba(op["fill"]),
                  outline=_rgba(op["stroke"]) if op["stroke"] else None)
 
 
-def _png_text(draw: Any, op: dict[str, Any]) -> None:
-    draw.text((op["x"], op["y"]), op["text"], font=_font(op["bold"], op["size"]), fill=_rgba(op["colour"]),
-              anchor=PIL_ANCHOR[op["anchor"]])
+def _png_text(image: Any, draw: Any, op: dict[str, Any]) -> None:
+    font = _font(op["bold"], op["size"])
+    if not op["vertical"]:
+        draw.text((op["x"], op["y"]), op["text"], font=font, fill=_rgba(op["colour"]), anchor=PIL_ANCHOR[op["anchor"]])
+        return
+    from PIL import Image, ImageDraw
+
+    width = int(font.getlength(op["text"])) + 4
+    height = int(op["size"] * 1.5) + 2
+    patch = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    anchor_x = {"start": 2, "middle": width / 2, "end": width - 2}[op["anchor"]]
+    ImageDraw.Draw(patch).text((anchor_x, height / 2), op["text"], font=font, fill=_rgba(op["colour"]),
+                               anchor=PIL_ANCHOR[op["anchor"]])
+    turned = patch.rotate(90, expand=True)  # (anchor_x, h/2) -> (h/2, width - anchor_x)
+    image.paste(turned, (int(round(op["x"] - height / 2)), int(round(op["y"] - (width - anchor_x)))), turned)
 
 
 _PNG = {"line": _png_line, "polygon": _png_polygon, "circle": _png_circle, "text": _png_text}
@@ -151,10 +165,50 @@ def _font(bold: bool, size: float) -> Any:
 
 
 def nice_ticks(lo: float, hi: float, max_ticks: int = 8) -> list[float]:
-    """Round tick positions covering [lo, hi] (steps 0.1, 0.25, 0.5, 1, 2, 5)."""
-    for step in (0.1, 0.25, 0.5, 1.0, 2.0, 5.0):
+    """Round tick positions covering [lo, hi] (steps 1, 2, 2.5 or 5 times a power of ten)."""
+    import math
+
+    span = max(hi - lo, 1e-12)
+    base = 10.0 ** math.floor(math.log10(span / max_ticks))
+    for step in (base, 2 * base, 2.5 * base, 5 * base, 10 * base, 20 * base):
         first = -(-lo // step) * step
         ticks = [round(first + i * step, 6) for i in range(int((hi - first) / step + 1e-9) + 1)]
         if len(ticks) <= max_ticks:
             return ticks
     return [lo, hi]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A plot area on a canvas with linear data-to-pixel scales (y may run downwards, as for funnel SE)."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+    xlim: tuple[float, float]
+    ylim: tuple[float, float]
+    y_down: bool = False
+
+    def x(self, value: float) -> float:
+        lo, hi = self.xlim
+        return self.left + (value - lo) / (hi - lo) * self.width
+
+    def y(self, value: float) -> float:
+        lo, hi = self.ylim
+        frac = (value - lo) / (hi - lo)
+        return self.top + (frac if self.y_down else 1.0 - frac) * self.height
+
+    def axes(self, canvas: Canvas, xlabel: str, ylabel: str, colour: str = "#222222") -> None:
+        """Left and bottom axis lines with round ticks, tick labels and axis labels."""
+        bottom, right = self.top + self.height, self.left + self.width
+        canvas.line(self.left, bottom, right, bottom, colour, 1)
+        canvas.line(self.left, self.top, self.left, bottom, colour, 1)
+        for tick in nice_ticks(*self.xlim):
+            canvas.line(self.x(tick), bottom, self.x(tick), bottom + 4, colour, 1)
+            canvas.text(self.x(tick), bottom + 13, f"{tick:g}", size=10, anchor="middle")
+        for tick in nice_ticks(min(self.ylim), max(self.ylim), 7):
+            canvas.line(self.left - 4, self.y(tick), self.left, self.y(tick), colour, 1)
+            canvas.text(self.left - 7, self.y(tick), f"{tick:g}", size=10, anchor="end")
+        canvas.text(self.left + self.width / 2, bottom + 30, xlabel, size=11, anchor="middle")
+        canvas.text(self.left - 48, self.top + self.height / 2, ylabel, size=11, anchor="middle", vertical=True)

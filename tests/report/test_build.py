@@ -45,7 +45,7 @@ def test_report_files(built: tuple[dict[str, Any], Path, Any]) -> None:
     doc, out, summary = built
     files = _tree(out)
     ok = [c for c in doc["cells"] if c["status"] == "ok"]
-    assert {"index.html", "README.md", "results.json", "results.csv", "CHANGES.md", "plots/index.json"} <= set(files)
+    assert {"index.html", "README.md", "results.json", "results.csv", "CHANGES.md", "manifest.json"} <= set(files)
     assert {f"cells/{c['id']}.html" for c in ok} <= set(files)
     for cell in ok:
         assert f"plots/{cell['id']}.forest.svg" in files and f"plots/{cell['id']}.forest.png" in files
@@ -94,7 +94,7 @@ def test_one_changed_cell_rerenders_only_that_cell(tmp_path: Path, tiny_results:
     new = with_edit(tiny_results, target["id"], 0.2)
     new["inputs"]["trials"]["new-trial-2025"] = "1" * 64
     summary = write_report(new, out, previous=tiny_results)
-    assert summary.changed and summary.cells_rendered == 1
+    assert summary.changed and summary.cells_rendered == 1 and summary.pages_rendered == 1
     assert all(j.cell in (None, target["id"]) for j in jobs.cell_jobs(target, "x")) and summary.plots_reused > 0
     changes = (out / "CHANGES.md").read_text()
     assert "new\\-trial\\-2025" in changes and target["id"].replace(".", "\\.").replace("-", "\\-") in changes
