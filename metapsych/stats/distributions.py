@@ -102,10 +102,6 @@ def _gamma_pq(a: float, x: float) -> tuple[float, float]:
     return 1.0 - q, q
 
 
-def _chi2_sf(x: float, df: float) -> float:
-    return _gamma_pq(df / 2.0, x / 2.0)[1] if df > 0 else math.nan
-
-
 def _chi2_pdf(x: float, df: float) -> float:
     if x <= 0:
         return 0.0
@@ -115,7 +111,59 @@ def _chi2_pdf(x: float, df: float) -> float:
 
 def chi2_sf(x: ArrayLike, df: ArrayLike) -> np.ndarray:
     """Upper tail P(X > x) of chi-square with df degrees of freedom (pchisq(x, df, lower.tail=FALSE))."""
-    return _elementwise(_chi2_sf, x, df)
+    xs, ds = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(df, dtype=float))
+    return _gamma_q_array(ds.ravel() / 2.0, xs.ravel() / 2.0).reshape(xs.shape)
+
+
+def _lgamma(values: np.ndarray) -> np.ndarray:
+    """log Gamma element-wise (numpy has none), evaluated once per distinct value."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    return np.array([math.lgamma(v) for v in distinct.tolist()])[inverse.ravel()]
+
+
+def _gamma_q_array(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Regularised upper incomplete gamma Q(a, x) for arrays: the scalar algorithm, iterated in lock-step."""
+    out = np.full(x.shape, np.nan)
+    valid = (a > 0) & ~np.isnan(x)
+    out[valid & (x <= 0)] = 1.0
+    out[valid & np.isposinf(x)] = 0.0
+    work = valid & (x > 0) & np.isfinite(x)
+    series = work & (x < a + 1.0)
+    fraction = work & ~series
+    if series.any():
+        aa, xx = a[series], x[series]
+        term = 1.0 / aa
+        total = term.copy()
+        ap = aa.copy()
+        for _ in range(MAXITER):
+            ap = ap + 1.0
+            term = term * xx / ap
+            total = total + term
+            if np.all(np.abs(term) < np.abs(total) * EPS):
+                break
+        out[series] = 1.0 - total * np.exp(-xx + aa * np.log(xx) - _lgamma(aa))
+    if fraction.any():
+        aa, xx = a[fraction], x[fraction]
+        b = xx + 1.0 - aa
+        c = np.full(aa.shape, 1.0 / TINY)
+        d = 1.0 / b
+        h = d.copy()
+        active = np.ones(aa.shape, bool)
+        for i in range(1, MAXITER):
+            an = -i * (i - aa)
+            b = b + 2.0
+            d = an * d + b
+            d = np.where(np.abs(d) < TINY, TINY, d)
+            c = b + an / c
+            c = np.where(np.abs(c) < TINY, TINY, c)
+            d = 1.0 / d
+            delta = d * c
+            h = np.where(active, h * delta, h)
+            active &= np.abs(delta - 1.0) >= EPS
+            if not active.any():
+                break
+        out[fraction] = np.exp(-xx + aa * np.log(xx) - _lgamma(aa)) * h
+    return out
 
 
 @lru_cache(maxsize=4096)
@@ -207,7 +255,61 @@ def _t_pdf(t: float, df: float) -> float:
 
 def t_two_sided_p(t: ArrayLike, df: ArrayLike) -> np.ndarray:
     """2 * P(T_df > |t|)."""
-    return _elementwise(_t_two_sided, t, df)
+    ts, ds = np.broadcast_arrays(np.asarray(t, dtype=float), np.asarray(df, dtype=float))
+    t2 = ts.ravel() ** 2
+    d = ds.ravel()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x, y = d / (d + t2), t2 / (d + t2)
+    out = _beta_inc_array(d / 2.0, np.full(d.shape, 0.5), x, y)
+    out[np.isinf(t2) & (d > 0)] = 0.0
+    return out.reshape(ts.shape)
+
+
+def _beta_inc_array(a: np.ndarray, b: np.ndarray, x: np.ndarray, one_minus_x: np.ndarray) -> np.ndarray:
+    """Regularised incomplete beta I_x(a, b) for arrays (the scalar algorithm, in lock-step)."""
+    out = np.full(x.shape, np.nan)
+    valid = (a > 0) & (b > 0) & ~np.isnan(x) & ~np.isnan(one_minus_x)
+    out[valid & (x <= 0)] = 0.0
+    out[valid & (x > 0) & (one_minus_x <= 0)] = 1.0
+    work = valid & (x > 0) & (one_minus_x > 0)
+    if not work.any():
+        return out
+    a, b, x, y = a[work], b[work], x[work], one_minus_x[work]
+    log_front = _lgamma(a + b) - _lgamma(a) - _lgamma(b) + a * np.log(x) + b * np.log(y)
+    direct = x < (a + 1.0) / (a + b + 2.0)
+    pa, pb, px = np.where(direct, a, b), np.where(direct, b, a), np.where(direct, x, y)
+    value = np.exp(log_front) * _beta_cf_array(pa, pb, px) / pa
+    out[work] = np.where(direct, value, 1.0 - value)
+    return out
+
+
+def _beta_cf_array(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Lentz continued fraction of the incomplete beta function, for arrays."""
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c = np.ones(a.shape)
+    d = 1.0 - qab * x / qap
+    d = 1.0 / np.where(np.abs(d) < TINY, TINY, d)
+    h = d.copy()
+    active = np.ones(a.shape, bool)
+    for m in range(1, MAXITER):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / np.where(np.abs(d) < TINY, TINY, d)
+        c = 1.0 + aa / c
+        c = np.where(np.abs(c) < TINY, TINY, c)
+        h = np.where(active, h * d * c, h)
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / np.where(np.abs(d) < TINY, TINY, d)
+        c = 1.0 + aa / c
+        c = np.where(np.abs(c) < TINY, TINY, c)
+        delta = d * c
+        h = np.where(active, h * delta, h)
+        active &= np.abs(delta - 1.0) >= EPS
+        if not active.any():
+            break
+    return h
 
 
 @lru_cache(maxsize=4096)
@@ -224,20 +326,16 @@ def t_crit(alpha: float, df: ArrayLike) -> np.ndarray:
     return _elementwise(lambda d: _t_crit(float(alpha), d), df)
 
 
-def _f_sf(x: float, df1: float, df2: float) -> float:
-    if df1 <= 0 or df2 <= 0:
-        return math.nan
-    if x <= 0:
-        return 1.0
-    if math.isinf(x):
-        return 0.0
-    denom = df2 + df1 * x
-    return _beta_inc(df2 / 2.0, df1 / 2.0, df2 / denom, df1 * x / denom)
-
-
 def f_sf(x: ArrayLike, df1: ArrayLike, df2: ArrayLike) -> np.ndarray:
     """Upper tail of the F distribution (pf(x, df1, df2, lower.tail=FALSE))."""
-    return _elementwise(_f_sf, x, df1, df2)
+    xs, d1, d2 = (a.ravel() for a in np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, df1, df2))))
+    shape = np.broadcast(np.asarray(x), np.asarray(df1), np.asarray(df2)).shape
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        denom = d2 + d1 * xs
+        out = _beta_inc_array(d2 / 2.0, d1 / 2.0, d2 / denom, d1 * xs / denom)
+    out[(xs <= 0) & (d1 > 0) & (d2 > 0)] = 1.0
+    out[np.isposinf(xs) & (d1 > 0) & (d2 > 0)] = 0.0
+    return out.reshape(shape)
 
 
 # ----------------------------------------------------------------------------------- root finding
