@@ -192,7 +192,7 @@ def _three_level_block(f) -> dict[str, Any]:
             "Q_p": num(f.Q_p), "I2": {"total": num(f.I2_total), "between": num(f.I2_between),
                                       "within": num(f.I2_within)},
             "pi_lower": num(f.pi_lower), "pi_upper": num(f.pi_upper), "k": f.k, "n_clusters": f.n_clusters,
-            "test": f.test, "message": f.message if not f.converged else None}
+            "test": f.test, "message": f.message}
 
 
 def _empty_three_level(message: str) -> dict[str, Any]:

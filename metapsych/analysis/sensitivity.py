@@ -187,7 +187,7 @@ class _Context:
 
     def _three_level_row(self, f) -> dict[str, Any]:
         tau2 = float(np.sum(f.sigma2))
-        row = _empty(None if f.converged else (f.message or "REML did not converge"), f.k)  # type: ignore[arg-type]
+        row = _empty(f.message or (None if f.converged else "REML did not converge"), f.k)  # type: ignore[arg-type]
         row.update(
             estimate=_num(f.estimate), se=_num(f.se[0]), ci_lower=_num(f.ci_lower[0]), ci_upper=_num(f.ci_upper[0]),
             statistic=_num(f.statistic[0]), p_value=_num(f.p_value[0]), df=_num(f.df), tau2=_num(tau2),

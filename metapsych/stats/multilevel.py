@@ -108,7 +108,7 @@ def fit_three_level(
         raise ValueError(f"unknown test {test!r}; expected one of {', '.join(TESTS)}")
     x = np.ones((k, 1)) if X is None else np.asarray(X, dtype=float)
     codes = cluster_codes(cluster)
-    g = [(codes[:, None] == codes[None, :]).astype(float), np.eye(k)]
+    g = _design(codes, vmat)
     if k <= x.shape[1]:
         raise ValueError("the three-level model needs more effects than coefficients")
     if sigma2 is None:
@@ -119,8 +119,45 @@ def fit_three_level(
 
 
 @dataclass(frozen=True)
+class _Design:
+    """Cluster structure: Z (k x m indicator of clusters), the row indices of each cluster, and whether
+    V is block-diagonal by cluster (then M^-1 is built block by block)."""
+
+    z: np.ndarray
+    blocks: list[np.ndarray]
+    block_diagonal: bool
+
+    def marginal(self, v: np.ndarray, s2: np.ndarray) -> np.ndarray:
+        """M = V + sigma2_1 Z Z' + sigma2_2 I."""
+        return v + s2[0] * (self.z @ self.z.T) + s2[1] * np.eye(v.shape[0])
+
+
+def _design(codes: np.ndarray, v: np.ndarray) -> _Design:
+    z = (codes[:, None] == np.arange(codes.max() + 1)[None, :]).astype(float)
+    same = z @ z.T > 0
+    return _Design(z, [np.flatnonzero(codes == j) for j in range(z.shape[1])], bool(np.all(v[~same] == 0)))
+
+
+def _inverse_and_logdet(v: np.ndarray, d: _Design, s2: np.ndarray) -> tuple[np.ndarray, float]:
+    """M^-1 and log det M; LinAlgError if M is not positive definite."""
+    if not d.block_diagonal:
+        chol = np.linalg.cholesky(d.marginal(v, s2))
+        inv = np.linalg.inv(chol)
+        return inv.T @ inv, 2.0 * float(np.sum(np.log(np.diag(chol))))
+    minv = np.zeros_like(v)
+    logdet = 0.0
+    for idx in d.blocks:
+        block = v[np.ix_(idx, idx)] + s2[0] + s2[1] * np.eye(idx.size)
+        chol = np.linalg.cholesky(block)
+        inv = np.linalg.inv(chol)
+        minv[np.ix_(idx, idx)] = inv.T @ inv
+        logdet += 2.0 * float(np.sum(np.log(np.diag(chol))))
+    return minv, logdet
+
+
+@dataclass(frozen=True)
 class _Reml:
-    """REML log-likelihood (metafor's constant included) with its score and Fisher information."""
+    """REML log-likelihood (metafor's constant included), score, and expected and observed information."""
 
     loglik: float
     score: np.ndarray
@@ -128,38 +165,48 @@ class _Reml:
     observed: np.ndarray
 
 
-def _reml(y: np.ndarray, v: np.ndarray, x: np.ndarray, g: list[np.ndarray], s2: np.ndarray) -> _Reml:
-    m = v + s2[0] * g[0] + s2[1] * g[1]
-    chol = np.linalg.cholesky(m)
-    minv = np.linalg.inv(chol)
-    minv = minv.T @ minv
+def _reml(y: np.ndarray, v: np.ndarray, x: np.ndarray, d: _Design, s2: np.ndarray) -> _Reml:
+    """With G1 = Z Z' and G2 = I every trace reduces to products with Z (no k x k x k products)."""
+    minv, logdet_m = _inverse_and_logdet(v, d, s2)
     mx = minv @ x
     xmx = x.T @ mx
     p_mat = minv - mx @ np.linalg.solve(xmx, mx.T)
-    py = p_mat @ y
-    logdet = 2.0 * np.sum(np.log(np.diag(chol))) + np.linalg.slogdet(xmx)[1] - np.linalg.slogdet(x.T @ x)[1]
+    u = p_mat @ y
+    pz = p_mat @ d.z
+    zpz = d.z.T @ pz
+    zu = d.z.T @ u
+    logdet = logdet_m + np.linalg.slogdet(xmx)[1] - np.linalg.slogdet(x.T @ x)[1]
     logdet += (x.shape[0] - x.shape[1]) * np.log(2.0 * np.pi)
-    pg = [p_mat @ gj for gj in g]
-    score = np.array([-0.5 * np.trace(pgj) + 0.5 * py @ gj @ py for pgj, gj in zip(pg, g)])
-    info = np.array([[0.5 * np.sum(pa * pb.T) for pb in pg] for pa in pg])
-    observed = np.array([[py @ g[a] @ p_mat @ g[b] @ py for b in range(2)] for a in range(2)]) - info
-    return _Reml(-0.5 * (logdet + y @ py), score, info, observed)
+    score = np.array([-0.5 * np.trace(zpz) + 0.5 * zu @ zu, -0.5 * np.trace(p_mat) + 0.5 * u @ u])
+    i12 = 0.5 * float(np.sum(pz * pz))
+    info = np.array([[0.5 * float(np.sum(zpz * zpz)), i12], [i12, 0.5 * float(np.sum(p_mat * p_mat))]])
+    a = [d.z @ zu, u]
+    observed = np.array([[a[i] @ p_mat @ a[j] for j in range(2)] for i in range(2)]) - info
+    return _Reml(-0.5 * (logdet + y @ u), score, info, observed)
 
 
 def _maximise(y, v, x, g) -> tuple[np.ndarray, bool, str | None]:
-    """Best of Fisher scoring runs from several starts (the REML surface can have flat ridges)."""
+    """Best of scoring runs from several starts (the REML surface can have flat ridges).
+
+    With a single cluster the between-cluster variance is confounded with the intercept; it is held at 0.
+    """
     resid = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
     scale = max(float(np.var(resid)) - float(np.mean(np.diag(v))), 0.01 * float(np.mean(np.diag(v))), 1e-8)
+    single = g.z.shape[1] == 1
+    movable = np.array([not single, True])
     starts = [np.array([scale, scale]) / 2, np.array([scale, 0.0]), np.array([0.0, scale])]
-    runs = [_scoring(y, v, x, g, s) for s in starts]
+    runs = [_scoring(y, v, x, g, s * movable, movable) for s in starts]
     ok = [r for r in runs if r[1]]
     if not ok:
         return runs[0][0], False, "REML did not converge for the three-level model"
     best = max(ok, key=lambda r: r[2])
-    return best[0], True, None
+    note = "a single cluster: the between-cluster variance is not identifiable and was set to 0" if single else None
+    return best[0], True, note
 
 
-def _scoring(y, v, x, g, s2: np.ndarray, max_iter: int = 500) -> tuple[np.ndarray, bool, float]:
+def _scoring(
+    y, v, x, g, s2: np.ndarray, movable: np.ndarray, max_iter: int = 500
+) -> tuple[np.ndarray, bool, float]:
     """Newton / Fisher scoring with an active set at sigma2 = 0 and step halving; returns (sigma2, ok, loglik).
 
     A step is taken only if it does not lower the log-likelihood (halved up to 60 times); when no step
@@ -168,7 +215,7 @@ def _scoring(y, v, x, g, s2: np.ndarray, max_iter: int = 500) -> tuple[np.ndarra
     """
     cur = _reml(y, v, x, g, s2)
     for _ in range(max_iter):
-        free = (s2 > 0) | (cur.score > 0)
+        free = ((s2 > 0) | (cur.score > 0)) & movable
         step = np.zeros(2)
         if np.any(free):
             step[free] = _direction(cur, free)
@@ -214,7 +261,7 @@ def _halve(y, v, x, g, s2, step, ll) -> tuple[np.ndarray, _Reml] | None:
 
 def _summarise(y, v, x, g, s2, codes, test, level, converged, message) -> MultilevelFit:
     k, p = x.shape
-    m = v + s2[0] * g[0] + s2[1] * g[1]
+    m = g.marginal(v, s2)
     minv = np.linalg.inv(m)
     vb = np.linalg.inv(x.T @ minv @ x)
     beta = vb @ x.T @ minv @ y
