@@ -126,7 +126,7 @@ def _rank(y, v, estimator, test, level) -> dict[str, Any]:
 def _trimfill(y, v, estimator, test, level) -> dict[str, Any]:
     from metapsych.stats.bias import trimfill
 
-    t = trimfill(y, v, estimator=estimator, level=level)
+    t = trimfill(y, v, estimator=estimator, test=test, level=level)
     f = t.fit
     return {"k0": t.k0, "side": t.side, "estimate": num(f.estimate), "se": num(f.se[0]),
             "ci_lower": num(f.ci_lower[0]), "ci_upper": num(f.ci_upper[0]), "p_value": num(f.p_value[0]),

@@ -129,13 +129,15 @@ class TrimFill:
 
 
 def trimfill(
-    yi, vi, *, estimator: str = "REML", k0_estimator: str = "L0", level: float = 0.95, maxiter: int = 100
+    yi, vi, *, estimator: str = "REML", k0_estimator: str = "L0", test: str = "z", level: float = 0.95,
+    maxiter: int = 100,
 ) -> TrimFill:
-    """metafor ``trimfill(rma(yi, vi, method=estimator))``.
+    """metafor ``trimfill(rma(yi, vi, method=estimator, test=test))``.
 
     As in metafor, the side comes from the sign of the Egger slope (negative -> missing on the right), and
     the trimmed and filled fits use test="z" and metafor's default control (threshold 1e-5), so that the
-    filled model reproduces metafor's numbers (with nothing to fill, the original fit is returned).
+    filled model reproduces metafor's numbers; with nothing to fill, the original fit (with ``test``) is
+    returned. Unlike metafor, which refits at level 95%, the filled fit uses ``level``.
     """
     if k0_estimator not in ("L0", "R0"):
         raise ValueError("k0_estimator must be 'L0' or 'R0'")
@@ -156,13 +158,12 @@ def trimfill(
     else:
         raise ValueError("trim-and-fill did not converge")
     if k0 > 0:
-        fill_y = sign * (2 * beta - y[k - k0:])
-        y_all = np.concatenate([y0, fill_y])
+        y_all = np.concatenate([y0, sign * (2 * beta - y[k - k0:])])
         v_all = np.concatenate([v0, v[k - k0:]])
-    else:
+        refit = fit(y_all, v_all, estimator=estimator, level=level, control=METAFOR_DEFAULT)
+    else:  # metafor returns the original fit itself
         y_all, v_all = y0, v0
-    # with nothing filled metafor returns the original fit itself
-    refit = fit(y_all, v_all, estimator=estimator, level=level, **({"control": METAFOR_DEFAULT} if k0 else {}))
+        refit = fit(y0, v0, estimator=estimator, test=test, level=level)
     filled = np.concatenate([np.zeros(y0.size, bool), np.ones(k0, bool)])
     return TrimFill(k0=k0, se_k0=se_k0, side=side, estimator=k0_estimator, yi=y_all, vi=v_all, filled=filled,
                     fit=refit)

@@ -105,3 +105,15 @@ def test_equal_standard_errors_give_a_clear_error() -> None:
         bias.trimfill(y, v)
     with pytest.raises(ValueError, match="different standard errors"):
         bias.regtest(y, v)
+
+
+def test_trimfill_with_nothing_to_fill_returns_the_knha_fit() -> None:
+    """metafor: trimfill(rma(..., test="knha")) with k0 = 0 is the original (knha) fit; with k0 > 0 a z refit."""
+    d = load_csv("thirdwave")
+    ref = load_json("thirdwave.metafor.json")["knha"]["REML"]
+    t = bias.trimfill(d["yi"], d["vi"], test="knha")
+    assert t.k0 == 0 and t.fit.test == "knha"
+    assert_close([t.fit.ci_lower[0], t.fit.ci_upper[0]], [ref["ci.lb"], ref["ci.ub"]])
+    bcg = load_csv("bcg")
+    filled = bias.trimfill(bcg["yi"], bcg["vi"], test="knha")
+    assert filled.k0 == 1 and filled.fit.test == "z"
