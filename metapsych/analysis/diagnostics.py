@@ -43,13 +43,16 @@ def diagnostics_payload(
     """All robustness keys for the effects (yi, vi) labelled ``study``; ``cluster`` (or None) groups them.
 
     ``min_k_bias``: publication-bias keys are null below this k (``bias_note`` says why). ``year`` adds
-    the cumulative meta-analysis by publication year. InputError if the lengths do not match.
+    the cumulative meta-analysis by publication year. InputError if the lengths do not match or a cluster
+    label is blank.
     """
     y = np.asarray(yi, dtype=float).ravel()
     v = np.asarray(vi, dtype=float).ravel()
     labels = [str(s) for s in study] if study is not None else [f"Study {i + 1}" for i in range(y.size)]
     if len(labels) != y.size or v.size != y.size or (cluster is not None and len(cluster) != y.size):
         raise InputError("yi, vi, study and cluster must have one entry per effect size")
+    if cluster is not None:
+        _check_clusters(cluster)
     test = "knha" if knha else "z"
     out: dict[str, Any] = {}
     out.update(_case_keys(y, v, labels, estimator, test, level))
@@ -59,6 +62,15 @@ def diagnostics_payload(
     if year is not None:
         out["cumulative"] = _cumulative(y, v, labels, year, estimator, test, level)
     return out
+
+
+def _check_clusters(cluster: Sequence[object]) -> None:
+    """Every effect needs a cluster label; a blank one would silently pool unrelated effects together."""
+    blank = [i + 1 for i, c in enumerate(cluster) if c is None or (isinstance(c, float) and math.isnan(c))
+             or (isinstance(c, str) and not c.strip())]
+    if blank:
+        rows = ", ".join(map(str, blank[:10])) + (" ..." if len(blank) > 10 else "")
+        raise InputError(f"cluster: no cluster label in effect row(s) {rows} (expected a label for every effect)")
 
 
 def _case_keys(y, v, labels, estimator, test, level) -> dict[str, Any]:

@@ -140,3 +140,10 @@ def test_pool_cli_diagnostics_with_cluster(tmp_path: Path) -> None:
     assert_close(payload["robust"]["se"], ref["robust_CR1_adjust"]["se"])
     assert {"leave_one_out", "influence", "egger", "rank_test", "trim_and_fill", "fail_safe_n"} <= set(payload)
     assert np.isfinite(payload["egger"]["statistic"])
+
+
+def test_blank_cluster_label_is_an_input_error() -> None:
+    from metapsych.errors import InputError
+
+    with pytest.raises(InputError, match=r"row\(s\) 2"):
+        diagnostics_payload([0.1, 0.2, 0.3], [0.01, 0.02, 0.03], None, ["a", " ", "b"])
