@@ -72,12 +72,16 @@ def median_time(func, repeat: int) -> float:  # type: ignore[no-untyped-def]
     return statistics.median(times)
 
 
-def process_time(args: list[str], repeat: int) -> float:
-    """Median wall time of a whole process."""
-    def run() -> None:
-        subprocess.run(args, check=True, stdout=subprocess.DEVNULL, cwd=HERE.parent)
-
-    return median_time(run, repeat)
+def process_times(commands: list[list[str]], repeat: int) -> list[float]:
+    """Median wall time of each whole process; runs are interleaved so that load changes hit all alike."""
+    times: list[list[float]] = [[] for _ in commands]
+    for round_ in range(repeat + 1):
+        for i, args in enumerate(commands):
+            start = time.perf_counter()
+            subprocess.run(args, check=True, stdout=subprocess.DEVNULL, cwd=HERE.parent)
+            if round_:  # the first round warms the file cache
+                times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -106,8 +110,7 @@ def main() -> None:
     python = sys.executable
     metapsych = [python, "-m", "metapsych", "pool", str(GRID), "--by", "analysis", "--json"]
     bare = [python, "-c", BARE_DL.format(path=str(GRID))]
-    t_cli = process_time(metapsych, opts.repeat)
-    t_bare = process_time(bare, opts.repeat)
+    t_cli, t_bare = process_times([metapsych, bare], opts.repeat)
     print("whole process:")
     print(f"  python -c numpy+pandas+read+DL           {t_bare:8.3f} s")
     print(f"  metapsych pool --by analysis --json      {t_cli:8.3f} s  ({t_cli / t_bare:4.2f}x; target 1.5x)")
