@@ -195,3 +195,15 @@ def test_bad_options_exit_2(args: list[str], needle: str) -> None:
 def test_missing_file_exit_2(tmp_path: Path) -> None:
     code, text = pool(str(tmp_path / "absent.csv"))
     assert code == 2 and "absent.csv" in text
+
+
+def test_thirdwave_subgroups_match_readme() -> None:
+    """dmetar-thirdwave README: RiskOfBias high 0.8126 [0.2835; 1.3417], low 0.4300 [0.2770; 0.5830] (REML + HK)."""
+    code, out = pool(str(FIXTURES / "thirdwave.csv"), "--by", "subgroup", "--knha", "--json")
+    assert code == 0
+    high, low = out["subgroups"]["high"], out["subgroups"]["low"]
+    assert (high["k"], low["k"]) == (7, 11)
+    assert [round(high[key], 4) for key in ("estimate", "ci_lower", "ci_upper", "tau2")] == [0.8126, 0.2835, 1.3417,
+                                                                                             0.2423]
+    assert [round(low[key], 4) for key in ("estimate", "ci_lower", "ci_upper", "tau2")] == [0.4300, 0.2770, 0.5830,
+                                                                                            0.0099]
