@@ -6,6 +6,7 @@ batches (``run``); this module builds each cell from those fits and the cell's t
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -55,17 +56,12 @@ def estimated_cell(inputs: CellInputs, fit: RmaFit, cis: tuple, cumulative: list
     }
 
 
-def cell_diagnostics(yi: np.ndarray, vi: np.ndarray, trials: list[str], effects: dict[str, list],
-                     config: Config) -> dict:
-    """The cell's ``sensitivity`` table (from the effect-level rows), and for the main model leave-one-out,
-    influence and outliers (``influence``) and small-study tests (``bias``).
+def cell_diagnostics(yi: np.ndarray, vi: np.ndarray, trials: list[str], config: Config) -> dict:
+    """Leave-one-out, influence and outliers (``influence``) and small-study tests (``bias``) of the main model.
 
     Takes plain values (not CellInputs) so that it can run in a worker process.
     """
-    import warnings
-
     from metapsych.analysis.diagnostics import diagnostics_payload
-    from metapsych.analysis.sensitivity import sensitivity_table
 
     model = config.model
     try:
@@ -73,16 +69,30 @@ def cell_diagnostics(yi: np.ndarray, vi: np.ndarray, trials: list[str], effects:
             warnings.simplefilter("ignore", RuntimeWarning)
             payload = diagnostics_payload(yi, vi, trials, None, estimator=model.estimator, knha=model.knha,
                                           level=model.level, min_k_bias=config.bias_min_studies)
-            sensitivity = sensitivity_table(effects["yi"], effects["vi"], effects["trial"], effects["rob_low"],
-                                            estimator=model.estimator, test=test_name(config), level=model.level,
-                                            cer=config.effect.cer, rho=config.dependency.rho) \
-                if config.sensitivity else []
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
         note = f"diagnostics could not be computed: {exc}"
-        return {"sensitivity": [], "influence": {"influence_note": note}, "bias": {"bias_note": note}}
+        return {"influence": {"influence_note": note}, "bias": {"bias_note": note}}
     influence_keys = ("leave_one_out", "influence", "outliers", "baujat", "influence_note")
     influence = {key: payload.pop(key) for key in influence_keys if key in payload}
-    return {"sensitivity": sensitivity, "influence": influence, "bias": payload}
+    return {"influence": influence, "bias": payload}
+
+
+def cell_sensitivity(effects: dict[str, list], config: Config) -> dict:
+    """The cell's ``sensitivity`` table, from its effect-level rows (before dependency handling)."""
+    from metapsych.analysis.sensitivity import sensitivity_table
+
+    if not config.sensitivity:
+        return {"sensitivity": []}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rows = sensitivity_table(effects["yi"], effects["vi"], effects["trial"], effects["rob_low"],
+                                     estimator=config.model.estimator, test=test_name(config),
+                                     level=config.model.level, cer=config.effect.cer, rho=config.dependency.rho)
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        return {"sensitivity": [{"model": "overall", "k": len(effects["yi"]),
+                                 "message": f"sensitivity analyses could not be computed: {exc}"}]}
+    return {"sensitivity": rows}
 
 
 def _studies(inputs: CellInputs, fit: RmaFit | None, level: float) -> list[dict]:

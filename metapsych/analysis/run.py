@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from metapsych.analysis.inputs import CellInputs
 
 SCHEMA_VERSION = 1
-PARALLEL_FROM = 16  # cells to diagnose before worker processes pay off
+PARALLEL_FROM_K = 60  # trials (summed over the cells to diagnose) before worker processes pay off
 MAX_WORKERS = 8
 Progress = Callable[[str, int, int], None]
 
@@ -110,19 +110,30 @@ def _cells(inputs: list[CellInputs], config: Config, cache: Cache, progress: Pro
 
 
 def _diagnostics(todo: list[CellInputs], config: Config) -> Iterator[dict]:
-    """Per-cell diagnostics (not vectorised upstream), spread over worker processes for large batches."""
+    """Per-cell diagnostics and sensitivity tables (fitted cell by cell upstream), as parallel tasks.
+
+    The two halves of every cell are separate tasks, the largest cells first, spread over worker processes
+    (one per core) whenever there is more than one task's worth of work.
+    """
     import os
 
-    from metapsych.analysis.cells import cell_diagnostics
+    from metapsych.analysis.cells import cell_diagnostics, cell_sensitivity
 
-    args = [(item.yi, item.vi, list(item.trials), item.effects, config) for item in todo]
+    tasks = [(cell_diagnostics, (item.yi, item.vi, list(item.trials), config)) for item in todo]
+    tasks += [(cell_sensitivity, (item.effects, config)) for item in todo]
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
-    if len(todo) < PARALLEL_FROM or workers < 2:
-        return (cell_diagnostics(*a) for a in args)
-    from concurrent.futures import ProcessPoolExecutor
+    if workers < 2 or sum(item.k for item in todo) < PARALLEL_FROM_K:
+        results = [func(*args) for func, args in tasks]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return iter(list(pool.map(cell_diagnostics, *zip(*args), chunksize=4)))
+        sizes = [item.k for item in todo] * 2
+        order = sorted(range(len(tasks)), key=lambda i: -sizes[i])
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {i: pool.submit(tasks[i][0], *tasks[i][1]) for i in order}
+            results = [futures[i].result() for i in range(len(tasks))]
+    n = len(todo)
+    return ({**results[i], **results[n + i]} for i in range(n))
 
 
 def batch_fit(data: list[tuple], config: Config, *, qprofile: bool):  # type: ignore[no-untyped-def]
