@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike
 EPS = 1e-16
 TINY = 1e-300
 MAXITER = 10000
+SMALL = 16  # below this many values, scalar loops beat lock-step array iterations
 _NORMAL = NormalDist()
 
 
@@ -112,6 +113,8 @@ def _chi2_pdf(x: float, df: float) -> float:
 def chi2_sf(x: ArrayLike, df: ArrayLike) -> np.ndarray:
     """Upper tail P(X > x) of chi-square with df degrees of freedom (pchisq(x, df, lower.tail=FALSE))."""
     xs, ds = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(df, dtype=float))
+    if xs.size <= SMALL:
+        return _elementwise(lambda a, d: _gamma_pq(d / 2.0, a / 2.0)[1] if d > 0 else math.nan, xs, ds)
     return _gamma_q_array(ds.ravel() / 2.0, xs.ravel() / 2.0).reshape(xs.shape)
 
 
@@ -256,6 +259,8 @@ def _t_pdf(t: float, df: float) -> float:
 def t_two_sided_p(t: ArrayLike, df: ArrayLike) -> np.ndarray:
     """2 * P(T_df > |t|)."""
     ts, ds = np.broadcast_arrays(np.asarray(t, dtype=float), np.asarray(df, dtype=float))
+    if ts.size <= SMALL:
+        return _elementwise(_t_two_sided, ts, ds)
     t2 = ts.ravel() ** 2
     d = ds.ravel()
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -326,8 +331,21 @@ def t_crit(alpha: float, df: ArrayLike) -> np.ndarray:
     return _elementwise(lambda d: _t_crit(float(alpha), d), df)
 
 
+def _f_sf(x: float, df1: float, df2: float) -> float:
+    if df1 <= 0 or df2 <= 0:
+        return math.nan
+    if x <= 0:
+        return 1.0
+    if math.isinf(x):
+        return 0.0
+    denom = df2 + df1 * x
+    return _beta_inc(df2 / 2.0, df1 / 2.0, df2 / denom, df1 * x / denom)
+
+
 def f_sf(x: ArrayLike, df1: ArrayLike, df2: ArrayLike) -> np.ndarray:
     """Upper tail of the F distribution (pf(x, df1, df2, lower.tail=FALSE))."""
+    if np.size(x) <= SMALL and np.size(df1) <= SMALL and np.size(df2) <= SMALL:
+        return _elementwise(_f_sf, x, df1, df2)
     xs, d1, d2 = (a.ravel() for a in np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, df1, df2))))
     shape = np.broadcast(np.asarray(x), np.asarray(df1), np.asarray(df2)).shape
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):

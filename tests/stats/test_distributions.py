@@ -67,3 +67,11 @@ def test_infinities_and_nan() -> None:
     assert dist.chi2_sf(0.0, 3) == 1.0
     assert np.isnan(dist.chi2_sf(np.nan, 3))
     assert np.isnan(dist.chi2_lower_quantile(0.5, 0)) and np.isnan(dist.t_crit(0.05, 0))
+
+
+@pytest.mark.parametrize("size", [1, 5, 40])
+def test_scalar_and_array_paths_agree(size: int) -> None:
+    x = np.linspace(0.5, 60, size)
+    assert _rel(dist.chi2_sf(x, 7), special.chdtrc(7, x)) < 1e-11
+    assert _rel(dist.t_two_sided_p(x / 10, 7), 2 * special.stdtr(7, -x / 10)) < 1e-11
+    assert _rel(dist.f_sf(x / 10, 2, 7), special.fdtrc(2, 7, x / 10)) < 1e-10
