@@ -132,10 +132,20 @@ def project(x: np.ndarray | Factor, w: np.ndarray, y: np.ndarray) -> Projection:
     return Projection(w=w, q=q, r=r, beta=beta, resid=resid, h=np.sum(q * q, axis=1))
 
 
+@dataclass(frozen=True)
+class InterceptProjection(Projection):
+    """Projection onto the intercept alone, with the P-traces in closed form."""
+
+    def sum_p2(self, a: np.ndarray | float = 1.0, b: np.ndarray | float = 1.0) -> float:
+        w2 = self.w * self.w
+        sw = float(self.r[0, 0]) ** 2
+        return float(np.dot(a * b * w2, 1.0 - 2.0 * self.h) + np.sum(a * w2) * np.sum(b * w2) / sw**2)
+
+
 def _project_intercept(w: np.ndarray, y: np.ndarray) -> Projection:
     """Closed form for the intercept-only design: the weighted mean (no QR needed)."""
     sw = float(np.sum(w))
     beta = np.array([float(np.dot(w, y)) / sw])
     root = np.sqrt(sw)
-    return Projection(w=w, q=(np.sqrt(w) / root)[:, None], r=np.array([[root]]), beta=beta, resid=y - beta[0],
-                      h=w / sw)
+    return InterceptProjection(w=w, q=(np.sqrt(w) / root)[:, None], r=np.array([[root]]), beta=beta,
+                               resid=y - beta[0], h=w / sw)
