@@ -41,9 +41,10 @@ def run(studies: Path, *, config: Path, out: Path, quiet: bool = False, force: b
 def input_fingerprint(studies: Path, config: Path, out: Path) -> str:
     """sha256 over everything a report depends on; cheap (hashlib only) so a no-change run is fast."""
     from metapsych.analysis.cache import trial_files
+    from metapsych.analysis.trials import VOCABULARY_FILE
 
     digest = hashlib.sha256(__version__.encode())
-    vocabulary = studies.resolve().parent / "configs" / "vocabulary.yaml"
+    vocabulary = studies.resolve().parent / VOCABULARY_FILE
     for path in [config, vocabulary, out / "results.json", *trial_files(studies)]:
         digest.update(str(path).encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"-")

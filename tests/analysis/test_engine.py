@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from analysis.trialgen import trial_yaml, write_review
 from metapsych.analysis.cache import Cache
 from metapsych.analysis.config import load_config
+from metapsych.analysis.models import MODEL_KEYS
 from metapsych.analysis.plan import CELL_ID
 from metapsych.analysis.run import build_results
 from metapsych.cli import app
@@ -47,6 +48,7 @@ def test_document_shape(results: dict) -> None:
     assert {c["comparator"] for c in results["cells"]} >= {"waitlist", "care-as-usual", "all-controls", "pst"}
     ok = [c for c in results["cells"] if c["status"] == "ok"]
     assert ok and all(c["main"]["k"] == c["k"] == len(c["studies"]) for c in ok)
+    assert all(set(c["main"]) == set(MODEL_KEYS) for c in ok)
     assert "REML" in results["methods"]["text"] and results["methods"]["dependency"] == "aggregate (rho=0.6)"
 
 
