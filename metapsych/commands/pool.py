@@ -217,6 +217,7 @@ def subgroup_payload(table: EffectTable, by: str, method: str, test: str, level:
     subgroups: dict[str, Any] = {}
     for name, values, weights in zip(result.levels, _batch_values(result.batch), _batch_weights(result.batch)):
         block = contract(values, method, test, level)
+        del block["methods"]  # the top-level "methods" covers every subgroup
         block["weights"] = weights
         block["study"] = studies[name]
         subgroups[name] = block
