@@ -58,7 +58,11 @@ class DependencyConfig(_Strict):
 
 
 class AnalysisConfig(_Strict):
-    """One family of cells: each approach against each control type, all controls pooled, or head-to-head."""
+    """One family of cells: each approach against each control type, all controls pooled, or head-to-head.
+
+    ``conditions``, ``approaches``, ``controls``, ``instruments`` and ``ratings`` restrict the rows used
+    (None = all); ``time`` says which time points get cells.
+    """
 
     name: str = Field(pattern=NAME_PATTERN)
     comparators: Literal["each-control", "all-controls", "head-to-head"]
@@ -66,6 +70,8 @@ class AnalysisConfig(_Strict):
     conditions: list[str] | None = None
     approaches: list[str] | None = None
     controls: list[str] | None = None
+    instruments: list[str] | None = None
+    ratings: list[Literal["self-report", "clinician"]] | None = None
     subgroups: list[SubgroupVariable] = []
     min_studies: int | None = Field(None, ge=1)
 

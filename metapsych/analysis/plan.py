@@ -100,6 +100,10 @@ def _filter(rows: pd.DataFrame, analysis: AnalysisConfig) -> pd.DataFrame:
         keep &= rows["condition"].isin(analysis.conditions)
     if analysis.approaches is not None:
         keep &= rows["condition_arm1"].isin(analysis.approaches)
+    if analysis.instruments is not None:
+        keep &= rows["instrument"].isin(analysis.instruments)
+    if analysis.ratings is not None:
+        keep &= rows["rating"].isin(analysis.ratings)
     return rows[keep]
 
 

@@ -58,6 +58,16 @@ def test_filters_and_unusable_rows() -> None:
     assert [c.id for c in cells] == ["depression.cbt.vs.waitlist.post"]
 
 
+def test_outcome_filters() -> None:
+    rows = table(ROWS).assign(instrument=["bdi-ii", "hdrs-17", "bdi-ii", "bdi-ii", "bdi-ii", "phq-9", "bdi-ii"],
+                              rating=["self-report", "clinician", None, None, None, None, None])
+    cells = plan_cells(rows, config({"name": "a", "comparators": "all-controls", "instruments": ["bdi-ii"]}))
+    assert [(c.id, c.n_trials) for c in cells] == [("depression.cbt.vs.all-controls.follow-up", 1),
+                                                   ("depression.cbt.vs.all-controls.post", 1)]
+    cells = plan_cells(rows, config({"name": "a", "comparators": "all-controls", "ratings": ["clinician"]}))
+    assert [(c.id, c.n_trials) for c in cells] == [("depression.cbt.vs.all-controls.post", 1)]
+
+
 def test_two_analyses_claiming_one_cell_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="both produce cell depression.cbt.vs."):
         plan_cells(table(ROWS), config({"name": "a", "comparators": "each-control"},
