@@ -103,3 +103,24 @@ def test_data_and_config_errors_exit_2_listing_every_problem(built: Path, tmp_pa
     assert not (copy / "reports").exists()
     shutil.rmtree(copy / "studies")
     assert run(copy).exit_code == 2
+
+
+def test_progress_is_plain_lines_without_a_terminal_and_silent_when_quiet(capsys: pytest.CaptureFixture) -> None:
+    from metapsych.commands.progress import progress_reporter
+
+    for quiet in (True, False):
+        with progress_reporter(quiet) as progress:
+            for done in range(0, 21):
+                progress("cells", done, 20)
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"cells: {n}/20" for n in range(0, 21, 2)]
+
+
+def test_no_change_run_says_so(built: Path) -> None:
+    cwd = os.getcwd()
+    os.chdir(built)
+    try:
+        out = CliRunner().invoke(app, ["run"])
+    finally:
+        os.chdir(cwd)
+    assert out.exit_code == 0 and "up to date" in out.stderr
