@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from metapsych.report.forest import interval_plot
-from metapsych.report.style import COLOURS, figure_bytes, fmt, new_figure, p_text
+from metapsych.report.style import COLOURS, fmt, p_text
 from metapsych.report.vector import Canvas, Frame
 
 Row = dict[str, Any]
@@ -18,27 +18,36 @@ ROB_LEVELS = (("low", "Low"), ("some", "Some concerns"), ("high", "High"), ("unc
 
 def bubble_plot(points: Sequence[Row], *, moderator: str, coefficients: Mapping[str, Any] | None = None,
                 test: Row | None = None, title: str = "") -> tuple[bytes, bytes]:
-    """Effect sizes against a numeric moderator, bubble area by inverse variance, with the fitted line."""
-    pts = [p for p in points if _num(p.get("x")) and _num(p.get("yi")) and (p.get("vi") or 0) > 0]
-    fig = new_figure(6.0, 4.2)
-    ax = fig.add_axes((0.12, 0.13, 0.84, 0.75))
-    if pts:
-        w = [1.0 / p["vi"] for p in pts]
-        wmax = max(w)
-        ax.scatter([p["x"] for p in pts], [p["yi"] for p in pts], s=[10 + 140 * v / wmax for v in w],
-                   color=COLOURS["point"], alpha=0.45, linewidths=0.3, edgecolors="white")
-        line = _line(coefficients or {}, moderator)
-        if line is not None:
-            lo, hi = min(p["x"] for p in pts), max(p["x"] for p in pts)
-            ax.plot([lo, hi], [line[0] + line[1] * lo, line[0] + line[1] * hi], color=COLOURS["pooled"], lw=1.2)
-    ax.axhline(0.0, color=COLOURS["muted"], lw=0.6)
-    ax.set_xlabel(moderator)
-    ax.set_ylabel("Hedges' g")
-    subtitle = ""
+    """Effect sizes against a moderator, bubble area by inverse variance, with the fitted line (numeric
+    moderators) or one column per level (categorical moderators)."""
+    pts = [p for p in points if p.get("x") is not None and _num(p.get("yi")) and (p.get("vi") or 0) > 0]
+    categorical = any(isinstance(p["x"], str) for p in pts)
+    levels = sorted({str(p["x"]) for p in pts}) if categorical else []
+    xs = [float(levels.index(str(p["x"]))) if categorical else float(p["x"]) for p in pts]
+    line = None if categorical else _line(coefficients or {}, moderator)
+    xlo, xhi = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    pad = max((xhi - xlo) * 0.05, 0.5 if categorical else 1e-9)
+    ys = [p["yi"] for p in pts] + [0.0]
+    if line is not None:
+        ys += [line[0] + line[1] * xlo, line[0] + line[1] * xhi]
+    ypad = max((max(ys) - min(ys)) * 0.06, 0.05)
+    canvas = Canvas(620.0, 440.0)
+    frame = Frame(80.0, 46.0, 510.0, 330.0, (xlo - pad, xhi + pad), (min(ys) - ypad, max(ys) + ypad))
+    canvas.text(10, 14, title, size=12, bold=True)
     if test and test.get("QM") is not None:
-        subtitle = f"QM({fmt(test.get('QM_df'), 0)}) = {fmt(test['QM'])}, {p_text(test.get('QM_p'))}"
-    ax.set_title(f"{title}\n{subtitle}" if subtitle else title, fontsize=9, loc="left")
-    return figure_bytes(fig)
+        canvas.text(10, 32, f"QM({fmt(test.get('QM_df'), 0)}) = {fmt(test['QM'])}, {p_text(test.get('QM_p'))}",
+                    size=11)
+    canvas.line(frame.left, frame.y(0.0), frame.left + frame.width, frame.y(0.0), COLOURS["muted"], 1)
+    wmax = max([1.0 / p["vi"] for p in pts] + [1e-12])
+    for x, p in sorted(zip(xs, pts), key=lambda xp: -1.0 / xp[1]["vi"]):  # big bubbles first, small on top
+        canvas.circle(frame.x(x), frame.y(p["yi"]), 2.5 + 9.0 * math.sqrt(1.0 / p["vi"] / wmax), COLOURS["point"],
+                      stroke="#ffffff", opacity=0.45)
+    if line is not None:
+        canvas.line(frame.x(xlo), frame.y(line[0] + line[1] * xlo), frame.x(xhi), frame.y(line[0] + line[1] * xhi),
+                    COLOURS["pooled"], 2)
+    ticks = [(float(i), level) for i, level in enumerate(levels)] if categorical else None
+    frame.axes(canvas, moderator, "Hedges' g", xticks=ticks)
+    return canvas.svg(), canvas.png()
 
 
 def _num(value: Any) -> bool:

@@ -1,8 +1,10 @@
-"""One matplotlib style for every report figure, and byte-deterministic SVG/PNG export.
+"""The report's shared look (colours, number formatting) and its matplotlib style with byte-deterministic
+SVG/PNG export.
 
 Determinism matters because the report is committed to git and rebuilt on every change: the same data
 must give the same bytes. Hence a fixed ``svg.hashsalt`` (no random ids), no creation date in SVG
-metadata, no software tag in PNG metadata, fixed fonts, sizes and dpi.
+metadata, no software tag in PNG metadata, fixed fonts, sizes and dpi. The report's own plots are drawn on
+``vector.Canvas``; matplotlib (imported only when a figure is made) serves the network graph.
 """
 
 from __future__ import annotations
@@ -10,12 +12,6 @@ from __future__ import annotations
 import io
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -57,11 +53,20 @@ STYLE = {
     "axes.unicode_minus": False,
 }
 
-plt.rcParams.update(STYLE)
+
+
+@lru_cache(maxsize=1)
+def _configure_matplotlib() -> None:
+    """Agg backend and the report style, once per process."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams.update(STYLE)
 
 
 def new_figure(width_in: float, height_in: float) -> Figure:
     """A fresh figure outside pyplot's global state (so worker processes never leak figures)."""
+    _configure_matplotlib()
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width_in, height_in), dpi=PNG_DPI)
@@ -71,11 +76,12 @@ def figure_bytes(fig: Figure) -> tuple[bytes, bytes]:
     """Render one figure to (svg, png) bytes with fixed metadata, so repeated renders are identical.
 
     The SVG comes from matplotlib (text as <text> elements). For the PNG, matplotlib's Agg backend draws
-    the graphics and Pillow draws the text into each text's laid-out box: matplotlib 3.11 rasterises text
-    glyph by glyph in Python, which made large forest plots take seconds; this is ~10x faster and the
-    text lands where matplotlib placed it.
+    the graphics and Pillow draws each line of text at the baseline origin matplotlib computed for it:
+    matplotlib 3.11 rasterises text glyph by glyph in Python, which is many times slower.
     """
-    with plt.rc_context(STYLE):
+    import matplotlib
+
+    with matplotlib.rc_context(STYLE):
         svg = io.BytesIO()
         fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
         png = _png_bytes(fig)
@@ -86,6 +92,8 @@ def _png_bytes(fig: Figure) -> bytes:
     """Graphics by Agg, text by Pillow (at the baseline origins matplotlib computed), no metadata."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
+
+    from metapsych.report.vector import png_bytes
 
     canvas = FigureCanvasAgg(fig)
     fig.set_dpi(PNG_DPI)
@@ -105,9 +113,7 @@ def _png_bytes(fig: Figure) -> bytes:
     image = image.convert("RGB")
     for x, y, text, prop, angle, rgb in recorded:
         _draw_text(image, x, y, text, prop, angle, rgb)
-    out = io.BytesIO()
-    image.save(out, format="png", optimize=False, compress_level=1)
-    return out.getvalue()
+    return png_bytes(image)
 
 
 def _draw_text(image: Any, x: float, y: float, text: str, prop: Any, angle: float, rgb: Any) -> None:
@@ -147,7 +153,8 @@ def fmt(value: float | None, digits: int = 2) -> str:
     """Fixed float formatting used on every page and plot; missing values as an en dash."""
     if value is None:
         return "–"
-    return f"{value:.{digits}f}"
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.00"
 
 
 def fmt_ci(lower: float | None, upper: float | None, digits: int = 2) -> str:
