@@ -6,12 +6,15 @@ unused; ``prune`` drops the cell entries a run did not use. Writes are atomic (t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import pickle
 import tempfile
 from pathlib import Path
+
+from metapsych import __version__
 
 TRIAL_SUFFIXES = (".yaml", ".yml")
 
@@ -24,6 +27,17 @@ def sha256_bytes(data: bytes) -> str:
 def sha256_json(value: object) -> str:
     """Hex sha256 of a JSON-serialisable value (sorted keys, so dict order does not matter)."""
     return sha256_bytes(json.dumps(value, sort_keys=True, separators=(",", ":")).encode())
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The metapsych version plus a hash of its source files, so that any code change invalidates caches."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".yaml", ".j2") and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:16]}"
 
 
 def trial_files(studies_dir: Path) -> list[Path]:

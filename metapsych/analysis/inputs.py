@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from metapsych import __version__
+from metapsych.analysis.cache import code_version
 from metapsych.analysis.plan import CellPlan
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def _arm_total(records: list[dict], arm: str, n: str) -> int | None:
 
 def _hash(plan: CellPlan, cols: list[str], records: list[dict], config: Config) -> str:
     payload = {
-        "version": __version__,
+        "version": code_version(),
         "cell": [plan.id, plan.analysis, list(plan.subgroups), plan.min_studies],
         "settings": config.model_dump(mode="json", include={"effect", "model", "dependency", "bias_min_studies",
                                                             "sensitivity"}),

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from metapsych import __version__
-from metapsych.analysis.cache import Cache, sha256_json
+from metapsych.analysis.cache import Cache, code_version, sha256_json
 from metapsych.analysis.inputs import trial_effects
 
 if TYPE_CHECKING:
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
     from metapsych.analysis.config import Config
 
 MAX_RETRIES = 50
-PAYLOAD_VERSION = 2  # bump when the payload built here changes, so cached networks are rebuilt
 
 
 def network_results(effects: pd.DataFrame, config: Config, cache: Cache | None = None) -> dict:
@@ -41,7 +39,7 @@ def network_results(effects: pd.DataFrame, config: Config, cache: Cache | None =
     out = {}
     for condition, group in rows.groupby("condition", sort=True):
         data = contrasts(group, config)
-        key = sha256_json([__version__, PAYLOAD_VERSION, config.network.model_dump(mode="json"), config.model.level,
+        key = sha256_json([code_version(), config.network.model_dump(mode="json"), config.model.level,
                            {name: [x if isinstance(x, str) else float(x).hex() for x in values]
                             for name, values in data.items()}])
         payload = cache.get_json("networks", key)

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from metapsych import __version__
-from metapsych.analysis.cache import Cache, sha256_bytes, sha256_json
+from metapsych.analysis.cache import Cache, code_version, sha256_bytes, sha256_json
 from metapsych.errors import DataError, Problem
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ def load_effect_table(studies_dir: Path, config: Config, cache: Cache) -> Effect
 
     extra = vocabulary_path(studies_dir)
     vocabulary = load_vocabulary(extra)
-    vocab_key = sha256_json([__version__, sha256_bytes(Path(BUILTIN).read_bytes()),
+    vocab_key = sha256_json([code_version(), sha256_bytes(Path(BUILTIN).read_bytes()),
                              sha256_bytes(extra.read_bytes()) if extra else None])
     loaded = [_load_one(path, vocabulary, vocab_key, cache) for path in trial_files(studies_dir)]
     problems = [p for _, found in loaded for p in found if p.severity == "error"]

@@ -1,7 +1,7 @@
 """``metapsych run``: build the report from studies/ and the config, incrementally.
 
 A run first fingerprints its inputs (every trial file's bytes, the config, the review's vocabulary, the
-metapsych version and the report folder's results.json). When the fingerprint equals the one recorded by
+metapsych version and source code, and the report folder's results.json). When the fingerprint equals the one recorded by
 the last successful run, nothing has changed: the command says so and writes nothing, without importing
 the analysis stack. Otherwise the engine runs with its content-addressed cache (only changed trial files
 are parsed, only changed cells are fitted) and the report writer rewrites only files whose content changed.
@@ -14,7 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-from metapsych import __version__
 
 CACHE_DIR = ".metapsych-cache"
 MANIFEST = "last-run.json"
@@ -40,10 +39,10 @@ def run(studies: Path, *, config: Path, out: Path, quiet: bool = False, force: b
 
 def input_fingerprint(studies: Path, config: Path, out: Path) -> str:
     """sha256 over everything a report depends on; cheap (hashlib only) so a no-change run is fast."""
-    from metapsych.analysis.cache import trial_files
+    from metapsych.analysis.cache import code_version, trial_files
     from metapsych.analysis.trials import VOCABULARY_FILE
 
-    digest = hashlib.sha256(__version__.encode())
+    digest = hashlib.sha256(code_version().encode())
     vocabulary = studies.resolve().parent / VOCABULARY_FILE
     for path in [config, vocabulary, out / "results.json", *trial_files(studies)]:
         digest.update(str(path).encode() + b"\0")
