@@ -112,7 +112,7 @@ def _bias_keys(y, v, estimator, test, level, min_k) -> dict[str, Any]:
     for key, make in parts.items():
         try:
             out[key] = make(y, v, estimator, test, level)
-        except (ValueError, np.linalg.LinAlgError) as exc:
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
             out[key] = None
             notes.append(f"{key}: {exc}")
     out["bias_note"] = "; ".join(notes) or None

@@ -259,6 +259,8 @@ def _wls_intercept(y, v, z, level) -> tuple[float, float, float, float]:
     se = math.sqrt(sigma2 * xtwx_inv[0, 0])
     crit = float(dist.t_crit(dist.alpha_from_level(level), df))
     b0 = float(beta[0])
+    if se == 0:  # the effects lie exactly on the line: no residual variance to test against
+        return b0, b0, b0, float("nan")
     return b0, b0 - crit * se, b0 + crit * se, float(dist.t_two_sided_p(b0 / se, df))
 
 

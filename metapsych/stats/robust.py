@@ -114,7 +114,8 @@ def _satterthwaite(me_list, g_list, m_u) -> np.ndarray:
 
 def _result(method, n, beta, vb, df, level) -> RobustResult:
     se = np.sqrt(np.diag(vb))
-    stat = beta / se
+    with np.errstate(divide="ignore", invalid="ignore"):  # se = 0 when every residual is 0
+        stat = beta / se
     crit = dist.t_crit(dist.alpha_from_level(level), df)
     return RobustResult(
         method=method, n_clusters=n, beta=np.asarray(beta, dtype=float), se=se, vb=vb, statistic=stat, df=df,

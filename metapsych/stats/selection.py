@@ -10,6 +10,7 @@ compares with the model without selection (all delta = 1), i.e. the ML random-ef
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,8 +60,10 @@ def step_selection_model(yi, vi, steps: tuple[float, ...] = (0.025,), level: flo
 
     start = np.concatenate([[np.mean(y)], [max(np.var(y) - np.mean(v), 0.0) + 0.001], np.ones(n_delta)])
     bounds = [(None, None), (0.0, None)] + [(0.0, DELTA_MAX)] * n_delta
-    opt = optimize.minimize(negll, start, method="L-BFGS-B", bounds=bounds,
-                            options={"ftol": 1e-12, "gtol": 1e-8, "maxiter": 10000})
+    with warnings.catch_warnings():  # finite differences may step where the likelihood is infinite
+        warnings.simplefilter("ignore", RuntimeWarning)
+        opt = optimize.minimize(negll, start, method="L-BFGS-B", bounds=bounds,
+                                options={"ftol": 1e-12, "gtol": 1e-8, "maxiter": 10000})
     theta = _polish(negll, opt.x, bounds)
     ll = -negll(theta)
     ll0 = _ml_null_loglik(y, v)
