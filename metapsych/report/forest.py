@@ -246,7 +246,8 @@ def interval_plot(rows: Sequence[Row], *, title: str = "", xlabel: str = "Hedges
                   note: str = "") -> tuple[bytes, bytes]:
     """A labelled list of estimates with CIs (cumulative forest plot, ranking of approaches).
 
-    Rows: ``label``, ``estimate``, ``ci_lower``, ``ci_upper`` and optional ``open`` (hollow marker).
+    Rows: ``label``, ``estimate``, ``ci_lower``, ``ci_upper`` and optional ``open`` (hollow marker); a row
+    with ``header`` is a bold group label.
     """
     width, label_end, left, right, text_end = 900.0, 330.0, 345.0, 700.0, 890.0
     bottom = TOP + len(rows) * ROW_H
@@ -260,6 +261,9 @@ def interval_plot(rows: Sequence[Row], *, title: str = "", xlabel: str = "Hedges
     for i, row in enumerate(rows):
         y = TOP + (i + 0.5) * ROW_H
         label = str(row.get("label") or "")
+        if row.get("header"):
+            canvas.text(10, y, label, bold=True)
+            continue
         canvas.text(label_end, y, label if len(label) <= 52 else label[:51] + "…", anchor="end")
         canvas.text(text_end, y, f"{fmt(row.get('estimate'))} {fmt_ci(row.get('ci_lower'), row.get('ci_upper'))}",
                     anchor="end")

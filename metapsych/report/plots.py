@@ -95,9 +95,10 @@ def ranking_plot(rows: Sequence[Row], *, title: str = "") -> tuple[bytes, bytes]
     """Comparative-effectiveness overview: one line per cell, ranked by pooled g, with 95% CIs.
 
     Rows carry label, k, estimate, ci_lower, ci_upper and ``flag`` (True when a sensitivity model changes
-    the conclusion; drawn as an open marker).
+    the conclusion; drawn as an open marker); rows with ``header`` start a group (comparator, time).
     """
-    return interval_plot([{**r, "label": f"{r['label']} (k={r.get('k', '–')})", "open": bool(r.get("flag"))}
+    return interval_plot([r if r.get("header") else
+                          {**r, "label": f"{r['label']} (k={r.get('k', '–')})", "open": bool(r.get("flag"))}
                           for r in rows], title=title, xlabel="Pooled Hedges' g [95% CI]",
                          note="Open marker: the conclusion changes under a sensitivity model.")
 

@@ -203,14 +203,22 @@ def conditions(results: dict[str, Any], stems: set[str], prefix: str = "") -> li
 
 
 def ranking_rows(results: dict[str, Any], condition: str) -> list[dict[str, Any]]:
-    """The plain data the ranking plot of one condition needs."""
+    """The plain data the ranking plot of one condition needs: a header row per comparator and time point
+    (ranks are within those groups), then its approaches, best first."""
     cells = {c["id"]: c for c in results.get("cells") or []}
     rows = sorted((results.get("overview") or {}).get(condition) or [], key=_overview_order)
-    times = {r.get("time") for r in rows}
-    return [{"label": f"{r.get('approach')} vs {r.get('comparator')}" + (f", {r.get('time')}" if len(times) > 1 else ""),
-             "k": r.get("k"), "estimate": r.get("estimate"), "ci_lower": r.get("ci_lower"),
-             "ci_upper": r.get("ci_upper"), "flag": bool(sensitivity_flags(cells.get(r.get("cell")) or {}))}
-            for r in rows if r.get("estimate") is not None]
+    out: list[dict[str, Any]] = []
+    group = None
+    for r in rows:
+        if r.get("estimate") is None:
+            continue
+        if (r.get("comparator"), r.get("time")) != group:
+            group = (r.get("comparator"), r.get("time"))
+            out.append({"label": f"vs {r.get('comparator')}, {r.get('time')}", "header": True})
+        out.append({"label": str(r.get("approach")), "k": r.get("k"), "estimate": r.get("estimate"),
+                    "ci_lower": r.get("ci_lower"), "ci_upper": r.get("ci_upper"),
+                    "flag": bool(sensitivity_flags(cells.get(r.get("cell")) or {}))})
+    return out
 
 
 def _overview_order(row: dict[str, Any]) -> tuple[str, str, int, str]:
