@@ -63,3 +63,22 @@ def test_three_level_without_variance_is_the_common_effect(data, n_clusters) -> 
     g = fit_three_level(y, v, cluster)
     assert g.converged and np.all(g.sigma2 >= 0)
     assert g.loglik >= f.loglik - 1e-9
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(meta_data(min_k=1, max_k=12), st.integers(1, 5), st.booleans())
+def test_payload_and_table_never_raise_and_are_json_safe(data, n_clusters, knha) -> None:
+    import json
+    import warnings
+
+    from metapsych.analysis.diagnostics import diagnostics_payload
+    from metapsych.analysis.sensitivity import sensitivity_table
+
+    y, v = data
+    cluster = [f"c{i % n_clusters}" for i in range(y.size)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        payload = diagnostics_payload(y, v, None, cluster, knha=knha, min_k_bias=5)
+        rows = sensitivity_table(y, v, cluster, [i % 2 == 0 for i in range(y.size)], estimator="REML",
+                                 test="knha" if knha else "z", level=0.95)
+    json.dumps([payload, rows], allow_nan=False)
