@@ -42,7 +42,9 @@ def diagnostics_payload(
 ) -> dict[str, Any]:
     """All robustness keys for the effects (yi, vi) labelled ``study``; ``cluster`` (or None) groups them.
 
-    ``min_k_bias``: publication-bias keys are null below this k (``bias_note`` says why). ``year`` adds
+    ``min_k_bias``: publication-bias keys are null below this k (``bias_note`` says why). ``three_level`` is
+    metafor's ``rma.mv(yi, vi, random = ~ 1 | cluster/effect)`` with its default z test whatever ``knha``
+    says (the contract's model); ``robust`` (CR1) and ``robust_cr2`` use t tests by construction. ``year`` adds
     the cumulative meta-analysis by publication year. InputError if the lengths do not match or a cluster
     label is blank.
     """
@@ -58,7 +60,7 @@ def diagnostics_payload(
     out.update(_case_keys(y, v, labels, estimator, test, level))
     out.update(_bias_keys(y, v, estimator, test, level, min_k_bias))
     if cluster is not None:
-        out.update(_cluster_keys(y, v, list(cluster), "t" if knha else "z", level))
+        out.update(_cluster_keys(y, v, list(cluster), "z", level))
     if year is not None:
         out["cumulative"] = _cumulative(y, v, labels, year, estimator, test, level)
     return out
