@@ -147,3 +147,11 @@ def test_blank_cluster_label_is_an_input_error() -> None:
 
     with pytest.raises(InputError, match=r"row\(s\) 2"):
         diagnostics_payload([0.1, 0.2, 0.3], [0.01, 0.02, 0.03], None, ["a", " ", "b"])
+
+
+def test_three_level_is_the_z_model_also_with_knha() -> None:
+    d = load_csv("clustered_random")
+    ref = load_json("clustered_random.rma_mv.json")["three_level_refined"]
+    p = diagnostics_payload(d["yi"], d["vi"], d["study"], d["study"], knha=True)
+    assert p["three_level"]["test"] == "z" and p["three_level"]["df"] is None
+    assert_close([p["three_level"]["ci_lower"], p["three_level"]["p_value"]], [ref["ci.lb"], ref["pval"]])
