@@ -199,8 +199,8 @@ class _Context:
 
 
 def conclusion(row: dict[str, Any]) -> str | None:
-    """"favours" / "harms" when the CI excludes 0 (positive / negative), "unclear" when it includes 0,
-    None when the row has no interval."""
+    """The conclusion of a row: "favours" / "harms" when the CI excludes 0 above / below, "unclear" when it
+    includes 0, None when the row has no interval."""
     lo, hi = row.get("ci_lower"), row.get("ci_upper")
     if lo is None or hi is None:
         return None
