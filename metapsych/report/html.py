@@ -43,5 +43,5 @@ def heat_colour(value: float | None, scale: float = 1.0) -> str:
     if value is None:
         return "#ffffff"
     t = max(-1.0, min(1.0, value / scale))
-    fade = int(255 - 150 * abs(t))
+    fade = int(255 - 110 * abs(t))
     return f"#{fade:02x}{fade:02x}ff" if t >= 0 else f"#ff{fade:02x}{fade:02x}"

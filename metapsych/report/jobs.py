@@ -142,6 +142,8 @@ def condition_jobs(condition: str, ranking: list[dict[str, Any]], moderators: di
                             {"rows": ranking, "title": f"{condition}: approaches ranked by pooled g"}, None,
                             len(ranking) + 3))
     for moderator, reg in sorted(moderators.items()):
+        if not reg.get("points") or reg.get("QM") is None:
+            continue  # not estimable: the page says so instead of drawing an empty plot
         test = {k: reg.get(k) for k in ("QM", "QM_df", "QM_p")}
         jobs.append(PlotJob(f"moderator.{name}.{safe_name(moderator, 'moderators')}",
                             "metapsych.report.plots:bubble_plot",

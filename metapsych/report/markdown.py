@@ -55,8 +55,9 @@ def readme(results: dict[str, Any], view: dict[str, Any]) -> str:
             out += [table(["rank", "approach", "comparator", "time", "k", "g", "95% CI",
                            "changes under sensitivity", "plot"], rows, "rlllrrrll"), ""]
         for mod in condition.get("moderators", []):
-            out += [f"Moderator **{md_escape(mod['name'])}**: {md_escape(mod['test_text'])}", "",
-                    f"![Bubble plot, {md_escape(mod['name'])}]({mod['png']})", ""]
+            out += [f"Moderator **{md_escape(mod['name'])}**: {md_escape(mod['test_text'])}", ""]
+            if mod["png"]:
+                out += [f"![Bubble plot, {md_escape(mod['name'])}]({mod['png']})", ""]
     out += ["## All cells", ""]
     rows = [[md_escape(c["id"]), str(c.get("k") if c.get("k") is not None else ""), fmt(c.get("estimate")),
              fmt_ci(c.get("ci_lower"), c.get("ci_upper")), fmt(c.get("I2"), 1), md_escape(c["status"])]

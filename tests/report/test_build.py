@@ -125,3 +125,13 @@ def test_file_names_only_from_valid_ids(tmp_path: Path, small_results: dict[str,
     with pytest.raises(DataError, match="cannot be used in a file name"):
         write_report(small_results, tmp_path / "reports", previous=None)
     assert not (tmp_path / "reports").exists()
+
+
+def test_not_estimable_moderator_has_no_plot(tmp_path: Path, tiny_results: dict[str, Any]) -> None:
+    tiny_results["moderators"]["depression"]["mean_age"] = {"k": 0, "coefficients": {}, "QM": None, "QM_df": None,
+                                                            "QM_p": None, "R2": None, "points": []}
+    out = tmp_path / "reports"
+    write_report(tiny_results, out, previous=None)
+    assert not (out / "plots" / "moderator.depression.mean_age.svg").exists()
+    assert "Not estimable (k = 0)." in (out / "index.html").read_text()
+    assert "(None)" not in (out / "README.md").read_text()
