@@ -11,17 +11,25 @@ from typing import Any
 
 from metapsych.report.style import fmt, fmt_ci
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#|~])")
+_BLOCK_START = re.compile(r"^(\s*)([-+]|\d+\.)(?=\s|$)")  # would start a list item
 
 
 def md_escape(text: Any) -> str:
     """Escape a data string for Markdown (inline and table cells): HTML-special characters become
-    entities, Markdown punctuation is backslash-escaped and line breaks become spaces."""
+    entities, Markdown punctuation is backslash-escaped (a leading ``-``, ``+`` or ``1.`` too, so no list
+    starts) and line breaks become spaces."""
     if text is None:
         return ""
     value = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     value = " ".join(value.split())
-    return _MD_SPECIAL.sub(r"\\\1", value)
+    value = _MD_SPECIAL.sub(r"\\\1", value)
+    return _BLOCK_START.sub(_escape_list_marker, value)
+
+
+def _escape_list_marker(match: re.Match[str]) -> str:
+    marker = match.group(2)
+    return match.group(1) + (marker[:-1] + "\\." if marker.endswith(".") else "\\" + marker)
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:

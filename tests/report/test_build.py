@@ -97,7 +97,7 @@ def test_one_changed_cell_rerenders_only_that_cell(tmp_path: Path, tiny_results:
     assert summary.changed and summary.cells_rendered == 1 and summary.pages_rendered == 1
     assert all(j.cell in (None, target["id"]) for j in jobs.cell_jobs(target, "x")) and summary.plots_reused > 0
     changes = (out / "CHANGES.md").read_text()
-    assert "new\\-trial\\-2025" in changes and target["id"].replace(".", "\\.").replace("-", "\\-") in changes
+    assert "new-trial-2025" in changes and target["id"] in changes
     # a no-change re-run keeps CHANGES.md describing the last real change
     again = write_report(new, out, previous=new)
     assert not again.changed and (out / "CHANGES.md").read_text() == changes

@@ -35,8 +35,8 @@ def test_trials_and_cells_changes(small_results: dict[str, Any]) -> None:
     rows = [r for r in new["overview"][cell["condition"]] if r["comparator"] == cell["comparator"]]
     rows[0]["rank"], rows[1]["rank"] = rows[1]["rank"], rows[0]["rank"]
     text = changes_markdown(old, new)
-    assert "## Trials added\n\n- new\\-trial\\-2025 (&lt;b&gt;Evil&lt;/b&gt; \\| 2025)" in text
-    assert f"- {removed.replace('-', chr(92) + '-')}" in text and "## Trials edited" in text
+    assert "## Trials added\n\n- new-trial-2025 (&lt;b&gt;Evil&lt;/b&gt; \\| 2025)" in text
+    assert f"- {removed}" in text and "## Trials edited" in text
     assert "## Changed conclusions" in text and "now includes zero" in text
     assert "## Ranking changes" in text
     assert f"{cell['main']['estimate']:.2f} → " in text

@@ -16,6 +16,8 @@ def test_escapes_html_and_markdown() -> None:
     assert md_escape("Smith_2019 *x* [l](u)") == "Smith\\_2019 \\*x\\* \\[l\\]\\(u\\)"
     assert md_escape("O'Brien & Co\nnext") == "O'Brien &amp; Co next"
     assert md_escape(None) == ""
+    assert md_escape("- item") == "\\- item" and md_escape("1. first") == "1\\. first"
+    assert md_escape("Smith-Jones, 2019.") == "Smith-Jones, 2019."
 
 
 @given(st.text())
