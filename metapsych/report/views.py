@@ -128,17 +128,63 @@ def _influence(payload: dict[str, Any]) -> dict[str, Any] | None:
 
 def _bias(payload: dict[str, Any], k: int, min_k: int) -> dict[str, Any]:
     rows = []
-    labels = (("egger", "Egger's regression test"), ("rank_test", "Begg's rank correlation"),
-              ("trim_and_fill", "Trim-and-fill"), ("fail_safe_n", "Fail-safe N"), ("pet_peese", "PET-PEESE"),
-              ("selection_model", "Step-function selection model"))
-    for key, label in labels:
+    for key, label, summarise in BIAS_ROWS:
         value = payload.get(key)
         if isinstance(value, dict):
-            rows.append((label, describe(value)))
+            rows.append((label, _safe_summary(summarise, value)))
     note = payload.get("note") or payload.get("bias_note")
     if not rows and not note and k < min_k:
         note = f"Publication-bias tests are reported only for k ≥ {min_k} (k = {k})."
     return {"rows": rows, "note": note}
+
+
+def _safe_summary(summarise: Any, value: dict[str, Any]) -> str:
+    """The method's own summary, or the generic one when the payload lacks an expected key."""
+    try:
+        return summarise(value)
+    except (KeyError, TypeError, ValueError):
+        return describe(value)
+
+
+def _ci(d: dict[str, Any], lo: str = "ci_lower", hi: str = "ci_upper") -> str:
+    return fmt_ci(d.get(lo), d.get(hi))
+
+
+def _egger(d: dict[str, Any]) -> str:
+    df = f" (df = {fmt(d['df'], 0)})" if d.get("df") is not None else ""
+    return (f"test statistic {fmt(d['statistic'])}{df}, {p_text(d['p_value'])}; limit estimate "
+            f"{fmt(d.get('limit_estimate'))} {_ci(d, 'limit_ci_lower', 'limit_ci_upper')}")
+
+
+def _trimfill(d: dict[str, Any]) -> str:
+    return (f"{d['k0']} studies imputed on the {d.get('side', '–')}; adjusted g = {fmt(d['estimate'])} {_ci(d)}")
+
+
+def _failsafe(d: dict[str, Any]) -> str:
+    target = f" (target g {fmt(d['orwin_target'])})" if d.get("orwin_target") is not None else ""
+    return f"Rosenthal {describe(d.get('rosenthal'))}; Orwin {describe(d.get('orwin'))}{target}"
+
+
+def _pet_peese(d: dict[str, Any]) -> str:
+    parts = [f"{name.upper()} g = {fmt(d[name]['estimate'])} {_ci(d[name])}, {p_text(d[name].get('p_value'))}"
+             for name in ("pet", "peese") if isinstance(d.get(name), dict)]
+    chosen = f"; chosen: {d['chosen']}" if d.get("chosen") else ""
+    return "; ".join(parts) + chosen
+
+
+def _selection(d: dict[str, Any]) -> str:
+    lrt = f"; likelihood-ratio test {fmt(d['lrt'])}, {p_text(d.get('lrt_p'))}" if d.get("lrt") is not None else ""
+    return f"adjusted g = {fmt(d['estimate'])} {_ci(d)}{lrt}"
+
+
+BIAS_ROWS = (
+    ("egger", "Egger's regression test", _egger),
+    ("rank_test", "Begg's rank correlation", lambda d: f"Kendall's τ = {fmt(d['tau'], 3)}, {p_text(d['p_value'])}"),
+    ("trim_and_fill", "Trim-and-fill", _trimfill),
+    ("fail_safe_n", "Fail-safe N", _failsafe),
+    ("pet_peese", "PET-PEESE", _pet_peese),
+    ("selection_model", "Step-function selection model", _selection),
+)
 
 
 def describe(value: Any) -> str:
@@ -151,7 +197,7 @@ def describe(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return fmt(value, 3)
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else fmt(value, 3)
     if isinstance(value, list):
         return ", ".join(describe(v) for v in value)
     return str(value)

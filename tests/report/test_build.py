@@ -62,6 +62,10 @@ def test_report_files(built: tuple[dict[str, Any], Path, Any]) -> None:
     assert "![Ranking of approaches, depression](plots/overview.depression.png)" in readme
     page = files[f"cells/{ok[0]['id']}.html"].decode()
     assert "Sensitivity analyses" in page and "Methods" in page and "../plots/" in page
+    big = next(c for c in ok if c["k"] >= 10)
+    page = files[f"cells/{big['id']}.html"].decode()
+    assert "Kendall&#39;s τ = 0.120, p = 0.340" in page and "2 studies imputed on the left" in page
+    assert f'src="../plots/{big["id"]}.funnel.svg"' in page
     assert json.loads(files["results.json"]) == canonical(doc)
     assert not list(out.parent.glob(".reports.*"))  # no temporary folders left behind
 
