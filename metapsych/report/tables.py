@@ -36,8 +36,15 @@ def canonical(value: Any) -> Any:
 
     Round-trips through the C JSON encoder and decoder (much faster than walking the document in Python).
     """
-    text = json.dumps(value, allow_nan=True)
+    text = json.dumps(value, allow_nan=True, default=_plain)
     return json.loads(text, parse_float=_round, parse_constant=lambda _: None)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays (if the document holds any) as plain Python values."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _round(text: str) -> float | None:

@@ -23,7 +23,11 @@ def test_json_is_sorted_rounded_and_null_for_nan(small_results: dict[str, Any]) 
 
 
 def test_canonical_rounds_to_ten_significant_digits() -> None:
+    import numpy as np
+
     assert canonical({"a": [1.0 / 3.0, float("inf"), 2, None, "x"]}) == {"a": [0.3333333333, None, 2, None, "x"]}
+    assert canonical({"k": np.int64(3), "v": np.array([0.1, np.nan]), "t": (1, 2)}) == {"k": 3, "v": [0.1, None],
+                                                                                         "t": [1, 2]}
 
 
 def test_csv_has_one_row_per_cell_and_model(small_results: dict[str, Any]) -> None:
