@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 SVG_FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
 PIL_ANCHOR = {"start": "lm", "middle": "mm", "end": "rm"}
+SUPERSAMPLE = 4
 
 
 def _n(value: float) -> str:
@@ -138,7 +139,21 @@ def _png_line(image: Any, draw: Any, op: dict[str, Any]) -> None:
 
 
 def _png_polygon(image: Any, draw: Any, op: dict[str, Any]) -> None:
-    draw.polygon(op["points"], fill=_rgba(op["fill"], op["opacity"]))
+    """Axis-aligned rectangles directly; other shapes (diamonds, triangles) antialiased by drawing a
+    supersampled mask and scaling it down, so a flat pooled diamond has smooth edges."""
+    from PIL import Image, ImageDraw
+
+    points, colour = op["points"], _rgba(op["fill"], op["opacity"])
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    if len(points) == 4 and len(set(xs)) == 2 and len(set(ys)) == 2:
+        draw.rectangle([min(xs), min(ys), max(xs), max(ys)], fill=colour)
+        return
+    x0, y0 = int(min(xs)) - 1, int(min(ys)) - 1
+    w, h = int(max(xs)) + 2 - x0, int(max(ys)) + 2 - y0
+    mask = Image.new("L", (w * SUPERSAMPLE, h * SUPERSAMPLE), 0)
+    ImageDraw.Draw(mask).polygon([((x - x0) * SUPERSAMPLE, (y - y0) * SUPERSAMPLE) for x, y in points],
+                                 fill=colour[3])
+    image.paste(colour[:3], (x0, y0), mask.resize((w, h), Image.Resampling.BOX))
 
 
 def _png_circle(image: Any, draw: Any, op: dict[str, Any]) -> None:
