@@ -13,6 +13,7 @@ Run: ``python bench/report_times.py [--keep]``. Prints seconds and ratios to the
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -26,9 +27,10 @@ METAPSYCH = [sys.executable, "-m", "metapsych"]
 
 
 def timed_run(review: Path) -> float:
-    """Seconds for one ``metapsych run --quiet`` in ``review``; exits if the run fails."""
+    """Seconds for one ``metapsych run --quiet`` in ``review`` (with the frozen code copy); exits on failure."""
+    env = {**os.environ, "PYTHONPATH": str(review / "_code")}
     start = time.perf_counter()
-    done = subprocess.run([*METAPSYCH, "run", "--quiet"], cwd=review, capture_output=True, text=True)
+    done = subprocess.run([*METAPSYCH, "run", "--quiet"], cwd=review, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"metapsych run failed ({done.returncode}):\n{done.stderr}")
@@ -56,10 +58,14 @@ def main() -> None:
     review = Path(tempfile.mkdtemp(prefix="metapsych-bench-"))
     shutil.copytree(ROOT / "studies", review / "studies")
     shutil.copytree(ROOT / "configs", review / "configs")
+    # A frozen copy of the code: caches are keyed by the source hash, so edits made while the benchmark
+    # runs (in a shared working tree) would otherwise turn the re-runs into cold runs.
+    shutil.copytree(ROOT / "metapsych", review / "_code" / "metapsych",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     cold = timed_run(review)
-    before = snapshot(review)
+    before = snapshot(review / "reports"), snapshot(review / ".metapsych-cache")
     unchanged = timed_run(review)
-    wrote_nothing = snapshot(review) == before
+    wrote_nothing = (snapshot(review / "reports"), snapshot(review / ".metapsych-cache")) == before
     new_id = add_trial(review / "studies")
     added = timed_run(review)
     changes = (review / "reports" / "CHANGES.md").read_text(encoding="utf-8")
