@@ -29,14 +29,22 @@ def sha256_json(value: object) -> str:
     return sha256_bytes(json.dumps(value, sort_keys=True, separators=(",", ":")).encode())
 
 
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """The metapsych version plus a hash of its source files, so that any code change invalidates caches."""
+ANALYSIS_PACKAGES = ("data", "effects", "stats", "analysis")
+
+
+@functools.lru_cache(maxsize=2)
+def code_version(packages: tuple[str, ...] = ANALYSIS_PACKAGES) -> str:
+    """The metapsych version plus a hash of the source files of ``packages`` (sub-packages of metapsych;
+    ``()`` = all of it), so that a code change invalidates what was cached with the old code. Cached analysis
+    results depend on the analysis packages only; the report (and so the no-change check) on all of it."""
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(__version__.encode())
     for path in sorted(package.rglob("*")):
-        if path.is_file() and path.suffix in (".py", ".yaml", ".j2") and "__pycache__" not in path.parts:
-            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+        rel = path.relative_to(package)
+        if packages and rel.parts[0] not in packages:
+            continue
+        if path.is_file() and path.suffix in (".py", ".yaml", ".j2") and "__pycache__" not in rel.parts:
+            digest.update(rel.as_posix().encode() + b"\0" + path.read_bytes())
     return f"{__version__}+{digest.hexdigest()[:16]}"
 
 

@@ -42,7 +42,7 @@ def input_fingerprint(studies: Path, config: Path, out: Path) -> str:
     from metapsych.analysis.cache import code_version, trial_files
     from metapsych.analysis.trials import VOCABULARY_FILE
 
-    digest = hashlib.sha256(code_version().encode())
+    digest = hashlib.sha256(code_version(()).encode())
     vocabulary = studies.resolve().parent / VOCABULARY_FILE
     for path in [config, vocabulary, out / "results.json", *trial_files(studies)]:
         digest.update(str(path).encode() + b"\0")
