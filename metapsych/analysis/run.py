@@ -99,7 +99,7 @@ def _cells(inputs: list[CellInputs], config: Config, cache: Cache, progress: Pro
         cumul = iter(batch_fit([(item.yi[idx], item.vi[idx]) for item, sets in zip(todo, prefixes) for idx in sets],
                                config, qprofile=False))
         lo_i2, hi_i2 = main.I2_ci
-        for i, (item, diagnostics) in enumerate(zip(todo, _diagnostics(todo, config))):
+        for i, (item, diagnostics) in enumerate(zip(todo, _diagnostics(todo, config, progress))):
             cis = ((main.tau2_ci_lower[i], main.tau2_ci_upper[i]), (lo_i2[i], hi_i2[i]))
             rows = cumulative_rows(item, [next(cumul) for _ in prefixes[i]])
             cell = estimated_cell(item, main[i], cis, rows, diagnostics, config)
@@ -109,7 +109,7 @@ def _cells(inputs: list[CellInputs], config: Config, cache: Cache, progress: Pro
     return [done[item.plan.id] for item in inputs]
 
 
-def _diagnostics(todo: list[CellInputs], config: Config) -> Iterator[dict]:
+def _diagnostics(todo: list[CellInputs], config: Config, progress: Progress) -> Iterator[dict]:
     """Per-cell diagnostics and sensitivity tables (fitted cell by cell upstream), as parallel tasks.
 
     The two halves of every cell are separate tasks, the largest cells first, spread over worker processes
@@ -122,15 +122,21 @@ def _diagnostics(todo: list[CellInputs], config: Config) -> Iterator[dict]:
     tasks = [(cell_diagnostics, (item.yi, item.vi, list(item.trials), config)) for item in todo]
     tasks += [(cell_sensitivity, (item.effects, config)) for item in todo]
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    progress("diagnostics", 0, len(tasks))
     if workers < 2 or sum(item.k for item in todo) < PARALLEL_FROM_K:
-        results = [func(*args) for func, args in tasks]
+        results = []
+        for func, args in tasks:
+            results.append(func(*args))
+            progress("diagnostics", len(results), len(tasks))
     else:
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         sizes = [item.k for item in todo] * 2
         order = sorted(range(len(tasks)), key=lambda i: -sizes[i])
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {i: pool.submit(tasks[i][0], *tasks[i][1]) for i in order}
+            for done, _ in enumerate(as_completed(futures.values()), 1):
+                progress("diagnostics", done, len(tasks))
             results = [futures[i].result() for i in range(len(tasks))]
     n = len(todo)
     return ({**results[i], **results[n + i]} for i in range(n))
