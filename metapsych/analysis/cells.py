@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from metapsych.analysis.models import interval, model_block, number, test_name
+from metapsych.analysis.models import interval, model_block, test_name
+from metapsych.stats.values import finite_or_none
 
 SUBGROUP_KEYS = {"control": "comparator", "format": "format", "risk_of_bias": "rob"}
 
@@ -103,8 +104,8 @@ def _studies(inputs: CellInputs, fit: RmaFit | None, level: float) -> list[dict]
     out = []
     for trial, yi, vi, info, w in zip(inputs.trials, inputs.yi, inputs.vi, inputs.info, weights):
         se = float(np.sqrt(vi))
-        out.append({"trial": trial, "yi": number(yi), "vi": number(vi), "se": se,
-                    "ci_lower": number(yi - z * se), "ci_upper": number(yi + z * se), "weight": number(w),
+        out.append({"trial": trial, "yi": finite_or_none(yi), "vi": finite_or_none(vi), "se": se,
+                    "ci_lower": finite_or_none(yi - z * se), "ci_upper": finite_or_none(yi + z * se), "weight": finite_or_none(w),
                     **{key: info.get(key) for key in ("study", "n_arm1", "n_arm2", "rob", "year", "format",
                                                       "comparator", "formula")}})
     return out
@@ -126,10 +127,10 @@ def _subgroup(inputs: CellInputs, variable: str, config: Config) -> dict:
     between, common = result.between, result.common
     return {
         "levels": {level: model_block(fit, config) for level, fit in result.fits.items()},
-        "test": {"Q_between": number(between.Q_between), "df": between.df, "p_value": number(between.p_value),
+        "test": {"Q_between": finite_or_none(between.Q_between), "df": between.df, "p_value": finite_or_none(between.p_value),
                  "method": between.method, "message": between.message},
         "test_common_tau2": None if common is None else {
-            "QM": number(common.QM), "df": common.df, "df2": number(common.df2), "p_value": number(common.p_value),
+            "QM": finite_or_none(common.QM), "df": common.df, "df2": finite_or_none(common.df2), "p_value": finite_or_none(common.p_value),
             "method": common.method, "message": common.message},
     }
 
@@ -147,7 +148,7 @@ def cumulative_rows(inputs: CellInputs, fits: list[RmaFit]) -> list[dict]:
         i = int(idx[-1])
         lower, upper = interval(f.ci_lower[0], f.ci_upper[0])
         out.append({"trial": inputs.trials[i], "study": inputs.info[i].get("study"),
-                    "year": inputs.info[i].get("year"), "k": int(idx.size), "estimate": number(f.beta[0]),
+                    "year": inputs.info[i].get("year"), "k": int(idx.size), "estimate": finite_or_none(f.beta[0]),
                     "ci_lower": lower, "ci_upper": upper})
     return out
 

@@ -16,16 +16,9 @@ from typing import Any
 import numpy as np
 
 from metapsych.errors import InputError
+from metapsych.stats.values import finite_or_none
 
 BIAS_KEYS = ("egger", "rank_test", "trim_and_fill", "fail_safe_n", "pet_peese", "selection_model")
-
-
-def num(value: object) -> float | None:
-    """A finite float, or None for NaN, infinities and missing values."""
-    if value is None:
-        return None
-    x = float(value)  # type: ignore[arg-type]
-    return x if math.isfinite(x) else None
 
 
 def diagnostics_payload(
@@ -87,18 +80,18 @@ def _case_keys(y, v, labels, estimator, test, level) -> dict[str, Any]:
     outliers = ci_outliers(y, v, cd.full.ci, level=level)
     return {
         "leave_one_out": [
-            {"study": s, "estimate": num(loo.estimate[i]), "se": num(loo.se[i]), "ci_lower": num(loo.ci_lower[i]),
-             "ci_upper": num(loo.ci_upper[i]), "p_value": num(loo.p_value[i]), "tau2": num(loo.tau2[i]),
-             "I2": num(loo.I2[i]), "Q": num(loo.Q[i])}
+            {"study": s, "estimate": finite_or_none(loo.estimate[i]), "se": finite_or_none(loo.se[i]), "ci_lower": finite_or_none(loo.ci_lower[i]),
+             "ci_upper": finite_or_none(loo.ci_upper[i]), "p_value": finite_or_none(loo.p_value[i]), "tau2": finite_or_none(loo.tau2[i]),
+             "I2": finite_or_none(loo.I2[i]), "Q": finite_or_none(loo.Q[i])}
             for i, s in enumerate(labels)],
         "influence": [
-            {"study": s, "rstudent": num(inf.rstudent[i]), "dffits": num(inf.dffits[i]),
-             "cooks_d": num(inf.cooks_d[i]), "cov_r": num(inf.cov_r[i]), "hat": num(inf.hat[i]),
-             "weight": num(inf.weight[i]), "tau2_del": num(inf.tau2_del[i]), "Q_del": num(inf.Q_del[i]),
-             "dfbetas": num(inf.dfbetas[i, 0]), "influential": bool(inf.influential[i])}
+            {"study": s, "rstudent": finite_or_none(inf.rstudent[i]), "dffits": finite_or_none(inf.dffits[i]),
+             "cooks_d": finite_or_none(inf.cooks_d[i]), "cov_r": finite_or_none(inf.cov_r[i]), "hat": finite_or_none(inf.hat[i]),
+             "weight": finite_or_none(inf.weight[i]), "tau2_del": finite_or_none(inf.tau2_del[i]), "Q_del": finite_or_none(inf.Q_del[i]),
+             "dfbetas": finite_or_none(inf.dfbetas[i, 0]), "influential": bool(inf.influential[i])}
             for i, s in enumerate(labels)],
         "outliers": [s for s, flag in zip(labels, outliers) if flag],
-        "baujat": [{"study": s, "x": num(inf.baujat_x[i]), "y": num(inf.baujat_y[i])} for i, s in enumerate(labels)],
+        "baujat": [{"study": s, "x": finite_or_none(inf.baujat_x[i]), "y": finite_or_none(inf.baujat_y[i])} for i, s in enumerate(labels)],
     }
 
 
@@ -125,16 +118,16 @@ def _egger(y, v, estimator, test, level) -> dict[str, Any]:
     from metapsych.stats.bias import regtest
 
     r = regtest(y, v, estimator=estimator, test=test, level=level)
-    return {"statistic": num(r.statistic), "p_value": num(r.p_value), "df": num(r.df),
-            "limit_estimate": num(r.limit_estimate), "limit_ci_lower": num(r.limit_ci_lower),
-            "limit_ci_upper": num(r.limit_ci_upper)}
+    return {"statistic": finite_or_none(r.statistic), "p_value": finite_or_none(r.p_value), "df": finite_or_none(r.df),
+            "limit_estimate": finite_or_none(r.limit_estimate), "limit_ci_lower": finite_or_none(r.limit_ci_lower),
+            "limit_ci_upper": finite_or_none(r.limit_ci_upper)}
 
 
 def _rank(y, v, estimator, test, level) -> dict[str, Any]:
     from metapsych.stats.bias import ranktest
 
     r = ranktest(y, v)
-    return {"tau": num(r.tau), "p_value": num(r.p_value), "exact": r.exact}
+    return {"tau": finite_or_none(r.tau), "p_value": finite_or_none(r.p_value), "exact": r.exact}
 
 
 def _trimfill(y, v, estimator, test, level) -> dict[str, Any]:
@@ -142,9 +135,9 @@ def _trimfill(y, v, estimator, test, level) -> dict[str, Any]:
 
     t = trimfill(y, v, estimator=estimator, test=test, level=level)
     f = t.fit
-    return {"k0": t.k0, "side": t.side, "estimate": num(f.estimate), "se": num(f.se[0]),
-            "ci_lower": num(f.ci_lower[0]), "ci_upper": num(f.ci_upper[0]), "p_value": num(f.p_value[0]),
-            "tau2": num(f.tau2), "filled": [{"yi": num(a), "vi": num(b)} for a, b in
+    return {"k0": t.k0, "side": t.side, "estimate": finite_or_none(f.estimate), "se": finite_or_none(f.se[0]),
+            "ci_lower": finite_or_none(f.ci_lower[0]), "ci_upper": finite_or_none(f.ci_upper[0]), "p_value": finite_or_none(f.p_value[0]),
+            "tau2": finite_or_none(f.tau2), "filled": [{"yi": finite_or_none(a), "vi": finite_or_none(b)} for a, b in
                                             zip(t.yi[t.filled], t.vi[t.filled])]}
 
 
@@ -152,17 +145,17 @@ def _fsn(y, v, estimator, test, level) -> dict[str, Any]:
     from metapsych.stats.bias import fail_safe_n
 
     f = fail_safe_n(y, v)
-    return {"rosenthal": num(f.rosenthal), "orwin": num(f.orwin), "orwin_target": num(f.orwin_target)}
+    return {"rosenthal": finite_or_none(f.rosenthal), "orwin": finite_or_none(f.orwin), "orwin_target": finite_or_none(f.orwin_target)}
 
 
 def _pet_peese(y, v, estimator, test, level) -> dict[str, Any]:
     from metapsych.stats.bias import pet_peese
 
     p = pet_peese(y, v, level=level)
-    return {"pet": {"estimate": num(p.pet_estimate), "ci_lower": num(p.pet_ci_lower),
-                    "ci_upper": num(p.pet_ci_upper), "p_value": num(p.pet_p_value)},
-            "peese": {"estimate": num(p.peese_estimate), "ci_lower": num(p.peese_ci_lower),
-                      "ci_upper": num(p.peese_ci_upper), "p_value": num(p.peese_p_value)},
+    return {"pet": {"estimate": finite_or_none(p.pet_estimate), "ci_lower": finite_or_none(p.pet_ci_lower),
+                    "ci_upper": finite_or_none(p.pet_ci_upper), "p_value": finite_or_none(p.pet_p_value)},
+            "peese": {"estimate": finite_or_none(p.peese_estimate), "ci_lower": finite_or_none(p.peese_ci_lower),
+                      "ci_upper": finite_or_none(p.peese_ci_upper), "p_value": finite_or_none(p.peese_p_value)},
             "chosen": p.chosen}
 
 
@@ -170,10 +163,10 @@ def _selection(y, v, estimator, test, level) -> dict[str, Any]:
     from metapsych.stats.selection import step_selection_model
 
     s = step_selection_model(y, v, level=level)
-    return {"estimate": num(s.estimate), "se": num(s.se), "ci_lower": num(s.ci_lower),
-            "ci_upper": num(s.ci_upper), "p_value": num(s.p_value), "tau2": num(s.tau2),
-            "steps": [num(x) for x in s.steps], "delta": [num(x) for x in s.delta],
-            "k_per_interval": [int(x) for x in s.k_per_interval], "lrt": num(s.lrt), "lrt_p": num(s.lrt_p),
+    return {"estimate": finite_or_none(s.estimate), "se": finite_or_none(s.se), "ci_lower": finite_or_none(s.ci_lower),
+            "ci_upper": finite_or_none(s.ci_upper), "p_value": finite_or_none(s.p_value), "tau2": finite_or_none(s.tau2),
+            "steps": [finite_or_none(x) for x in s.steps], "delta": [finite_or_none(x) for x in s.delta],
+            "k_per_interval": [int(x) for x in s.k_per_interval], "lrt": finite_or_none(s.lrt), "lrt_p": finite_or_none(s.lrt_p),
             "message": s.message}
 
 
@@ -193,19 +186,19 @@ def _cluster_keys(y, v, cluster, test, level) -> dict[str, Any]:
         except SingleClusterError as exc:
             out[key] = _empty_robust(f"{exc}; cluster-robust standard errors are not available")
             continue
-        out[key] = {"estimate": num(r.beta[0]), "se": num(r.se[0]), "ci_lower": num(r.ci_lower[0]),
-                    "ci_upper": num(r.ci_upper[0]), "statistic": num(r.statistic[0]), "p_value": num(r.p_value[0]),
-                    "df": num(r.df[0]), "n_clusters": r.n_clusters, "method": r.method, "message": None}
+        out[key] = {"estimate": finite_or_none(r.beta[0]), "se": finite_or_none(r.se[0]), "ci_lower": finite_or_none(r.ci_lower[0]),
+                    "ci_upper": finite_or_none(r.ci_upper[0]), "statistic": finite_or_none(r.statistic[0]), "p_value": finite_or_none(r.p_value[0]),
+                    "df": finite_or_none(r.df[0]), "n_clusters": r.n_clusters, "method": r.method, "message": None}
     return out
 
 
 def _three_level_block(f) -> dict[str, Any]:
-    return {"estimate": num(f.beta[0]), "se": num(f.se[0]), "ci_lower": num(f.ci_lower[0]),
-            "ci_upper": num(f.ci_upper[0]), "statistic": num(f.statistic[0]), "p_value": num(f.p_value[0]),
-            "df": num(f.df), "sigma2": [num(s) for s in f.sigma2], "Q": num(f.Q), "Q_df": int(f.Q_df),
-            "Q_p": num(f.Q_p), "I2": {"total": num(f.I2_total), "between": num(f.I2_between),
-                                      "within": num(f.I2_within)},
-            "pi_lower": num(f.pi_lower), "pi_upper": num(f.pi_upper), "k": f.k, "n_clusters": f.n_clusters,
+    return {"estimate": finite_or_none(f.beta[0]), "se": finite_or_none(f.se[0]), "ci_lower": finite_or_none(f.ci_lower[0]),
+            "ci_upper": finite_or_none(f.ci_upper[0]), "statistic": finite_or_none(f.statistic[0]), "p_value": finite_or_none(f.p_value[0]),
+            "df": finite_or_none(f.df), "sigma2": [finite_or_none(s) for s in f.sigma2], "Q": finite_or_none(f.Q), "Q_df": int(f.Q_df),
+            "Q_p": finite_or_none(f.Q_p), "I2": {"total": finite_or_none(f.I2_total), "between": finite_or_none(f.I2_between),
+                                      "within": finite_or_none(f.I2_within)},
+            "pi_lower": finite_or_none(f.pi_lower), "pi_upper": finite_or_none(f.pi_upper), "k": f.k, "n_clusters": f.n_clusters,
             "test": f.test, "message": f.message}
 
 
@@ -222,8 +215,8 @@ def _empty_robust(message: str) -> dict[str, Any]:
 def _cumulative(y, v, labels, year, estimator, test, level) -> list[dict[str, Any]]:
     from metapsych.stats.cumulative import cumulative
 
-    years = np.array([np.inf if num(t) is None else float(t) for t in year])
+    years = np.array([np.inf if finite_or_none(t) is None else float(t) for t in year])
     c = cumulative(y, v, years, estimator=estimator, test=test, level=level)
-    return [{"study": labels[j], "year": num(years[j]), "estimate": num(c.estimate[i]),
-             "ci_lower": num(c.ci_lower[i]), "ci_upper": num(c.ci_upper[i]), "p_value": num(c.p_value[i]),
-             "tau2": num(c.tau2[i]), "I2": num(c.I2[i])} for i, j in enumerate(c.order)]
+    return [{"study": labels[j], "year": finite_or_none(years[j]), "estimate": finite_or_none(c.estimate[i]),
+             "ci_lower": finite_or_none(c.ci_lower[i]), "ci_upper": finite_or_none(c.ci_upper[i]), "p_value": finite_or_none(c.p_value[i]),
+             "tau2": finite_or_none(c.tau2[i]), "I2": finite_or_none(c.I2[i])} for i, j in enumerate(c.order)]

@@ -5,8 +5,9 @@ Every number is a plain float or None (never NaN), so the document is valid JSON
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
+
+from metapsych.stats.values import finite_or_none
 
 if TYPE_CHECKING:
     from metapsych.analysis.config import Config
@@ -17,17 +18,9 @@ MODEL_KEYS = ("k", "estimate", "se", "ci_lower", "ci_upper", "statistic", "p_val
               "message")
 
 
-def number(value: object) -> float | None:
-    """A finite float, or None for NaN, infinity and missing values."""
-    if value is None:
-        return None
-    x = float(value)  # type: ignore[arg-type]
-    return x if math.isfinite(x) else None
-
-
 def interval(lower: object, upper: object) -> list[float | None]:
     """A ``[lower, upper]`` pair of JSON-safe numbers."""
-    return [number(lower), number(upper)]
+    return [finite_or_none(lower), finite_or_none(upper)]
 
 
 def model_block(fit: RmaFit, config: Config, tau2_ci: tuple[float, float] | None = None,
@@ -35,29 +28,29 @@ def model_block(fit: RmaFit, config: Config, tau2_ci: tuple[float, float] | None
     """The MODEL dict of an intercept-only fit (NNT from the pooled g and the config's CER)."""
     from metapsych.effects.nnt import nnt_furukawa
 
-    estimate = number(fit.beta[0]) if fit.converged else None
-    nnt = number(nnt_furukawa(estimate, config.effect.cer)) if estimate is not None else None
+    estimate = finite_or_none(fit.beta[0]) if fit.converged else None
+    nnt = finite_or_none(nnt_furukawa(estimate, config.effect.cer)) if estimate is not None else None
     pi = (fit.pi_lower, fit.pi_upper) if config.model.prediction_interval else (None, None)
     return {
         "k": int(fit.k),
         "estimate": estimate,
-        "se": number(fit.se[0]),
-        "ci_lower": number(fit.ci_lower[0]),
-        "ci_upper": number(fit.ci_upper[0]),
-        "statistic": number(fit.statistic[0]),
-        "p_value": number(fit.p_value[0]),
-        "df": number(fit.df),
-        "tau2": number(fit.tau2),
+        "se": finite_or_none(fit.se[0]),
+        "ci_lower": finite_or_none(fit.ci_lower[0]),
+        "ci_upper": finite_or_none(fit.ci_upper[0]),
+        "statistic": finite_or_none(fit.statistic[0]),
+        "p_value": finite_or_none(fit.p_value[0]),
+        "df": finite_or_none(fit.df),
+        "tau2": finite_or_none(fit.tau2),
         "tau2_ci": interval(*(tau2_ci or (None, None))),
-        "tau": number(fit.tau),
-        "I2": number(fit.I2),
+        "tau": finite_or_none(fit.tau),
+        "I2": finite_or_none(fit.I2),
         "I2_ci": interval(*(I2_ci or (None, None))),
-        "H2": number(fit.H2),
-        "Q": number(fit.Q),
+        "H2": finite_or_none(fit.H2),
+        "Q": finite_or_none(fit.Q),
         "Q_df": int(fit.Q_df),
-        "Q_p": number(fit.Q_p),
-        "pi_lower": number(pi[0]),
-        "pi_upper": number(pi[1]),
+        "Q_p": finite_or_none(fit.Q_p),
+        "pi_lower": finite_or_none(pi[0]),
+        "pi_upper": finite_or_none(pi[1]),
         "nnt": nnt,
         "estimator": fit.estimator,
         "test": fit.test,

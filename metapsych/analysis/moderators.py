@@ -14,7 +14,8 @@ import numpy as np
 
 from metapsych.analysis.config import moderator_column
 from metapsych.analysis.inputs import trial_effects
-from metapsych.analysis.models import number, test_name
+from metapsych.analysis.models import test_name
+from metapsych.stats.values import finite_or_none
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,15 +58,15 @@ def _one(name: str, first: pd.DataFrame, trials: tuple[str, ...], yi: np.ndarray
             level=config.model.level)
     if not f.converged:
         return _empty(name, column, f.message or "the model did not converge", k)
-    coefficients = {label: {"estimate": number(f.beta[i]), "se": number(f.se[i]),
-                            "statistic": number(f.statistic[i]), "p_value": number(f.p_value[i]),
-                            "ci_lower": number(f.ci_lower[i]), "ci_upper": number(f.ci_upper[i])}
+    coefficients = {label: {"estimate": finite_or_none(f.beta[i]), "se": finite_or_none(f.se[i]),
+                            "statistic": finite_or_none(f.statistic[i]), "p_value": finite_or_none(f.p_value[i]),
+                            "ci_lower": finite_or_none(f.ci_lower[i]), "ci_upper": finite_or_none(f.ci_upper[i])}
                     for i, label in enumerate(("intrcpt", name))}
     qm_df = f.QM_df if np.ndim(f.QM_df) == 0 else [int(d) for d in np.ravel(f.QM_df)]
     points = [{"trial": t, "x": float(xv), "yi": float(y), "vi": float(v)}
               for t, xv, y, v, ok in zip(trials, x, yi, vi, keep) if ok]
-    return {"k": k, "column": column, "coefficients": coefficients, "QM": number(f.QM), "QM_df": qm_df,
-            "QM_p": number(f.QM_p), "R2": number(f.R2), "tau2": number(f.tau2), "test": f.test,
+    return {"k": k, "column": column, "coefficients": coefficients, "QM": finite_or_none(f.QM), "QM_df": qm_df,
+            "QM_p": finite_or_none(f.QM_p), "R2": finite_or_none(f.R2), "tau2": finite_or_none(f.tau2), "test": f.test,
             "message": None, "points": points}
 
 

@@ -27,18 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from metapsych.stats.values import finite_or_none
+
 ROWS = ("overall", "combined", "lowest", "highest", "outliers_removed", "influence_removed", "low_rob",
         "three_level", "three_level_che")
 ROW_KEYS = ("k", "estimate", "se", "ci_lower", "ci_upper", "statistic", "p_value", "df", "tau2", "tau", "I2",
             "I2_ci", "tau2_ci", "H2", "Q", "Q_df", "Q_p", "pi_lower", "pi_upper", "nnt", "estimator", "test",
             "message")
-
-
-def _num(value: object) -> float | None:
-    if value is None:
-        return None
-    x = float(value)  # type: ignore[arg-type]
-    return x if math.isfinite(x) else None
 
 
 def sensitivity_table(
@@ -86,7 +81,7 @@ class _Context:
     def nnt(self, estimate: float | None) -> float | None:
         from metapsych.effects.nnt import nnt_furukawa
 
-        return None if estimate is None else _num(nnt_furukawa(estimate, self.cer))
+        return None if estimate is None else finite_or_none(nnt_furukawa(estimate, self.cer))
 
     def fit_arrays(self, y: np.ndarray, v: np.ndarray, message: str | None = None) -> tuple[dict[str, Any], Any]:
         """The row of a univariate fit on (y, v), and the fit (None if it could not be made)."""
@@ -100,12 +95,12 @@ class _Context:
             return _empty(f.message or "the model did not converge", y.size), None
         ci = confint_tau2(y, v, f)
         row = {
-            "k": f.k, "estimate": _num(f.estimate), "se": _num(f.se[0]), "ci_lower": _num(f.ci_lower[0]),
-            "ci_upper": _num(f.ci_upper[0]), "statistic": _num(f.statistic[0]), "p_value": _num(f.p_value[0]),
-            "df": _num(f.df), "tau2": _num(f.tau2), "tau": _num(f.tau), "I2": _num(f.I2),
-            "I2_ci": [_num(ci.I2_lower), _num(ci.I2_upper)], "tau2_ci": [_num(ci.tau2_lower), _num(ci.tau2_upper)],
-            "H2": _num(f.H2), "Q": _num(f.Q), "Q_df": int(f.Q_df), "Q_p": _num(f.Q_p),
-            "pi_lower": _num(f.pi_lower), "pi_upper": _num(f.pi_upper), "nnt": self.nnt(_num(f.estimate)),
+            "k": f.k, "estimate": finite_or_none(f.estimate), "se": finite_or_none(f.se[0]), "ci_lower": finite_or_none(f.ci_lower[0]),
+            "ci_upper": finite_or_none(f.ci_upper[0]), "statistic": finite_or_none(f.statistic[0]), "p_value": finite_or_none(f.p_value[0]),
+            "df": finite_or_none(f.df), "tau2": finite_or_none(f.tau2), "tau": finite_or_none(f.tau), "I2": finite_or_none(f.I2),
+            "I2_ci": [finite_or_none(ci.I2_lower), finite_or_none(ci.I2_upper)], "tau2_ci": [finite_or_none(ci.tau2_lower), finite_or_none(ci.tau2_upper)],
+            "H2": finite_or_none(f.H2), "Q": finite_or_none(f.Q), "Q_df": int(f.Q_df), "Q_p": finite_or_none(f.Q_p),
+            "pi_lower": finite_or_none(f.pi_lower), "pi_upper": finite_or_none(f.pi_upper), "nnt": self.nnt(finite_or_none(f.estimate)),
             "estimator": f.estimator, "test": f.test, "message": message,
         }
         return row, f
@@ -181,19 +176,19 @@ class _Context:
                 r = cr2(f.yi, f.x, f.marginal, f.beta, f.cluster_codes, level=self.level)
             except SingleClusterError as exc:
                 return _empty(str(exc), self.y.size)
-            row.update(se=_num(r.se[0]), ci_lower=_num(r.ci_lower[0]), ci_upper=_num(r.ci_upper[0]),
-                       statistic=_num(r.statistic[0]), p_value=_num(r.p_value[0]), df=_num(r.df[0]), test="CR2")
+            row.update(se=finite_or_none(r.se[0]), ci_lower=finite_or_none(r.ci_lower[0]), ci_upper=finite_or_none(r.ci_upper[0]),
+                       statistic=finite_or_none(r.statistic[0]), p_value=finite_or_none(r.p_value[0]), df=finite_or_none(r.df[0]), test="CR2")
         return row
 
     def _three_level_row(self, f) -> dict[str, Any]:
         tau2 = float(np.sum(f.sigma2))
         row = _empty(f.message or (None if f.converged else "REML did not converge"), f.k)  # type: ignore[arg-type]
         row.update(
-            estimate=_num(f.estimate), se=_num(f.se[0]), ci_lower=_num(f.ci_lower[0]), ci_upper=_num(f.ci_upper[0]),
-            statistic=_num(f.statistic[0]), p_value=_num(f.p_value[0]), df=_num(f.df), tau2=_num(tau2),
-            tau=_num(math.sqrt(tau2)), I2=_num(f.I2_total), Q=_num(f.Q), Q_df=int(f.Q_df), Q_p=_num(f.Q_p),
-            pi_lower=_num(f.pi_lower), pi_upper=_num(f.pi_upper), nnt=self.nnt(_num(f.estimate)),
-            estimator="REML", test=f.test, sigma2=[_num(s) for s in f.sigma2], n_clusters=f.n_clusters,
+            estimate=finite_or_none(f.estimate), se=finite_or_none(f.se[0]), ci_lower=finite_or_none(f.ci_lower[0]), ci_upper=finite_or_none(f.ci_upper[0]),
+            statistic=finite_or_none(f.statistic[0]), p_value=finite_or_none(f.p_value[0]), df=finite_or_none(f.df), tau2=finite_or_none(tau2),
+            tau=finite_or_none(math.sqrt(tau2)), I2=finite_or_none(f.I2_total), Q=finite_or_none(f.Q), Q_df=int(f.Q_df), Q_p=finite_or_none(f.Q_p),
+            pi_lower=finite_or_none(f.pi_lower), pi_upper=finite_or_none(f.pi_upper), nnt=self.nnt(finite_or_none(f.estimate)),
+            estimator="REML", test=f.test, sigma2=[finite_or_none(s) for s in f.sigma2], n_clusters=f.n_clusters,
         )
         return row
 

@@ -61,7 +61,7 @@ class Canvas:
         """The drawing as a standalone SVG document (data strings are XML-escaped)."""
         out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_n(self.width)}" height="{_n(self.height)}" '
                f'viewBox="0 0 {_n(self.width)} {_n(self.height)}" font-family={quoteattr(SVG_FONT)}>',
-               f'<rect width="100%" height="100%" fill="#ffffff"/>']
+               '<rect width="100%" height="100%" fill="#ffffff"/>']
         for kind, op in self.ops:
             out.append(_SVG[kind](op))
         out.append("</svg>\n")

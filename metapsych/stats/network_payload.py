@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from metapsych.stats import distributions as dist
+from metapsych.stats.values import finite_or_none
 
 if TYPE_CHECKING:
     from metapsych.stats.network import NetworkFit
@@ -20,17 +21,10 @@ DISAGREEMENT_P = 0.05
 """Node-split p-value below which direct and indirect evidence are flagged as disagreeing."""
 
 
-def _num(x: Any) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
 def _interval(est: float, se: float, z: float) -> dict[str, float | None]:
     stat = est / se if se > 0 else None
-    return {"estimate": _num(est), "se": _num(se), "ci_lower": _num(est - z * se), "ci_upper": _num(est + z * se),
-            "statistic": _num(stat), "p_value": None if stat is None else _num(dist.norm_two_sided_p(stat))}
+    return {"estimate": finite_or_none(est), "se": finite_or_none(se), "ci_lower": finite_or_none(est - z * se), "ci_upper": finite_or_none(est + z * se),
+            "statistic": finite_or_none(stat), "p_value": None if stat is None else finite_or_none(dist.norm_two_sided_p(stat))}
 
 
 def payload(fit: NetworkFit, *, nested: bool = False) -> dict[str, Any]:
@@ -48,30 +42,30 @@ def payload(fit: NetworkFit, *, nested: bool = False) -> dict[str, Any]:
         "n_studies": fit.n_studies,
         "n_contrasts": fit.n_contrasts,
         "multi_arm_studies": list(fit.multi_arm_studies),
-        "tau2": _num(fit.tau2),
-        "tau": _num(math.sqrt(fit.tau2)),
-        "tau2_reml": _num(fit.tau2_reml),
-        "tau2_dl": _num(fit.tau2_dl),
-        "Q_total": _num(q.Q_total), "Q_total_df": q.Q_total_df, "Q_total_p": _num(q.Q_total_p),
-        "Q_within": _num(q.Q_within), "Q_within_df": q.Q_within_df, "Q_within_p": _num(q.Q_within_p),
-        "Q_between": _num(q.Q_between), "Q_between_df": q.Q_between_df, "Q_between_p": _num(q.Q_between_p),
-        "I2": _num(fit.I2[0]), "I2_ci": [_num(fit.I2[1]), _num(fit.I2[2])],
-        "design_by_treatment_random": {"Q": _num(q.Q_between_random), "df": q.Q_between_df,
-                                       "p_value": _num(q.Q_between_random_p), "tau2_within": _num(q.tau2_within)},
+        "tau2": finite_or_none(fit.tau2),
+        "tau": finite_or_none(math.sqrt(fit.tau2)),
+        "tau2_reml": finite_or_none(fit.tau2_reml),
+        "tau2_dl": finite_or_none(fit.tau2_dl),
+        "Q_total": finite_or_none(q.Q_total), "Q_total_df": q.Q_total_df, "Q_total_p": finite_or_none(q.Q_total_p),
+        "Q_within": finite_or_none(q.Q_within), "Q_within_df": q.Q_within_df, "Q_within_p": finite_or_none(q.Q_within_p),
+        "Q_between": finite_or_none(q.Q_between), "Q_between_df": q.Q_between_df, "Q_between_p": finite_or_none(q.Q_between_p),
+        "I2": finite_or_none(fit.I2[0]), "I2_ci": [finite_or_none(fit.I2[1]), finite_or_none(fit.I2[2])],
+        "design_by_treatment_random": {"Q": finite_or_none(q.Q_between_random), "df": q.Q_between_df,
+                                       "p_value": finite_or_none(q.Q_between_random_p), "tau2_within": finite_or_none(q.tau2_within)},
         "estimates": {t: _interval(*fit.contrast(t, ref), z) for t in fit.treatments if t != ref},
         "league": {a: {b: _interval(*fit.contrast(a, b), z) for b in fit.treatments if b != a}
                    for a in fit.treatments},
-        "p_scores": {t: _num(p) for t, p in zip(fit.treatments, fit.p_scores)},
-        "sucra": {t: _num(p) for t, p in zip(fit.treatments, fit.p_scores)},
-        "mean_ranks": {t: _num(r) for t, r in zip(fit.treatments, fit.mean_ranks)},
+        "p_scores": {t: finite_or_none(p) for t, p in zip(fit.treatments, fit.p_scores)},
+        "sucra": {t: finite_or_none(p) for t, p in zip(fit.treatments, fit.p_scores)},
+        "mean_ranks": {t: finite_or_none(r) for t, r in zip(fit.treatments, fit.mean_ranks)},
         "ranking_method": "P-scores (Rücker & Schwarzer 2015); SUCRA is the analytic SUCRA from expected ranks "
                           "under the normal approximation, which equals the P-score",
-        "split": [{k: (_num(v) if isinstance(v, float) else v) for k, v in asdict(row).items()} for row in fit.split],
+        "split": [{k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in asdict(row).items()} for row in fit.split],
         "disagreements": [f"{r.treat1} vs {r.treat2}" for r in fit.split
                           if r.p_value is not None and r.p_value < DISAGREEMENT_P],
         "inconsistency_testable": fit.inconsistency_testable,
-        "designs": [{"design": d.design, "n_studies": d.n_studies, "Q": _num(d.Q), "df": d.df,
-                     "p_value": _num(d.p_value)} for d in q.designs],
+        "designs": [{"design": d.design, "n_studies": d.n_studies, "Q": finite_or_none(d.Q), "df": d.df,
+                     "p_value": finite_or_none(d.p_value)} for d in q.designs],
         "graph": {"nodes": [asdict(n) for n in fit.nodes], "edges": [asdict(e) for e in fit.edges]},
         "notes": list(fit.notes),
     }
