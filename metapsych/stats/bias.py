@@ -171,6 +171,10 @@ def trimfill(
 
 def _k0(centred: np.ndarray, k: int, estimator: str) -> tuple[int, float]:
     """L0 or R0 estimate of the number of missing studies from the signed ranks of |yi - beta|."""
+    # A residual that is zero up to rounding of beta counts as exactly zero (no sign), as it is in metafor
+    # when beta is computed exactly; otherwise identical effects make the ranks follow rounding noise.
+    centred = np.where(np.abs(centred) < 100 * np.finfo(float).eps * max(1.0, float(np.max(np.abs(centred)))),
+                       0.0, centred)
     ranks = np.empty(k)
     ranks[np.argsort(np.abs(centred), kind="stable")] = np.arange(1, k + 1)
     signed = np.sign(centred) * ranks

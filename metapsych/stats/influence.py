@@ -76,7 +76,10 @@ def case_diagnostics(
     full = fit(y, v, X=x, estimator=estimator, test=test, level=level)
     refits = [fit(np.delete(y, i), np.delete(v, i), X=np.delete(x, i, axis=0), estimator=estimator, test=test,
                   level=level) for i in range(k)]
-    return CaseDiagnostics(full, _leave_one_out(refits), _influence(y, v, x, full, refits))
+    # A refit whose Hartung-Knapp scale is 0 (the remaining effects are identical) makes DFFITS and
+    # DFBETAS infinite, as in metafor; they stay non-finite here and the payload reports them as null.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return CaseDiagnostics(full, _leave_one_out(refits), _influence(y, v, x, full, refits))
 
 
 def _leave_one_out(refits: list[RmaFit]) -> LeaveOneOut:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from metapsych.stats.batch import fit_many
@@ -37,8 +37,13 @@ def test_scaling_scales_tau2(data, estimator, scale) -> None:
     yi = np.array([d[0] for d in data])
     vi = np.array([d[1] for d in data])
     a, b = fit(yi, vi, estimator=estimator), fit(yi * scale, vi * scale**2, estimator=estimator)
+    # PM searches tau2 up to metafor's fixed tau2.max = 100, so scaling can push the root out of range;
+    # metafor then stops with an error and fit() reports non-convergence (checked in R for this case).
+    assume(a.converged and b.converged)
     assert close(b.tau2, a.tau2 * scale**2, rtol=1e-5, atol=1e-8 * scale**2)
-    assert close(b.I2, a.I2, rtol=1e-5, atol=1e-6)
+    # Fisher scoring stops when tau2 moves < 1e-10 (metafor's tight threshold); near tau2 = 0 with a typical
+    # variance of ~1e-3 that is ~1e-5 percentage points of I2, so compare I2 at 1e-4 points.
+    assert close(b.I2, a.I2, rtol=1e-5, atol=1e-4)
 
 
 @settings(max_examples=40, deadline=None)
