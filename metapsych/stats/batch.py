@@ -11,8 +11,10 @@ with step halving as the oracle does.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -39,6 +41,11 @@ class _Segments:
 
     def sum(self, a: np.ndarray) -> np.ndarray:
         return np.add.reduceat(a, self.starts)
+
+    @cached_property
+    def fe(self) -> _Wls:
+        """The inverse-variance (common-effect, tau2 = 0) fit, which several estimators and Q need."""
+        return _wls(self, 1.0 / self.v)
 
     def spread(self, per_group: np.ndarray) -> np.ndarray:
         return np.repeat(per_group, self.k)
@@ -234,7 +241,7 @@ def _se_from(inner: np.ndarray) -> np.ndarray:
 
 def _hs(seg: _Segments, control: Control, small_sample: bool = False) -> Estimate:
     k = seg.k
-    m = _wls(seg, 1.0 / seg.v)
+    m = seg.fe
     factor = k / (k - 1) if small_sample else np.ones(k.size)
     raw = (factor * m.rss - k) / m.sw
     t = np.maximum(raw, 0.0)
@@ -262,7 +269,7 @@ def _he(seg: _Segments, control: Control) -> Estimate:
 
 def _dl(seg: _Segments, control: Control) -> Estimate:
     k = seg.k
-    m = _wls(seg, 1.0 / seg.v)
+    m = seg.fe
     trp = m.tr_p
     raw = (m.rss - (k - 1)) / trp
     t = np.maximum(raw, 0.0)
@@ -272,7 +279,7 @@ def _dl(seg: _Segments, control: Control) -> Estimate:
 
 def _genq(seg: _Segments, control: Control) -> Estimate:
     k = seg.k
-    m = _wls(seg, 1.0 / seg.v)
+    m = seg.fe
     trp = m.tr_p
     raw = (m.rss - m.tr_pv(seg.v)) / trp
     t = np.maximum(raw, 0.0)
@@ -394,19 +401,23 @@ def _scoring_step(sub: _Segments, tau2: np.ndarray, method: str, newton: np.ndar
 
 
 def _halve_until_feasible(t: np.ndarray, adj: np.ndarray) -> np.ndarray:
-    """metafor's ``while (tau2 + adj < 0) adj <- adj/2``, vectorised (halving is exact in binary)."""
-    bad = t + adj < 0
-    if not bad.any():
+    """metafor's ``while (tau2 + adj < 0) adj <- adj/2``, for the few analyses that step below zero."""
+    bad = np.flatnonzero(t + adj < 0)
+    if bad.size == 0:
         return adj
     adj = adj.copy()
-    with np.errstate(divide="ignore"):
-        n = np.ceil(np.log2(-adj[bad] / t[bad]))
-    n = np.where(np.isfinite(n), np.maximum(n, 1), 1100).astype(int)
-    halved = np.ldexp(adj[bad], -np.maximum(n - 1, 0))
-    tb = t[bad]
-    halved = np.where(tb + halved < 0, halved / 2, halved)
-    halved = np.where(tb + halved < 0, halved / 2, halved)
-    adj[bad] = halved
+    for i in bad.tolist():
+        adj[i] = _halved(float(t[i]), float(adj[i]))
+    return adj
+
+
+def _halved(t: float, adj: float) -> float:
+    """``adj`` halved until ``t + adj >= 0``: jump to within a halving or two (halving is exact in binary)."""
+    if t <= 0.0:
+        return 0.0  # halving a negative step from tau2 = 0 ends at -0.0, i.e. no step
+    adj = math.ldexp(adj, -max(math.ceil(math.log2(-adj / t)) - 1, 0))
+    while t + adj < 0:
+        adj /= 2.0
     return adj
 
 
@@ -416,7 +427,8 @@ def _scoring(method: str) -> Callable[[_Segments, Control], Estimate]:
         tau2 = np.where(k == 1, 0.0, np.maximum(0.0, _he_raw(seg)[0]))
         idx = np.flatnonzero(k > 1)
         sub, t = seg.take(idx), tau2[idx]
-        interior = _newton_allowed(sub, method, control)
+        interior = _newton_allowed(seg, method, control)
+        interior = None if interior is None else interior[idx]
         live = np.ones(idx.size, bool)
         work = np.empty((4, sub.y.size))
         for iteration in range(control.maxiter + 1):
@@ -437,16 +449,17 @@ def _scoring(method: str) -> Callable[[_Segments, Control], Estimate]:
         active = np.zeros(k.size, bool)
         active[idx] = True
         converged = ~active
-        if method in ("ML", "REML"):
-            check = converged & (tau2 > control.threshold)
-            tau2 = np.where(check & (_loglik(seg, 0.0 * tau2, method) - _loglik(seg, tau2, method) > control.tol),
-                            0.0, tau2)
         tau2 = np.maximum(tau2, 0.0)
-        w = 1.0 / (seg.v + seg.spread(tau2))
+        final = _wls(seg, 1.0 / (seg.v + seg.spread(tau2)))
+        if method in ("ML", "REML"):  # metafor's ll0check
+            zero = converged & (tau2 > control.threshold) & \
+                (_loglik(seg, seg.fe, 0.0 * tau2, method) - _loglik(seg, final, tau2, method) > control.tol)
+            tau2 = np.where(zero, 0.0, tau2)
         if method == "ML":
-            se = _se_from(2.0 / seg.sum(w**2))
+            se = _se_from(2.0 / seg.sum(final.w**2))
+            se = np.where(zero, _se_from(2.0 / seg.sum(seg.fe.w**2)), se)
         elif method == "REML":
-            se = _se_from(2.0 / _wls(seg, w).sum_p2())
+            se = np.where(zero, _se_from(2.0 / seg.fe.sum_p2()), _se_from(2.0 / final.sum_p2()))
         else:
             se = _pm_like_se(seg, tau2)
         return tau2, se, converged
@@ -464,13 +477,13 @@ def _newton_allowed(seg: _Segments, method: str, control: Control) -> np.ndarray
     """
     if method not in ("ML", "REML") or control.threshold > 1e-8:
         return None
-    m = _wls(seg, 1.0 / seg.v)
+    m = seg.fe
     return seg.sum((m.w * m.r) ** 2) > (m.sw if method == "ML" else m.tr_p)
 
 
-def _loglik(seg: _Segments, tau2: np.ndarray, method: str) -> np.ndarray:
+def _loglik(seg: _Segments, m: _Wls, tau2: np.ndarray, method: str) -> np.ndarray:
+    """metafor's ll0check log-likelihood at tau2, given the weighted fit ``m`` at tau2."""
     k = seg.k
-    m = _wls(seg, 1.0 / (seg.v + seg.spread(tau2)))
     ll = -0.5 * seg.sum(np.log(seg.v + seg.spread(tau2))) - 0.5 * m.rss
     if method == "ML":
         return ll - 0.5 * k * np.log(2 * np.pi)
@@ -489,7 +502,7 @@ def _assemble(seg: _Segments, method: str, test: str, level: float, tau2: Array,
     m = _wls(seg, 1.0 / (seg.v + seg.spread(tau2)))
     beta, vb = m.beta, 1.0 / m.sw
     if method == "GENQ":
-        a = _wls(seg, 1.0 / seg.v)
+        a = seg.fe
         beta = a.beta
         vb = seg.sum(a.w**2 * (seg.v + seg.spread(tau2))) / a.sw**2
     tbased = (test != "z") & (k > 1)
@@ -510,7 +523,7 @@ def _assemble(seg: _Segments, method: str, test: str, level: float, tau2: Array,
     else:
         crit = np.full(k.size, dist.norm_crit(alpha))
         pval = dist.norm_two_sided_p(stat)
-    fe = _wls(seg, 1.0 / seg.v)
+    fe = seg.fe
     q = np.where(k > 1, np.maximum(fe.rss, 0.0), 0.0)
     vt = np.where(k > 1, (k - 1) / fe.tr_p, 0.0)
     if method == "EE":
