@@ -86,8 +86,7 @@ def subgroup_analysis(
     ``batch`` holds the per-level fits as arrays (in ``levels`` order), Q-profile intervals included.
     """
     labels = np.array([str(g) for g in groups])
-    levels = subgroup_levels(labels)
-    index = _index(levels, labels)
+    levels, index = _level_index(labels)
     y, v = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
     fits = fit_many(y, v, index, estimator=estimator, test=test, level=level, control=control)
     wald = fits if test == "z" else fit_many(y, v, index, estimator=estimator, test="z", level=level,
@@ -95,14 +94,17 @@ def subgroup_analysis(
     return SubgroupAnalysis(
         levels=levels,
         between=between_test(wald.estimate, wald.se),
-        common=_common_tau2(y, v, labels, levels, estimator, test, level, control),
+        common=_common_tau2(y, v, index, levels, estimator, test, level, control),
         batch=fits,
     )
 
 
-def _index(levels: tuple[str, ...], labels: np.ndarray) -> np.ndarray:
+def _level_index(labels: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
+    """The levels (in R's order) and each label's position among them; the work is per distinct label."""
+    distinct, inverse = np.unique(labels, return_inverse=True)
+    levels = subgroup_levels(distinct.tolist())
     position = {lv: i for i, lv in enumerate(levels)}
-    return np.array([position[t] for t in labels], dtype=int)
+    return levels, np.array([position[d] for d in distinct.tolist()], dtype=int)[inverse.ravel()]
 
 
 def between_test(estimates: Sequence[float], se: Sequence[float]) -> BetweenTest:
@@ -120,7 +122,7 @@ def between_test(estimates: Sequence[float], se: Sequence[float]) -> BetweenTest
     return BetweenTest(q, g - 1, float(dist.chi2_sf(q, g - 1)), est, s)
 
 
-def _common_tau2(y: np.ndarray, v: np.ndarray, labels: np.ndarray, levels: tuple[str, ...], estimator: str,
+def _common_tau2(y: np.ndarray, v: np.ndarray, index: np.ndarray, levels: tuple[str, ...], estimator: str,
                  test: str, level: float, control: Control) -> CommonTau2Test | None:
     """QM of ``rma(yi, vi, mods = ~ factor(g))``, computed on the cell-means form at O(k) cost.
 
@@ -135,7 +137,7 @@ def _common_tau2(y: np.ndarray, v: np.ndarray, labels: np.ndarray, levels: tuple
         return None
     k = y.size
     method = canonical_estimator(estimator)
-    design = Factor(_index(levels, labels), g)
+    design = Factor(index, g)
     if k <= g:
         nan = float("nan")
         return CommonTau2Test(nan, g - 1, None, nan, nan, message="as many subgroups as studies: no residual df")
