@@ -1,9 +1,11 @@
 """Leave-one-out fits and Viechtbauer-Cheung case diagnostics, as metafor's ``leave1out``,
 ``influence.rma.uni`` and ``baujat`` compute them, plus the metapsyTools/dmetar outlier rule.
 
-All come from one loop of refits without study i (same estimator, test, level and model matrix),
-so the numbers match metafor's, including its flag for influential cases: |DFFITS| > 3 sqrt(p/(k-p)),
-pchisq(Cook's D, p) > 0.5, hat > 3p/k, or any |DFBETAS| > 1.
+All come from k refits without study i (same estimator, test, level and model matrix), so the numbers
+match metafor's, including its flag for influential cases: |DFFITS| > 3 sqrt(p/(k-p)),
+pchisq(Cook's D, p) > 0.5, hat > 3p/k, or any |DFBETAS| > 1. For an intercept-only model (the report's
+cells) the k refits are one vectorised ``fit_many`` batch (k analyses of k - 1 studies) and the case
+diagnostics are array expressions; a model with moderators is refitted study by study.
 
 The hat values are computed here from the RmaFit fields (H = X (X'WX)^-1 X'W, W = diag(1/(vi + tau2))),
 since the engine does not return them.
@@ -34,6 +36,7 @@ class LeaveOneOut:
     tau2: np.ndarray
     I2: np.ndarray
     H2: np.ndarray
+    s2w: np.ndarray  # the refits' Hartung-Knapp scale (1 for other tests), which the case diagnostics use
 
 
 @dataclass(frozen=True)
@@ -74,12 +77,30 @@ def case_diagnostics(
     if k < x.shape[1] + 2:
         raise ValueError(f"leave-one-out diagnostics need at least {x.shape[1] + 2} studies, got {k}")
     full = fit(y, v, X=x, estimator=estimator, test=test, level=level)
-    refits = [fit(np.delete(y, i), np.delete(v, i), X=np.delete(x, i, axis=0), estimator=estimator, test=test,
-                  level=level) for i in range(k)]
     # A refit whose Hartung-Knapp scale is 0 (the remaining effects are identical) makes DFFITS and
     # DFBETAS infinite, as in metafor; they stay non-finite here and the payload reports them as null.
+    if X is None or (x.shape[1] == 1 and np.all(x == 1.0)):
+        refits = _batched_refits(y, v, estimator, test, level)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return CaseDiagnostics(full, refits, _intercept_influence(y, v, full, refits))
+    fits = [fit(np.delete(y, i), np.delete(v, i), X=np.delete(x, i, axis=0), estimator=estimator, test=test,
+                level=level) for i in range(k)]
     with np.errstate(divide="ignore", invalid="ignore"):
-        return CaseDiagnostics(full, _leave_one_out(refits), _influence(y, v, x, full, refits))
+        return CaseDiagnostics(full, _leave_one_out(fits), _influence(y, v, x, full, fits))
+
+
+def _batched_refits(y: np.ndarray, v: np.ndarray, estimator: str, test: str, level: float) -> LeaveOneOut:
+    """The k intercept-only fits without study i, as one ``fit_many`` batch (analysis i omits study i)."""
+    from metapsych.stats.batch import fit_many
+
+    k = y.size
+    keep = ~np.eye(k, dtype=bool)
+    index = np.broadcast_to(np.arange(k), (k, k))[keep]
+    group = np.repeat(np.arange(k), k - 1)
+    b = fit_many(y[index], v[index], group, estimator=estimator, test=test, level=level, qprofile=False)
+    return LeaveOneOut(estimate=b.estimate, se=b.se, statistic=b.statistic, p_value=b.p_value,
+                       ci_lower=b.ci_lower, ci_upper=b.ci_upper, Q=b.Q, Q_p=b.Q_p, tau2=b.tau2, I2=b.I2, H2=b.H2,
+                       s2w=b.s2w)
 
 
 def _leave_one_out(refits: list[RmaFit]) -> LeaveOneOut:
@@ -89,7 +110,7 @@ def _leave_one_out(refits: list[RmaFit]) -> LeaveOneOut:
     return LeaveOneOut(
         estimate=col("beta"), se=col("se"), statistic=col("statistic"), p_value=col("p_value"),
         ci_lower=col("ci_lower"), ci_upper=col("ci_upper"), Q=col("Q"), Q_p=col("Q_p"), tau2=col("tau2"),
-        I2=col("I2"), H2=col("H2"),
+        I2=col("I2"), H2=col("H2"), s2w=col("s2w"),
     )
 
 
@@ -130,6 +151,30 @@ def _influence(y, v, x, full: RmaFit, refits: list[RmaFit]) -> Influence:
         Q_del=np.array([r.Q for r in refits]), hat=hat, weight=full.weights, dfbetas=dfbetas,
         influential=influential & ~np.isnan(dffits),
         baujat_x=(y - pred_full) ** 2 / (full.tau2 + v), baujat_y=(delpred - pred_full) ** 2 / vdelpred,
+    )
+
+
+def _intercept_influence(y: np.ndarray, v: np.ndarray, full: RmaFit, loo: LeaveOneOut) -> Influence:
+    """``_influence`` for an intercept-only model (p = 1), from the batched refits: X = 1, vb = se^2."""
+    k = y.size
+    pred_full = float(full.beta[0])
+    hat = hat_values(np.ones((k, 1)), v, full.tau2)
+    vdelpred = loo.se**2
+    dffits = (pred_full - loo.estimate) / np.sqrt(loo.s2w * hat * (loo.tau2 + v))
+    vb_del = 1.0 / np.sum(1.0 / (v[None, :] + loo.tau2[:, None]), axis=1)
+    dfb = pred_full - loo.estimate
+    dfbetas = (dfb / np.sqrt(loo.s2w * vb_del))[:, None]
+    cooks = dfb**2 / full.vb[0, 0]
+    cov_r = vdelpred / full.vb[0, 0]
+    resid = y - loo.estimate
+    resid[np.abs(resid) < 100 * np.finfo(float).eps] = 0.0
+    rstudent = resid / np.sqrt(v * loo.s2w + vdelpred + loo.tau2 * loo.s2w)
+    influential = ((np.abs(dffits) > 3 * np.sqrt(1 / (k - 1))) | (_chi2_cdf(cooks, 1) > 0.5)
+                   | (hat > 3 / k) | (np.abs(dfbetas[:, 0]) > 1))
+    return Influence(
+        rstudent=rstudent, dffits=dffits, cooks_d=cooks, cov_r=cov_r, tau2_del=loo.tau2, Q_del=loo.Q, hat=hat,
+        weight=full.weights, dfbetas=dfbetas, influential=influential & ~np.isnan(dffits),
+        baujat_x=(y - pred_full) ** 2 / (full.tau2 + v), baujat_y=(loo.estimate - pred_full) ** 2 / vdelpred,
     )
 
 
