@@ -166,7 +166,7 @@ def _fit_component(data: NetworkData, reference: str, notes: list[str], *, model
     centre[:, ref] -= 1.0
     cov = centre @ fit.lplus @ centre.T
     scores = p_scores(d, cov, small_values == "good")
-    q = decompose_q(data, common)
+    q = decompose_q(data, common, ref)
     split = node_split(data, fit, ref)
     notes = list(notes)
     if not any(r.indirect is not None for r in split):

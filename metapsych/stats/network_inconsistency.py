@@ -4,6 +4,7 @@
   model is split into the sum of within-design Qs (heterogeneity among studies of the same design) and
   the between-designs Q (design-by-treatment inconsistency). The between-designs Q is also given under
   the full design-by-treatment interaction random-effects model, with its DL-type tau2 ("tau.within").
+  The decomposition uses basic contrasts (``network_krahn``), exactly as netmeta does.
 * ``node_split`` (netmeta ``netsplit``, back-calculation): for every comparison with direct evidence, the
   direct estimate pools the studies of that comparison (inverse variance, plus tau2 in the random model),
   the indirect estimate is backed out of the network estimate, (d_net - p d_dir) / (1 - p) with
@@ -17,8 +18,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from metapsych.stats import distributions as dist
-from metapsych.stats.network_data import NetworkData, build_network_data, design_label
-from metapsych.stats.network_model import GraphFit, dl_denominator, graph_fit
+from metapsych.stats.network_data import NetworkData, design_label
+from metapsych.stats.network_krahn import (
+    BasicContrasts,
+    GlsFit,
+    basic_contrasts,
+    consistency_design,
+    gls,
+    interaction_design,
+    tau2_within,
+)
+from metapsych.stats.network_model import GraphFit
 
 _EPS_P = float(np.sqrt(np.finfo(float).eps))
 
@@ -57,47 +67,41 @@ def _p(q: float, df: int) -> float | None:
     return float(dist.chi2_sf(max(q, 0.0), df)) if df > 0 else None
 
 
-def design_networks(data: NetworkData) -> dict[str, NetworkData]:
-    """The sub-network of each design (studies with the same set of treatments), by design label."""
-    groups: dict[str, list[int]] = {}
-    for s in data.studies:
-        groups.setdefault(design_label(data, s), []).extend(s.rows)
-    out = {}
-    for label in sorted(groups):
-        rows = np.array(sorted(groups[label]))
-        out[label] = build_network_data(
-            [data.study_labels[i] for i in data.row_study[rows]],
-            [data.treatments[t] for t in data.treat1[rows]],
-            [data.treatments[t] for t in data.treat2[rows]],
-            data.yi[rows],
-            data.vi[rows],
-        )
-    return out
+def decompose_q(data: NetworkData, common: GraphFit, reference: int) -> QDecomposition:
+    """netmeta's Q decomposition for a connected network (``print.netmeta`` and ``decomp.design``).
 
-
-def decompose_q(data: NetworkData, common: GraphFit) -> QDecomposition:
-    """netmeta's ``decomp.design`` Q decomposition for a connected network."""
-    designs = design_networks(data)
-    fits = {label: graph_fit(sub, 0.0) for label, sub in designs.items()}
-    rows = tuple(
-        DesignQ(label, len(designs[label].studies), f.Q, f.df, _p(f.Q, f.df)) for label, f in fits.items()
-    )
-    q_within = float(sum(f.Q for f in fits.values()))
-    df_within = int(sum(f.df for f in fits.values()))
-    denom = sum(dl_denominator(designs[label], f) for label, f in fits.items() if f.df > 0)
-    tau2_w = max(0.0, (q_within - df_within) / denom) if denom > 0 else 0.0
-    q_between = common.Q - q_within
-    df_between = common.df - df_within
-    q_net_r = graph_fit(data, tau2_w).Q
-    q_within_r = sum(graph_fit(sub, tau2_w).Q for sub in designs.values())
-    q_between_r = q_net_r - q_within_r
+    Q_total is the graph fit's Q over all pairwise contrasts (netmeta's ``Q``). Q_within, Q_between,
+    tau2_within and the design-by-treatment random-effects Q are computed on basic contrasts, as
+    netmeta's ``nma.krahn`` does: Q_between = Q_net - Q_within of the basic-contrast GLS fits. With
+    consistent multi-arm studies Q_within + Q_between = Q_total; see ``network_krahn`` for why not always.
+    """
+    bc = basic_contrasts(data, reference)
+    x_net = consistency_design(bc, data.n_treatments, reference)
+    x_des = interaction_design(bc)
+    net, within = gls(bc, x_net), gls(bc, x_des)
+    tau2_w = tau2_within(bc, x_des)
+    q_between_r = gls(bc, x_net, tau2_w).Q - gls(bc, x_des, tau2_w).Q
+    df_between = net.df - within.df
     return QDecomposition(
         Q_total=common.Q, Q_total_df=common.df, Q_total_p=_p(common.Q, common.df),
-        Q_within=q_within, Q_within_df=df_within, Q_within_p=_p(q_within, df_within),
-        Q_between=q_between, Q_between_df=df_between, Q_between_p=_p(q_between, df_between),
+        Q_within=within.Q, Q_within_df=within.df, Q_within_p=_p(within.Q, within.df),
+        Q_between=net.Q - within.Q, Q_between_df=df_between, Q_between_p=_p(net.Q - within.Q, df_between),
         tau2_within=tau2_w, Q_between_random=q_between_r, Q_between_random_p=_p(q_between_r, df_between),
-        designs=rows,
+        designs=_design_rows(data, bc, within),
     )
+
+
+def _design_rows(data: NetworkData, bc: BasicContrasts, within: GlsFit) -> tuple[DesignQ, ...]:
+    """Within-design Q of each design (netmeta's ``Q.het.design``), by design label."""
+    labels = [design_label(data, s) for s in data.studies]
+    rows = []
+    for label in sorted(set(labels)):
+        members = [i for i, d in enumerate(labels) if d == label]
+        m = len(data.studies[members[0]].arms)
+        q = float(np.sum(within.block_q[members]))
+        df = len(members) * (m - 1) - (m - 1)
+        rows.append(DesignQ(label, len(members), q, df, _p(q, df)))
+    return tuple(rows)
 
 
 @dataclass(frozen=True)

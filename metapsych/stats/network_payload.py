@@ -1,7 +1,8 @@
 """The JSON-safe network payload (CLI ``--json`` and the results document's ``network`` section).
 
 Contract keys: ``reference, tau2, Q_total, Q_within, Q_between, estimates, league, p_scores``; added:
-``sucra, mean_ranks, split, disagreements, designs, components, graph, notes`` and the df/p of each Q.
+``sucra, mean_ranks, split, disagreements, designs, components, graph, notes, multi_arm_handling`` (which
+multi-arm model each quantity uses) and the df/p of each Q.
 Missing values are ``None``, never NaN.
 """
 
@@ -19,6 +20,23 @@ if TYPE_CHECKING:
 
 DISAGREEMENT_P = 0.05
 """Node-split p-value below which direct and indirect evidence are flagged as disagreeing."""
+
+GRAPH_FIT = ("netmeta (Rücker 2012): all pairwise contrasts of a multi-arm study, with the reduced weights of "
+             "netmeta's multiarm() (pseudoinverse of the study's Laplacian)")
+BASIC_CONTRASTS = ("netmeta decomp.design / nma.krahn (Krahn et al. 2013): the m-1 contrasts of a multi-arm study "
+                   "against one baseline arm (the reference, else its alphabetically first arm) with the shared-arm "
+                   "covariance")
+REML_CONTRASTS = ("metafor rma.mv(random = ~ comp | study, rho = 1/2): the m-1 contrasts of a multi-arm study "
+                  "against one baseline arm (the reference, else its first arm) with the shared-arm covariance")
+
+
+def multi_arm_handling(fit: NetworkFit) -> dict[str, str]:
+    """How multi-arm studies enter each quantity of this fit (they agree when a study's contrasts are consistent)."""
+    return {"estimates": GRAPH_FIT + (f", at the {fit.tau2_method} tau2" if fit.model == "random" else ""),
+            "Q_total": GRAPH_FIT,
+            "Q_within, Q_between, design_by_treatment_random": BASIC_CONTRASTS,
+            "tau2_dl": GRAPH_FIT + " (netmeta's DL-type estimator)",
+            "tau2_reml": REML_CONTRASTS}
 
 
 def _interval(est: float, se: float, z: float) -> dict[str, float | None]:
@@ -42,6 +60,7 @@ def payload(fit: NetworkFit, *, nested: bool = False) -> dict[str, Any]:
         "n_studies": fit.n_studies,
         "n_contrasts": fit.n_contrasts,
         "multi_arm_studies": list(fit.multi_arm_studies),
+        "multi_arm_handling": multi_arm_handling(fit),
         "tau2": finite_or_none(fit.tau2),
         "tau": finite_or_none(math.sqrt(fit.tau2)),
         "tau2_reml": finite_or_none(fit.tau2_reml),

@@ -1,0 +1,124 @@
+"""netmeta's generalised Q on basic contrasts (Krahn, Binder & König 2013: ``nma.krahn``, ``decomp.design``).
+
+netmeta prints Q_total from the graph-theoretical fit over ALL pairwise contrasts (multi-arm studies with
+Rücker's reduced weights, ``network_model.graph_fit``). Its split of Q into within designs and between
+designs, the DL-type ``tau.within`` and the design-by-treatment random-effects Q come from ``nma.krahn``
+instead: every study enters as its m-1 basic contrasts a - b against one baseline arm b, with the
+shared-arm covariance (v(a,b) + v(c,b) - v(a,c)) / 2 (plus tau2/2 under a between-study variance tau2).
+Both give the same Q when a multi-arm study's contrasts are consistent; when they are consistent only to
+netmeta's tolerance (0.001) the two differ slightly, and netmeta's between-designs Q is
+Q_net(basic contrasts) - Q_within, not Q_total - Q_within. This module reproduces that.
+
+Baseline (as netmeta): contrasts are oriented alphabetically with the reference first, and the baseline
+of a multi-arm study is its most frequent first treatment: the reference when the study has it, else its
+alphabetically first arm (treatment indices are alphabetical, so the smallest index).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from metapsych.stats.network_data import NetworkData, Study, design_label
+
+
+@dataclass(frozen=True)
+class BasicContrasts:
+    """Each study's basic contrasts: effects ``y``, treatments ``pairs`` (a, b), design of each row.
+
+    ``blocks`` holds, per study, its row indices and sampling covariance block.
+    """
+
+    y: np.ndarray
+    pairs: np.ndarray
+    designs: tuple[str, ...]
+    blocks: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+
+@dataclass(frozen=True)
+class GlsFit:
+    """A generalised least-squares fit: Q, its df, and each block's contribution to Q."""
+
+    Q: float
+    df: int
+    block_q: np.ndarray
+
+
+def basic_contrasts(data: NetworkData, reference: int) -> BasicContrasts:
+    """The basic contrasts of every study against its netmeta baseline arm."""
+    ys: list[float] = []
+    pairs: list[tuple[int, int]] = []
+    designs: list[str] = []
+    blocks = []
+    for s in data.studies:
+        y_s, v_s, pairs_s = _study_contrasts(data, s, reference)
+        blocks.append((np.arange(len(ys), len(ys) + len(y_s)), v_s))
+        ys.extend(y_s)
+        pairs.extend(pairs_s)
+        designs.extend([design_label(data, s)] * len(y_s))
+    return BasicContrasts(y=np.array(ys), pairs=np.array(pairs, dtype=int), designs=tuple(designs),
+                          blocks=tuple(blocks))
+
+
+def _study_contrasts(data: NetworkData, s: Study, reference: int) -> tuple[list[float], np.ndarray, list[tuple[int, int]]]:
+    yv: dict[tuple[int, int], tuple[float, float]] = {}
+    for r in s.rows:
+        a, b = int(data.treat1[r]), int(data.treat2[r])
+        yv[(a, b)] = (float(data.yi[r]), float(data.vi[r]))
+        yv[(b, a)] = (-float(data.yi[r]), float(data.vi[r]))
+    base = reference if reference in s.arms else min(s.arms)
+    others = sorted(t for t in s.arms if t != base)
+    v = np.array([[yv[(a, base)][1] if a == c else (yv[(a, base)][1] + yv[(c, base)][1] - yv[(a, c)][1]) / 2.0
+                   for c in others] for a in others])
+    return [yv[(a, base)][0] for a in others], v, [(a, base) for a in others]
+
+
+def consistency_design(bc: BasicContrasts, n_treatments: int, reference: int) -> np.ndarray:
+    """X of the consistency model: a column per non-reference treatment (+1 for a, -1 for b)."""
+    x = np.zeros((bc.y.size, n_treatments))
+    rows = np.arange(bc.y.size)
+    x[rows, bc.pairs[:, 0]] += 1.0
+    x[rows, bc.pairs[:, 1]] -= 1.0
+    return np.delete(x, reference, axis=1)
+
+
+def interaction_design(bc: BasicContrasts) -> np.ndarray:
+    """X of the full design-by-treatment interaction model: a column per (design, basic contrast)."""
+    keys = [(d, int(a), int(b)) for d, (a, b) in zip(bc.designs, bc.pairs)]
+    column = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    x = np.zeros((len(keys), len(column)))
+    x[np.arange(len(keys)), [column[k] for k in keys]] = 1.0
+    return x
+
+
+def _pattern(m: int) -> np.ndarray:
+    """Between-study covariance pattern of a study's m basic contrasts: 1 on the diagonal, 1/2 off it."""
+    return (np.eye(m) + 1.0) / 2.0
+
+
+def gls(bc: BasicContrasts, x: np.ndarray, tau2: float = 0.0) -> GlsFit:
+    """GLS fit of y = X beta with covariance V + tau2 (I + J)/2 per study; Q = r' W r per block."""
+    weights = [np.linalg.inv(v + tau2 * _pattern(v.shape[0])) for _, v in bc.blocks]
+    xtwx = sum(x[rows].T @ w @ x[rows] for (rows, _), w in zip(bc.blocks, weights))
+    xtwy = sum(x[rows].T @ w @ bc.y[rows] for (rows, _), w in zip(bc.blocks, weights))
+    beta = np.linalg.solve(xtwx, xtwy)
+    resid = bc.y - x @ beta
+    block_q = np.array([resid[rows] @ w @ resid[rows] for (rows, _), w in zip(bc.blocks, weights)])
+    return GlsFit(Q=float(np.sum(block_q)), df=int(bc.y.size - x.shape[1]), block_q=block_q)
+
+
+def tau2_within(bc: BasicContrasts, x: np.ndarray) -> float:
+    """netmeta's ``tau.within`` squared: the DL-type tau2 of the design-by-treatment interaction model.
+
+    tau2 = max(0, (Q - df) / (tr(W K) - tr(C X'W K W X))), C = (X'WX)^-1, K the pattern blocks.
+    """
+    fit = gls(bc, x, 0.0)
+    weights = [np.linalg.inv(v) for _, v in bc.blocks]
+    xtwx = sum(x[rows].T @ w @ x[rows] for (rows, _), w in zip(bc.blocks, weights))
+    trace1 = sum(float(np.sum(w * _pattern(w.shape[0]))) for w in weights)
+    middle = sum(x[rows].T @ w @ _pattern(w.shape[0]) @ w @ x[rows] for (rows, _), w in zip(bc.blocks, weights))
+    trace2 = float(np.sum(np.linalg.inv(xtwx) * middle))
+    if trace1 == trace2:
+        return 0.0
+    return max(0.0, (fit.Q - fit.df) / (trace1 - trace2))
