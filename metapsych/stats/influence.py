@@ -20,6 +20,8 @@ import numpy as np
 from metapsych.stats import distributions as dist
 from metapsych.stats.rma import RmaFit, fit
 
+BATCH_ELEMENTS = 1_000_000  # studies per fit_many call of the leave-one-out refits (bounds the memory)
+
 
 @dataclass(frozen=True)
 class LeaveOneOut:
@@ -90,17 +92,22 @@ def case_diagnostics(
 
 
 def _batched_refits(y: np.ndarray, v: np.ndarray, estimator: str, test: str, level: float) -> LeaveOneOut:
-    """The k intercept-only fits without study i, as one ``fit_many`` batch (analysis i omits study i)."""
+    """The k intercept-only fits without study i as ``fit_many`` batches (analysis i omits study i), in
+    chunks of at most BATCH_ELEMENTS studies so that memory stays bounded for very large k."""
     from metapsych.stats.batch import fit_many
 
     k = y.size
-    keep = ~np.eye(k, dtype=bool)
-    index = np.broadcast_to(np.arange(k), (k, k))[keep]
-    group = np.repeat(np.arange(k), k - 1)
-    b = fit_many(y[index], v[index], group, estimator=estimator, test=test, level=level, qprofile=False)
-    return LeaveOneOut(estimate=b.estimate, se=b.se, statistic=b.statistic, p_value=b.p_value,
-                       ci_lower=b.ci_lower, ci_upper=b.ci_upper, Q=b.Q, Q_p=b.Q_p, tau2=b.tau2, I2=b.I2, H2=b.H2,
-                       s2w=b.s2w)
+    step = max(1, BATCH_ELEMENTS // (k - 1))
+    parts = []
+    for start in range(0, k, step):
+        rows = np.arange(start, min(start + step, k))
+        keep = np.arange(k)[None, :] != rows[:, None]
+        index = np.broadcast_to(np.arange(k), keep.shape)[keep]
+        group = np.repeat(np.arange(rows.size), k - 1)
+        parts.append(fit_many(y[index], v[index], group, estimator=estimator, test=test, level=level,
+                              qprofile=False))
+    fields = ("estimate", "se", "statistic", "p_value", "ci_lower", "ci_upper", "Q", "Q_p", "tau2", "I2", "H2", "s2w")
+    return LeaveOneOut(**{name: np.concatenate([getattr(b, name) for b in parts]) for name in fields})
 
 
 def _leave_one_out(refits: list[RmaFit]) -> LeaveOneOut:
