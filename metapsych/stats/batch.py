@@ -401,23 +401,23 @@ def _scoring_step(sub: _Segments, tau2: np.ndarray, method: str, newton: np.ndar
 
 
 def _halve_until_feasible(t: np.ndarray, adj: np.ndarray) -> np.ndarray:
-    """metafor's ``while (tau2 + adj < 0) adj <- adj/2``, for the few analyses that step below zero."""
-    bad = np.flatnonzero(t + adj < 0)
-    if bad.size == 0:
+    """metafor's ``while (tau2 + adj < 0) adj <- adj/2``, vectorised (halving is exact in binary).
+
+    Jumps to within a halving or two of the first feasible step, then halves exactly; from tau2 = 0 the
+    halving ends at -0.0 (no step).
+    """
+    bad = t + adj < 0
+    if not bad.any():
         return adj
+    tb, ab = t[bad], adj[bad]
+    positive = tb > 0
+    ratio = np.where(positive, -ab / np.where(positive, tb, 1.0), 1.0)
+    jump = np.maximum(np.ceil(np.log2(ratio)) - 1, 0).astype(int)
+    ab = np.where(positive, np.ldexp(ab, -jump), 0.0)
+    while (still := tb + ab < 0).any():
+        ab = np.where(still, ab / 2.0, ab)
     adj = adj.copy()
-    for i in bad.tolist():
-        adj[i] = _halved(float(t[i]), float(adj[i]))
-    return adj
-
-
-def _halved(t: float, adj: float) -> float:
-    """``adj`` halved until ``t + adj >= 0``: jump to within a halving or two (halving is exact in binary)."""
-    if t <= 0.0:
-        return 0.0  # halving a negative step from tau2 = 0 ends at -0.0, i.e. no step
-    adj = math.ldexp(adj, -max(math.ceil(math.log2(-adj / t)) - 1, 0))
-    while t + adj < 0:
-        adj /= 2.0
+    adj[bad] = ab
     return adj
 
 
@@ -453,18 +453,23 @@ def _scoring(method: str) -> Callable[[_Segments, Control], Estimate]:
         final = _wls(seg, 1.0 / (seg.v + seg.spread(tau2)))
         if method in ("ML", "REML"):  # metafor's ll0check
             zero = converged & (tau2 > control.threshold) & \
-                (_loglik(seg, seg.fe, 0.0 * tau2, method) - _loglik(seg, final, tau2, method) > control.tol)
+                (_loglik(seg.fe, seg.sum(np.log(seg.v)), method)
+                 - _loglik(final, seg.sum(np.log(seg.v + seg.spread(tau2))), method) > control.tol)
             tau2 = np.where(zero, 0.0, tau2)
-        if method == "ML":
-            se = _se_from(2.0 / seg.sum(final.w**2))
-            se = np.where(zero, _se_from(2.0 / seg.sum(seg.fe.w**2)), se)
-        elif method == "REML":
-            se = np.where(zero, _se_from(2.0 / seg.fe.sum_p2()), _se_from(2.0 / final.sum_p2()))
+        if method in ("ML", "REML"):
+            se = _scoring_se(final, method)
+            if zero.any():
+                se = np.where(zero, _scoring_se(seg.fe, method), se)
         else:
             se = _pm_like_se(seg, tau2)
         return tau2, se, converged
 
     return run
+
+
+def _scoring_se(m: _Wls, method: str) -> np.ndarray:
+    """metafor's se of the ML (inverse expected information 2 / sum w^2) or REML (2 / tr(PP)) tau2."""
+    return _se_from(2.0 / (m.seg.sum(m.w**2) if method == "ML" else m.sum_p2()))
 
 
 def _newton_allowed(seg: _Segments, method: str, control: Control) -> np.ndarray | None:
@@ -481,10 +486,10 @@ def _newton_allowed(seg: _Segments, method: str, control: Control) -> np.ndarray
     return seg.sum((m.w * m.r) ** 2) > (m.sw if method == "ML" else m.tr_p)
 
 
-def _loglik(seg: _Segments, m: _Wls, tau2: np.ndarray, method: str) -> np.ndarray:
-    """metafor's ll0check log-likelihood at tau2, given the weighted fit ``m`` at tau2."""
-    k = seg.k
-    ll = -0.5 * seg.sum(np.log(seg.v + seg.spread(tau2))) - 0.5 * m.rss
+def _loglik(m: _Wls, sum_log_var: np.ndarray, method: str) -> np.ndarray:
+    """metafor's ll0check log-likelihood, from the weighted fit ``m`` and sum(log(vi + tau2)) at that tau2."""
+    k = m.seg.k
+    ll = -0.5 * sum_log_var - 0.5 * m.rss
     if method == "ML":
         return ll - 0.5 * k * np.log(2 * np.pi)
     return ll - 0.5 * (k - 1) * np.log(2 * np.pi) - 0.5 * np.log(m.sw)
