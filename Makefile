@@ -29,8 +29,9 @@ report: install
 test: dev
 	$(BIN)/python -m pytest -q -n 2
 
-bench: dev
-	$(BIN)/python bench/run_all.py
+bench: install
+	$(BIN)/python bench/pool_grid.py
+	$(BIN)/python bench/report_times.py
 
 clean:
 	rm -rf $(VENV) reports .metapsych-cache
