@@ -79,7 +79,9 @@ def payload(fit: NetworkFit, *, nested: bool = False) -> dict[str, Any]:
         "mean_ranks": {t: finite_or_none(r) for t, r in zip(fit.treatments, fit.mean_ranks)},
         "ranking_method": "P-scores (Rücker & Schwarzer 2015); SUCRA is the analytic SUCRA from expected ranks "
                           "under the normal approximation, which equals the P-score",
-        "split": [{k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in asdict(row).items()} for row in fit.split],
+        "split": [{"comparison": f"{row.treat1}:{row.treat2}",
+                   **{k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in asdict(row).items()}}
+                  for row in fit.split],
         "disagreements": [f"{r.treat1} vs {r.treat2}" for r in fit.split
                           if r.p_value is not None and r.p_value < DISAGREEMENT_P],
         "inconsistency_testable": fit.inconsistency_testable,
