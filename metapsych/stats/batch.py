@@ -19,11 +19,13 @@ from functools import cached_property
 import numpy as np
 
 from metapsych.stats import distributions as dist
+from metapsych.stats.projection import grouped_sum_p2
 from metapsych.stats.rma import RmaFit, fit
 from metapsych.stats.tau2 import TIGHT, Control, canonical_estimator
 
 NEWTON_MAXITER = 500
 NEWTON_AFTER = 2  # ML/REML scoring steps taken before Newton steps may replace them
+PATH_TOL = 1e-8  # relative distance between metafor's stopping point and the maximum that is tolerated
 Array = np.ndarray
 Estimate = tuple[np.ndarray, np.ndarray, np.ndarray]  # tau2, its se, converged
 
@@ -104,11 +106,8 @@ class _Wls:
         return self.seg.sum(a * self.w * (1.0 - self.w / self.seg.spread(self.sw)))
 
     def sum_p2(self, a: np.ndarray | float = 1.0, b: np.ndarray | float = 1.0) -> np.ndarray:
-        """sum_ij a_i b_j P_ij^2 within each analysis."""
-        s = self.seg
-        w2 = self.w**2
-        diag = s.sum(a * b * w2 * (1.0 - 2.0 * self.w / s.spread(self.sw)))
-        return diag + s.sum(a * w2) * s.sum(b * w2) / self.sw**2
+        """sum_ij a_i b_j P_ij^2 within each analysis (without cancellation: see ``grouped_sum_p2``)."""
+        return grouped_sum_p2(self.w, a, b, self.seg.gid, self.seg.k.size)
 
 
 def _wls(seg: _Segments, w: np.ndarray) -> _Wls:
@@ -368,12 +367,23 @@ def _scoring_step(sub: _Segments, tau2: np.ndarray, method: str, newton: np.ndar
     is positive (the log-likelihood is locally concave): it shares the scoring step's sign and converges
     quadratically where scoring crawls (a flat likelihood; up to ~140 steps at threshold 1e-10). Both are
     ascent steps from metafor's start, so they stop at the same maximum.
+    """
+    if method == "EB":
+        return _morris_step(sub, tau2, work)
+    score, fisher, observed = _information(sub, tau2, method, work, observed=newton is not None)
+    if newton is None:
+        return score / fisher
+    return np.where(newton & (observed > 0), score / observed, score / fisher)
 
-    The per-study arrays live in ``work`` (4 rows, at least as long as ``sub``), reused across iterations:
-    fresh temporaries of this size cost more in page faults than the arithmetic.
+
+def _weights_and_residuals(sub: _Segments, tau2: np.ndarray, work: np.ndarray) -> tuple[Array, Array, Array]:
+    """w = 1/(vi + tau2) and the residuals from the weighted mean, in rows 0 and 1 of ``work``; and sum w.
+
+    ``work`` (4 rows, at least as long as ``sub``) is reused across iterations: fresh temporaries of
+    this size cost more in page faults than the arithmetic.
     """
     n = sub.y.size
-    w, r, a, b = work[0, :n], work[1, :n], work[2, :n], work[3, :n]
+    w, r, a = work[0, :n], work[1, :n], work[2, :n]
     np.take(tau2, sub.gid, out=w, mode="clip")
     np.add(w, sub.v, out=w)
     np.divide(1.0, w, out=w)
@@ -381,10 +391,26 @@ def _scoring_step(sub: _Segments, tau2: np.ndarray, method: str, newton: np.ndar
     np.multiply(w, sub.y, out=a)
     np.take(sub.sum(a) / sw, sub.gid, out=r, mode="clip")
     np.subtract(sub.y, r, out=r)
-    if method == "EB":
-        np.multiply(w, r, out=a)
-        np.multiply(a, r, out=a)
-        return (sub.sum(a) * sub.k / (sub.k - 1) - sub.k) / sw
+    return w, r, sw
+
+
+def _morris_step(sub: _Segments, tau2: np.ndarray, work: np.ndarray) -> np.ndarray:
+    w, r, sw = _weights_and_residuals(sub, tau2, work)
+    a = work[2, :w.size]
+    np.multiply(w, r, out=a)
+    np.multiply(a, r, out=a)
+    return (sub.sum(a) * sub.k / (sub.k - 1) - sub.k) / sw
+
+
+def _information(sub: _Segments, tau2: np.ndarray, method: str, work: np.ndarray,
+                 observed: bool) -> tuple[Array, Array, Array | None]:
+    """Twice the ML/REML score, expected (Fisher) and, on request, observed information at tau2.
+
+    REML: score y'PPy - tr(P), expected tr(PP), observed 2 y'PPPy - tr(PP); ML the same with W for P in
+    the traces. For the intercept-only model Py = w * r, so every term is a segment sum.
+    """
+    w, r, sw = _weights_and_residuals(sub, tau2, work)
+    a, b = work[2, :w.size], work[3, :w.size]
     np.multiply(w, w, out=a)
     sw2 = sub.sum(a)
     sw3 = sub.sum(np.multiply(a, w, out=b)) if method == "REML" else None
@@ -394,10 +420,9 @@ def _scoring_step(sub: _Segments, tau2: np.ndarray, method: str, newton: np.ndar
         score, fisher = py_sq - sw, sw2
     else:
         score, fisher = py_sq - (sw - sw2 / sw), sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
-    if newton is None:
-        return score / fisher
-    observed = 2.0 * (sub.sum(np.multiply(a, w, out=a)) - sw2r * sw2r / sw) - fisher
-    return np.where(newton & (observed > 0), score / observed, score / fisher)
+    if not observed:
+        return score, fisher, None
+    return score, fisher, 2.0 * (sub.sum(np.multiply(a, w, out=a)) - sw2r * sw2r / sw) - fisher
 
 
 def _halve_until_feasible(t: np.ndarray, adj: np.ndarray) -> np.ndarray:
@@ -426,24 +451,16 @@ def _scoring(method: str) -> Callable[[_Segments, Control], Estimate]:
         k = seg.k
         tau2 = np.where(k == 1, 0.0, np.maximum(0.0, _he_raw(seg)[0]))
         idx = np.flatnonzero(k > 1)
-        sub, t = seg.take(idx), tau2[idx]
+        sub, start = seg.take(idx), tau2[idx]
         interior = _newton_allowed(seg, method, control)
         interior = None if interior is None else interior[idx]
-        live = np.ones(idx.size, bool)
         work = np.empty((4, sub.y.size))
-        for iteration in range(control.maxiter + 1):
-            adj = _scoring_step(sub, t, method, interior if iteration >= NEWTON_AFTER else None, work)
-            adj = np.where(live & np.isfinite(adj), adj * control.stepadj, 0.0)
-            new = t + _halve_until_feasible(t, adj)
-            live &= np.abs(new - t) > control.threshold
-            t = new
-            if not live.any():
-                break
-            if 2 * live.sum() < live.size:  # drop the converged analyses once they are the majority
-                tau2[idx] = t
-                keep = np.flatnonzero(live)
-                idx, t, sub, live = idx[keep], t[keep], sub.take(keep), live[keep]
-                interior = None if interior is None else interior[keep]
+        t, live = _iterate(sub, start, method, control, interior, work)
+        if interior is not None:  # replay metafor's path where its stopping point differs visibly
+            replay = np.flatnonzero(interior & ~live)
+            replay = replay[_path_sensitive(sub.take(replay), t[replay], method, control, work)]
+            if replay.size:
+                t[replay], live[replay] = _iterate(sub.take(replay), start[replay], method, control, None, work)
         tau2[idx] = t
         idx = idx[live]
         active = np.zeros(k.size, bool)
@@ -465,6 +482,46 @@ def _scoring(method: str) -> Callable[[_Segments, Control], Estimate]:
         return tau2, se, converged
 
     return run
+
+
+def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton: Array | None,
+             work: Array) -> tuple[Array, Array]:
+    """Scoring iterations from ``start`` until every change is <= threshold; (tau2, still moving) per analysis.
+
+    Converged analyses are dropped from the arithmetic once they are the majority.
+    """
+    t, live = start.copy(), np.ones(start.size, bool)
+    idx, cur = np.arange(start.size), sub
+    for iteration in range(control.maxiter + 1):
+        step_newton = None if newton is None or iteration < NEWTON_AFTER else newton[idx]
+        now = t[idx]
+        adj = _scoring_step(cur, now, method, step_newton, work)
+        adj = np.where(live[idx] & np.isfinite(adj), adj * control.stepadj, 0.0)
+        new = now + _halve_until_feasible(now, adj)
+        live[idx] &= np.abs(new - now) > control.threshold
+        t[idx] = new
+        moving = live[idx]
+        if not moving.any():
+            break
+        if 2 * moving.sum() < moving.size:
+            keep = np.flatnonzero(moving)
+            idx, cur = idx[keep], cur.take(keep)
+    return t, live
+
+
+def _path_sensitive(sub: _Segments, tau2: Array, method: str, control: Control, work: Array) -> Array:
+    """Where metafor's stopping point is visibly off the maximum that Newton steps find exactly.
+
+    Scoring contracts towards the maximum by r = 1 - observed / expected information per step, so it
+    stops about threshold * r / (1 - r) away from it. Where that exceeds PATH_TOL * tau2 (a tiny tau2,
+    or a flat likelihood with r near 1), I^2 would differ from metafor's beyond 1e-8 relative, so the
+    caller replays metafor's own path for those analyses.
+    """
+    if sub.k.size == 0:
+        return np.zeros(0, bool)
+    _, fisher, observed = _information(sub, tau2, method, work, observed=True)
+    r = np.abs(1.0 - observed / fisher)
+    return ~(r < 1.0) | (control.threshold * r >= PATH_TOL * tau2 * (1.0 - r))
 
 
 def _scoring_se(m: _Wls, method: str) -> np.ndarray:
