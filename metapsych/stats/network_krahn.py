@@ -11,7 +11,9 @@ Q_net(basic contrasts) - Q_within, not Q_total - Q_within. This module reproduce
 
 Baseline (as netmeta): contrasts are oriented alphabetically with the reference first, and the baseline
 of a multi-arm study is its most frequent first treatment: the reference when the study has it, else its
-alphabetically first arm (treatment indices are alphabetical, so the smallest index).
+alphabetically first arm (treatment indices are alphabetical, so the smallest index). "Alphabetical" is
+Python's code-point order; R sorts in the session's locale, so for treatment names that differ in case
+netmeta may pick another baseline, which matters only for a multi-arm study with inconsistent contrasts.
 """
 
 from __future__ import annotations
@@ -27,18 +29,20 @@ from metapsych.stats.network_data import NetworkData, Study, design_label
 class BasicContrasts:
     """Each study's basic contrasts: effects ``y``, treatments ``pairs`` (a, b), design of each row.
 
-    ``blocks`` holds, per study, its row indices and sampling covariance block.
+    ``groups`` holds, per number of basic contrasts m, the studies' positions (nb,), row indices (nb, m)
+    and sampling covariance blocks (nb, m, m), so that every step works on stacked blocks.
     """
 
     y: np.ndarray
     pairs: np.ndarray
     designs: tuple[str, ...]
-    blocks: tuple[tuple[np.ndarray, np.ndarray], ...]
+    n_studies: int
+    groups: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
 
 
 @dataclass(frozen=True)
 class GlsFit:
-    """A generalised least-squares fit: Q, its df, and each block's contribution to Q."""
+    """A generalised least-squares fit: Q, its df, and each study's contribution to Q."""
 
     Q: float
     df: int
@@ -50,15 +54,19 @@ def basic_contrasts(data: NetworkData, reference: int) -> BasicContrasts:
     ys: list[float] = []
     pairs: list[tuple[int, int]] = []
     designs: list[str] = []
-    blocks = []
-    for s in data.studies:
+    by_size: dict[int, tuple[list[int], list[list[int]], list[np.ndarray]]] = {}
+    for pos, s in enumerate(data.studies):
         y_s, v_s, pairs_s = _study_contrasts(data, s, reference)
-        blocks.append((np.arange(len(ys), len(ys) + len(y_s)), v_s))
+        studies, idx, blocks = by_size.setdefault(len(y_s), ([], [], []))
+        studies.append(pos)
+        idx.append(list(range(len(ys), len(ys) + len(y_s))))
+        blocks.append(v_s)
         ys.extend(y_s)
         pairs.extend(pairs_s)
         designs.extend([design_label(data, s)] * len(y_s))
+    groups = tuple((np.array(st), np.array(idx), np.array(bl)) for _, (st, idx, bl) in sorted(by_size.items()))
     return BasicContrasts(y=np.array(ys), pairs=np.array(pairs, dtype=int), designs=tuple(designs),
-                          blocks=tuple(blocks))
+                          n_studies=len(data.studies), groups=groups)
 
 
 def _study_contrasts(data: NetworkData, s: Study, reference: int) -> tuple[list[float], np.ndarray, list[tuple[int, int]]]:
@@ -97,14 +105,25 @@ def _pattern(m: int) -> np.ndarray:
     return (np.eye(m) + 1.0) / 2.0
 
 
+def _weights(bc: BasicContrasts, tau2: float) -> list[np.ndarray]:
+    """Stacked inverses of V + tau2 K, one array (nb, m, m) per group."""
+    return [np.linalg.inv(blocks + tau2 * _pattern(idx.shape[1])) for _, idx, blocks in bc.groups]
+
+
+def _information(bc: BasicContrasts, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
+    """X'WX."""
+    return sum(np.einsum("bip,bij,bjq->pq", x[idx], w, x[idx]) for (_, idx, _), w in zip(bc.groups, weights))
+
+
 def gls(bc: BasicContrasts, x: np.ndarray, tau2: float = 0.0) -> GlsFit:
-    """GLS fit of y = X beta with covariance V + tau2 (I + J)/2 per study; Q = r' W r per block."""
-    weights = [np.linalg.inv(v + tau2 * _pattern(v.shape[0])) for _, v in bc.blocks]
-    xtwx = sum(x[rows].T @ w @ x[rows] for (rows, _), w in zip(bc.blocks, weights))
-    xtwy = sum(x[rows].T @ w @ bc.y[rows] for (rows, _), w in zip(bc.blocks, weights))
-    beta = np.linalg.solve(xtwx, xtwy)
+    """GLS fit of y = X beta with covariance V + tau2 (I + J)/2 per study; Q = r' W r per study."""
+    weights = _weights(bc, tau2)
+    xtwy = sum(np.einsum("bip,bij,bj->p", x[idx], w, bc.y[idx]) for (_, idx, _), w in zip(bc.groups, weights))
+    beta = np.linalg.solve(_information(bc, x, weights), xtwy)
     resid = bc.y - x @ beta
-    block_q = np.array([resid[rows] @ w @ resid[rows] for (rows, _), w in zip(bc.blocks, weights)])
+    block_q = np.zeros(bc.n_studies)
+    for (studies, idx, _), w in zip(bc.groups, weights):
+        block_q[studies] = np.einsum("bi,bij,bj->b", resid[idx], w, resid[idx])
     return GlsFit(Q=float(np.sum(block_q)), df=int(bc.y.size - x.shape[1]), block_q=block_q)
 
 
@@ -114,11 +133,11 @@ def tau2_within(bc: BasicContrasts, x: np.ndarray) -> float:
     tau2 = max(0, (Q - df) / (tr(W K) - tr(C X'W K W X))), C = (X'WX)^-1, K the pattern blocks.
     """
     fit = gls(bc, x, 0.0)
-    weights = [np.linalg.inv(v) for _, v in bc.blocks]
-    xtwx = sum(x[rows].T @ w @ x[rows] for (rows, _), w in zip(bc.blocks, weights))
-    trace1 = sum(float(np.sum(w * _pattern(w.shape[0]))) for w in weights)
-    middle = sum(x[rows].T @ w @ _pattern(w.shape[0]) @ w @ x[rows] for (rows, _), w in zip(bc.blocks, weights))
-    trace2 = float(np.sum(np.linalg.inv(xtwx) * middle))
+    weights = _weights(bc, 0.0)
+    trace1 = sum(float(np.einsum("bij,ji->", w, _pattern(w.shape[1]))) for w in weights)
+    middle = sum(np.einsum("bip,bij,jk,bkl,blq->pq", x[idx], w, _pattern(w.shape[1]), w, x[idx])
+                 for (_, idx, _), w in zip(bc.groups, weights))
+    trace2 = float(np.sum(np.linalg.inv(_information(bc, x, weights)) * middle))
     if trace1 == trace2:
         return 0.0
     return max(0.0, (fit.Q - fit.df) / (trace1 - trace2))
