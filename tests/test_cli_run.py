@@ -85,6 +85,23 @@ def test_one_added_trial_changes_only_its_cells(built: Path, tmp_path: Path) -> 
     assert new_id in changes and all(cid in changes for cid in with_trial & set(old))
 
 
+def test_incremental_run_after_adding_a_trial_equals_a_cold_run(built: Path, tmp_path: Path) -> None:
+    """Cached cells, plots and pages reused by an incremental run give exactly the bytes a cold run gives
+    (CHANGES.md aside: it describes the change since the previous report, which a cold run does not have)."""
+    incremental, cold = tmp_path / "incremental", tmp_path / "cold"
+    shutil.copytree(built, incremental)
+    for n in (N_TRIALS + 1, N_TRIALS + 2):  # one trial in existing cells, one more to vary the cells touched
+        (incremental / "studies" / f"trial-{n:03d}.yaml").write_text(trial_yaml(n), encoding="utf-8")
+        assert run(incremental).exit_code == 0
+    shutil.copytree(incremental / "studies", cold / "studies")
+    shutil.copytree(incremental / "configs", cold / "configs")
+    assert run(cold).exit_code == 0
+    first = {k: v[0] for k, v in snapshot(incremental / "reports").items() if k != "CHANGES.md"}
+    second = {k: v[0] for k, v in snapshot(cold / "reports").items() if k != "CHANGES.md"}
+    assert sorted(first) == sorted(second)
+    assert [k for k in first if first[k] != second[k]] == []
+
+
 def test_data_and_config_errors_exit_2_listing_every_problem(built: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(built / "studies", copy / "studies")
