@@ -4,7 +4,10 @@
 frozen ``NetworkFit``: every treatment against the reference, the league table, P-scores (and the
 equal analytic SUCRA), the between-study variance (REML as metafor ``rma.mv(..., random = ~ comp |
 study, rho = 1/2)``, and netmeta's DL-type estimator), the design-based Q decomposition, node-splitting
-and the connected components. A disconnected network is analysed per component: the fit describes the
+and the connected components. The common and DL models are netmeta's (graph fit over all pairwise
+contrasts); the REML model is rma.mv's (its tau2 and its GLS effects on contrasts against a baseline arm).
+They agree unless a multi-arm study's contrasts are inconsistent; ``network_payload`` states which handling
+each quantity uses. A disconnected network is analysed per component: the fit describes the
 component holding the reference, ``others`` holds the fits of the remaining components.
 ``network_payload`` turns a fit into the JSON-safe dict of the CLI/report contract.
 """
@@ -18,9 +21,26 @@ import numpy as np
 
 from metapsych.errors import AnalysisError
 from metapsych.stats import distributions as dist
-from metapsych.stats.network_data import NetworkData, build_network_data, components, subset
-from metapsych.stats.network_inconsistency import QDecomposition, SplitRow, decompose_q, i2_with_ci, node_split
-from metapsych.stats.network_model import graph_fit, tau2_dl, tau2_reml
+from metapsych.stats.network_data import (
+    NetworkData,
+    build_network_data,
+    components,
+    subset,
+)
+from metapsych.stats.network_inconsistency import (
+    QDecomposition,
+    SplitRow,
+    decompose_q,
+    i2_with_ci,
+    node_split,
+)
+from metapsych.stats.network_model import (
+    GraphFit,
+    gls_effects,
+    graph_fit,
+    tau2_dl,
+    tau2_reml,
+)
 from metapsych.stats.network_rank import p_scores
 
 Model = Literal["random", "common"]
@@ -161,6 +181,8 @@ def _fit_component(data: NetworkData, reference: str, notes: list[str], *, model
     t_reml = _reml_or_nan(data, ref, t_dl, needed=model == "random" and tau2_method == "REML")
     tau2 = 0.0 if model == "common" else (t_reml if tau2_method == "REML" else t_dl)
     fit = common if tau2 == 0.0 else graph_fit(data, tau2)
+    if model == "random" and tau2_method == "REML":
+        fit = _rma_mv_effects(data, fit, ref)
     d = fit.theta - fit.theta[ref]
     centre = np.eye(data.n_treatments)
     centre[:, ref] -= 1.0
@@ -182,6 +204,15 @@ def _fit_component(data: NetworkData, reference: str, notes: list[str], *, model
         multi_arm_studies=tuple(s.label for s in data.studies if s.n_arms > 2),
         nodes=_nodes(data), edges=_edges(data), notes=tuple(notes),
     )
+
+
+def _rma_mv_effects(data: NetworkData, fit: GraphFit, ref: int) -> GraphFit:
+    """The REML model's effects as metafor's rma.mv estimates them (``gls_effects``); the covariance stays the
+    graph fit's, which is rma.mv's whenever the multi-arm contrast variances split into arm variances."""
+    d = gls_effects(data, ref, fit.tau2)
+    theta = d - d[0]
+    fitted = fit.incidence @ theta
+    return replace(fit, theta=theta, fitted=fitted, Q=float(np.sum(fit.weights * (data.yi - fitted) ** 2)))
 
 
 def _reml_or_nan(data: NetworkData, ref: int, start: float, *, needed: bool) -> float:

@@ -9,7 +9,8 @@ The treatment effects theta come from the pseudoinverse of the weighted Laplacia
 
 REML maximises the restricted likelihood of the same model written as metafor's
 ``rma.mv(yi, V, mods = X, random = ~ comp | study, rho = 1/2)`` on each study's contrasts against one
-baseline arm (the reference if the study has it, else its first arm).
+baseline arm (the reference if the study has it, else its first arm); ``gls_effects`` gives that model's
+estimates at a tau2.
 """
 
 from __future__ import annotations
@@ -188,6 +189,21 @@ def _study_baseline(data: NetworkData, s: Study, reference: int) -> tuple[list[f
         for j, c in enumerate(others):
             v[i, j] = yv[(a, base)][1] if i == j else (yv[(a, base)][1] + yv[(c, base)][1] - yv[(a, c)][1]) / 2.0
     return y, v, [(a, base) for a in others]
+
+
+def gls_effects(data: NetworkData, reference: int, tau2: float) -> np.ndarray:
+    """rma.mv's estimates at tau2: every treatment versus the reference (0 for the reference), by GLS on each
+    study's contrasts against its baseline arm. Equal to the graph fit's unless a multi-arm study's
+    contrasts are inconsistent (then rma.mv uses only those against the baseline)."""
+    model = baseline_model(data, reference)
+    p = model.x.shape[1]
+    xtvx, xtvy = np.zeros((p, p)), np.zeros(p)
+    for idx, blocks in model.groups:
+        inv = np.linalg.inv(blocks + tau2 * (np.eye(idx.shape[1]) + 1.0) / 2.0)
+        xs = model.x[idx]
+        xtvx += np.einsum("bip,bij,bjq->pq", xs, inv, xs)
+        xtvy += np.einsum("bip,bij,bj->p", xs, inv, model.y[idx])
+    return np.insert(np.linalg.solve(xtvx, xtvy), reference, 0.0)
 
 
 @dataclass(frozen=True)

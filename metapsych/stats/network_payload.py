@@ -32,7 +32,9 @@ REML_CONTRASTS = ("metafor rma.mv(random = ~ comp | study, rho = 1/2): the m-1 c
 
 def multi_arm_handling(fit: NetworkFit) -> dict[str, str]:
     """How multi-arm studies enter each quantity of this fit (they agree when a study's contrasts are consistent)."""
-    return {"estimates": GRAPH_FIT + (f", at the {fit.tau2_method} tau2" if fit.model == "random" else ""),
+    reml = fit.model == "random" and fit.tau2_method == "REML"
+    return {"estimates": REML_CONTRASTS + ", by GLS at the REML tau2" if reml
+            else GRAPH_FIT + (f", at the {fit.tau2_method} tau2" if fit.model == "random" else ""),
             "Q_total": GRAPH_FIT,
             "Q_within, Q_between, design_by_treatment_random": BASIC_CONTRASTS,
             "tau2_dl": GRAPH_FIT + " (netmeta's DL-type estimator)",
