@@ -38,6 +38,8 @@ def close(actual: float, expected: float | None, rtol: float = RTOL, atol: float
     """True when actual matches expected (None = R's NA/NaN/Inf, which must be None or non-finite here)."""
     if expected is None:
         return actual is None or (isinstance(actual, float) and not math.isfinite(actual))
+    if math.isinf(expected):
+        return actual == expected
     if actual is None or not math.isfinite(actual):
         return False
     return abs(actual - expected) <= max(atol, rtol * abs(expected))
