@@ -113,27 +113,32 @@ def _diagnostics(todo: list[CellInputs], config: Config, progress: Progress) -> 
     """Per-cell diagnostics and sensitivity tables (fitted cell by cell upstream), as parallel tasks.
 
     The two halves of every cell are separate tasks, the largest cells first, spread over worker processes
-    (one per core) whenever there is more than one task's worth of work.
+    (one per core) whenever there is more than one task's worth of work. The workers are forked after the
+    modules the tasks need are imported here, so that they start with them instead of importing them each.
     """
     import os
 
-    from metapsych.analysis.cells import cell_diagnostics, cell_sensitivity
+    from metapsych.analysis.cells import cell_diagnostics, cell_sensitivity, preload_diagnostics
 
     tasks = [(cell_diagnostics, (item.yi, item.vi, list(item.trials), config)) for item in todo]
     tasks += [(cell_sensitivity, (item.effects, config)) for item in todo]
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
     progress("diagnostics", 0, len(tasks))
+    preload_diagnostics()
     if workers < 2 or sum(item.k for item in todo) < PARALLEL_FROM_K:
         results = []
         for func, args in tasks:
             results.append(func(*args))
             progress("diagnostics", len(results), len(tasks))
     else:
+        import multiprocessing
+        import sys
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
+        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
         sizes = [item.k for item in todo] * 2
         order = sorted(range(len(tasks)), key=lambda i: -sizes[i])
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
             futures = {i: pool.submit(tasks[i][0], *tasks[i][1]) for i in order}
             for done, _ in enumerate(as_completed(futures.values()), 1):
                 progress("diagnostics", done, len(tasks))
