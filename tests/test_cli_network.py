@@ -45,6 +45,14 @@ def test_common_model_and_netmeta_column_names() -> None:
     assert round(payload["estimates"]["ind"]["estimate"], 4) == -0.6403
 
 
+def test_tables_state_the_multi_arm_handling() -> None:
+    code, out, _ = _invoke(str(FIXTURES / "therapyformats-raw.csv"), "--reference", "cau", "--common")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "multi-arm studies (1): estimates use netmeta" in text
+    assert "Q within and between designs use netmeta decomp.design / nma.krahn" in text
+
+
 def test_tables_without_json() -> None:
     code, out, _ = _invoke(str(FIXTURES / "star.csv"), "--reference", "care-as-usual")
     assert code == 0

@@ -41,6 +41,10 @@ def _render_one(p: dict[str, Any], console: Console) -> None:
     console.print(_league(p))
     for item in p["disagreements"]:
         console.print(f"direct and indirect evidence disagree (p < 0.05): {item}")
+    if p["multi_arm_studies"]:
+        handling = p["multi_arm_handling"]
+        console.print(f"multi-arm studies ({len(p['multi_arm_studies'])}): estimates use {handling['estimates']}; "
+                      f"Q within and between designs use {handling['Q_within, Q_between, design_by_treatment_random']}")
     for note in p["notes"]:
         console.print(f"note: {note}")
 
