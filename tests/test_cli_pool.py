@@ -207,3 +207,12 @@ def test_thirdwave_subgroups_match_readme() -> None:
                                                                                              0.2423]
     assert [round(low[key], 4) for key in ("estimate", "ci_lower", "ci_upper", "tau2")] == [0.4300, 0.2770, 0.5830,
                                                                                             0.0099]
+
+
+def test_text_output_of_subgroups() -> None:
+    """Without --json, ``--by`` prints every subgroup's model and both tests for subgroup differences."""
+    code, text = pool(str(FIXTURES / "thirdwave.csv"), "--by", "subgroup", "--knha")
+    assert code == 0, text
+    assert "subgroup high" in text and "subgroup low" in text and "0.8126" in text and "0.4300" in text
+    assert "Test for subgroup differences" in text and "Moderator test with common tau^2" in text
+    assert "Hartung-Knapp" in text

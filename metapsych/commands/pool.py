@@ -299,11 +299,11 @@ def _interval(pair: list[float | None] | None, digits: int = 4) -> str:
     return "-" if not pair else f"[{_fmt(pair[0], digits)}, {_fmt(pair[1], digits)}]"
 
 
-def _model_lines(m: dict[str, Any]) -> list[str]:
+def _model_lines(m: dict[str, Any], methods: dict[str, Any]) -> list[str]:
     """print.rma-style lines for one model payload."""
-    level = f"{m['methods']['level']:.0%}"
+    level = f"{methods['level']:.0%}"
     lines = [
-        f"k = {m['k']}; estimator: {m['methods']['estimator_name']} ({m['estimator']})",
+        f"k = {m['k']}; estimator: {methods['estimator_name']} ({m['estimator']})",
         "",
         f"tau^2 (estimated amount of total heterogeneity): {_fmt(m['tau2'])} "
         f"(SE = {_fmt(m['tau2_se'])}), {level} CI {_interval(m['tau2_ci'])}",
@@ -328,7 +328,7 @@ def render(payload: dict[str, Any], title: str) -> None:
         kind = "Common-effect" if m["estimator"] == "EE" else "Random-effects"
         heading = f"{kind} model: {title}" + (f" - subgroup {name}" if name else "")
         console.print(f"[bold]{heading}[/bold]", highlight=False)
-        console.print("\n".join(_model_lines(m)), highlight=False)
+        console.print("\n".join(_model_lines(m, payload["methods"])), highlight=False)
         stat = "tval" if m["df"] is not None else "zval"
         table = Table(show_edge=False, header_style="bold")
         for column in ("estimate", "se", stat, "df", "pval", "ci.lb", "ci.ub", "pi.lb", "pi.ub"):
