@@ -20,6 +20,8 @@ run. Evidence, all tested below:
   77.09, 95.37, 95.67, 101.71 (all 0.07 to 0.14 lower, like its 101.83) next to the same Q table, whose
   estimates were cut (not rounded) to 2 decimals; the current edition updated the estimates and the
   decomp.design block but kept that Q table.
+The comparison-adjusted Egger test gives p = 0.4011 where the chapter's prose (also from the older run)
+says 0.402.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import pytest
 
 from metapsych.stats.network import fit_network, network_payload
 from metapsych.stats.network_data import build_network_data
+from metapsych.stats.network_funnel import comparison_adjusted_funnel
 from metapsych.stats.network_model import graph_fit
 from tests.network.fixtures import assert_close, columns, oracle
 
@@ -43,10 +46,12 @@ BOOK_ESTIMATES = {  # SMD versus cau: estimate, lower, upper, z
 }
 BOOK_P_SCORES = {"ind": 0.9958, "grp": 0.8184, "tel": 0.6837, "gsh": 0.5022, "ush": 0.3331, "cau": 0.1669,
                  "wlc": 0.0000}
-BOOK_SPLIT = {  # comparison vs cau: direct, indirect
-    "grp": (-0.3727, -0.8628), "gsh": (-0.5684, -0.3442), "ind": (-0.7037, -0.4863),
-    "tel": (-0.7471, -0.3867), "ush": (-0.1919, -0.0953),
+BOOK_SPLIT = {  # comparison vs cau: direct, indirect, difference, z, p (None: printed "< 0.0001")
+    "grp": (-0.3727, -0.8628, 0.4901, 8.72, None), "gsh": (-0.5684, -0.3442, -0.2243, -2.82, 0.0048),
+    "ind": (-0.7037, -0.4863, -0.2174, -3.97, None), "tel": (-0.7471, -0.3867, -0.3604, -3.57, 0.0004),
+    "ush": (-0.1919, -0.0953, -0.0966, -1.06, 0.2903),
 }
+BOOK_FUNNEL_ORDER = ["wlc", "cau", "ind", "grp", "tel", "ush", "gsh"]
 BOOK_DESIGN_Q = {"cau:grp": (82.5, 20), "cau:gsh": (0.7, 7), "cau:ind": (100.0, 29), "cau:tel": (11.4, 5)}
 BOOK_DETACHED = {"ind:wlc": 77.23, "tel:wlc": 95.45, "ush:wlc": 95.81, "gsh:ind:wlc": 101.78}
 BOOK_STUDY_Q = {"Ausbun, 1997": 0.64, "Crable, 1986": 3.05, "Thiede, 2011": 0.05, "Bonertz, 2015": 0.01,
@@ -151,12 +156,29 @@ def test_q_decomposition(common: dict) -> None:
 
 def test_netsplit(common: dict) -> None:
     rows = {r["treat1"]: r for r in common["split"] if r["treat2"] == "cau"}
-    for treat, (direct, indirect) in BOOK_SPLIT.items():
-        assert abs(rows[treat]["direct"] - direct) <= DIGITS4, treat
-        assert abs(rows[treat]["indirect"] - indirect) <= DIGITS4, treat
+    for treat, (direct, indirect, diff, z, p) in BOOK_SPLIT.items():
+        row = rows[treat]
+        assert abs(row["network"] - BOOK_ESTIMATES[treat][0]) <= DIGITS4, treat
+        assert abs(row["direct"] - direct) <= DIGITS4, treat
+        assert abs(row["indirect"] - indirect) <= DIGITS4, treat
+        assert abs(row["difference"] - diff) <= DIGITS4, treat
+        assert abs(row["z"] - z) <= DIGITS2, treat
+        assert row["p_value"] < 1e-4 if p is None else abs(row["p_value"] - p) <= DIGITS4, treat
     assert rows["grp"]["k"] == 21
     assert round(rows["grp"]["prop_direct"], 2) == 0.58
     assert "grp vs cau" in common["disagreements"]
+
+
+def test_comparison_adjusted_egger_test() -> None:
+    """The chapter's prose says p = 0.402; netmeta's funnel/metabias on this data give 0.4011.
+
+    The prose is from the older run too: the current edition's text still says "Q = 3.83 now" under an
+    output block that reads 3.82.
+    """
+    c = columns("therapyformats")
+    funnel = comparison_adjusted_funnel(c["study"], c["treat1"], c["treat2"], c["yi"], c["vi"], BOOK_FUNNEL_ORDER)
+    assert round(funnel.egger_p, 4) == 0.4011
+    assert abs(funnel.egger_p - 0.402) <= 1e-3
 
 
 def test_multi_arm_handling_is_stated(common: dict) -> None:
