@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 import math
 from pathlib import Path
 
@@ -217,3 +218,19 @@ def test_text_output_of_subgroups() -> None:
     assert "subgroup high" in flat and "subgroup low" in flat and "0.8126" in flat and "0.4300" in flat
     assert "Test for subgroup differences" in flat and "Moderator test with common tau^2" in flat
     assert "Hartung-Knapp" in flat
+
+
+def test_duplicate_column_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("yi,vi,YI\n0.5,0.1,1\n0.3,0.2,1\n")
+    code, text = pool(str(path))
+    assert code == 2 and "dup.csv:1: YI: the column appears more than once" in " ".join(str(text).split())
+
+
+def test_extreme_variances_give_numbers_without_warnings(tmp_path: Path) -> None:
+    path = tmp_path / "extreme.csv"
+    path.write_text("yi,vi\n0.5,1e-300\n0.3,1e300\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code, out = pool(str(path), "--json")
+    assert code == 0 and out["estimate"] == 0.5

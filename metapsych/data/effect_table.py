@@ -45,6 +45,10 @@ def read_effect_table(path: Path) -> EffectTable:
     if header and header[0] in ("", '""'):
         header, rows = header[1:], [(line, cells[1:]) for line, cells in rows]
     lower = {name.lower(): i for i, name in enumerate(header)}
+    twice = sorted({name for name in header if name and sum(n.lower() == name.lower() for n in header) > 1})
+    if twice:
+        raise DataError([Problem(file, 1, name, "the column appears more than once", "unique column names")
+                         for name in twice])
     pair = next((p for p in EFFECT_COLUMNS if p[0] in lower and p[1] in lower), None)
     if pair is None:
         raise DataError(Problem(file, 1, "(header)", f"no effect-size columns among: {', '.join(header) or 'none'}",

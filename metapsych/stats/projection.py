@@ -165,11 +165,12 @@ def grouped_sum_p2(w: np.ndarray, a: np.ndarray | float, b: np.ndarray | float, 
     """
     a = np.broadcast_to(np.asarray(a, dtype=float), w.shape)
     b = np.broadcast_to(np.asarray(b, dtype=float), w.shape)
-    s = np.bincount(index, w, groups)
-    bw2 = b * w * w
-    diag = a * b * (w * _complement(w, index, groups, s) / s[index]) ** 2
-    off = a * w * w * _complement(bw2, index, groups, np.bincount(index, bw2, groups))
-    return np.bincount(index, diag + off / s[index] ** 2, groups)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # weights near 1e300: inf, as in R
+        s = np.bincount(index, w, groups)
+        bw2 = b * w * w
+        diag = a * b * (w * _complement(w, index, groups, s) / s[index]) ** 2
+        off = a * w * w * _complement(bw2, index, groups, np.bincount(index, bw2, groups))
+        return np.bincount(index, diag + off / s[index] ** 2, groups)
 
 
 def _complement(x: np.ndarray, index: np.ndarray, groups: int, total: np.ndarray) -> np.ndarray:
