@@ -139,12 +139,20 @@ def _cell_pages(results: dict[str, Any], stems: set[str], skip: set[str]) -> dic
 
 
 def _changes(results: dict[str, Any], previous: dict[str, Any] | None, out_dir: Path, current_json: bytes) -> bytes:
-    """CHANGES.md; when nothing changed since ``previous``, the existing file stays as it is, so a re-run
-    with no change rewrites nothing and CHANGES.md keeps describing the last real change."""
+    """CHANGES.md; when the results equal those of the report in ``out_dir`` (its results.json has the same
+    bytes), the existing file stays as it is, so a re-run with no change rewrites nothing and CHANGES.md
+    keeps describing the last real change. Comparing bytes spares re-serialising ``previous``."""
     existing = out_dir / "CHANGES.md"
-    if previous is not None and existing.is_file() and tables.results_json(previous) == current_json:
+    if existing.is_file() and _read_bytes(out_dir / "results.json") == current_json:
         return existing.read_bytes()
     return changes_mod.changes_markdown(previous, results).encode()
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _read_manifest(out_dir: Path) -> dict[str, str]:
