@@ -25,7 +25,7 @@ from metapsych.stats.tau2 import TIGHT, Control, canonical_estimator
 
 NEWTON_MAXITER = 500
 NEWTON_AFTER = 2  # ML/REML scoring steps taken before Newton steps may replace them
-PATH_TOL = 1e-8  # relative distance between metafor's stopping point and the maximum that is tolerated
+PATH_TOL = 1e-7  # relative distance between metafor's stopping point and the maximum that is tolerated
 Array = np.ndarray
 Estimate = tuple[np.ndarray, np.ndarray, np.ndarray]  # tau2, its se, converged
 
