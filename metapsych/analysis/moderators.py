@@ -4,6 +4,8 @@ For each condition, the effects of every therapy against any control at the conf
 reduced to one per trial (the config's dependency rule), and each moderator gets its own mixed-effects
 model ``yi ~ 1 + x`` with the config's estimator and test. Risk of bias enters as an ordinal score
 (low 0, some concerns 1, high 2). Trials without a value for the moderator are left out of its model.
+Each condition's models are cached under the hash of its input rows and the settings, so adding a trial
+refits only its own condition's moderators.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from metapsych.analysis.cache import Cache, code_version, sha256_json
 from metapsych.analysis.config import moderator_column
 from metapsych.analysis.inputs import trial_effects
 from metapsych.analysis.models import test_name
@@ -25,18 +28,43 @@ if TYPE_CHECKING:
 ROB_SCORE = {"low": 0.0, "some": 1.0, "some concerns": 1.0, "high": 2.0}
 
 
-def moderator_results(effects: pd.DataFrame, config: Config) -> dict:
-    """``{condition: {moderator: payload}}`` for every condition in the effect table."""
+def moderator_results(effects: pd.DataFrame, config: Config, cache: Cache | None = None) -> dict:
+    """``{condition: {moderator: payload}}`` for every condition in the effect table (cached per condition)."""
+    cache = cache or Cache(None)
     rows = effects[(effects["kind_arm2"] == "control") & (effects["time"] == config.moderators.time)]
     out: dict[str, dict] = {}
     for condition, group in rows.groupby("condition", sort=True):
         group = group.sort_values("trial", kind="stable")
-        trials = tuple(sorted(group["trial"].unique()))
-        yi, vi = trial_effects(group, trials, config.dependency.method, config.dependency.rho)
-        first = group.groupby("trial", sort=True).first()
-        out[str(condition)] = {name: _one(name, first, trials, yi, vi, config)
-                               for name in config.moderators.variables}
+        key = _inputs_key(group, config)
+        payload = cache.get_json("moderators", key)
+        if not isinstance(payload, dict):
+            payload = _condition(group, config)
+            cache.put_json("moderators", key, payload)
+        out[str(condition)] = payload
     return out
+
+
+def _condition(group: pd.DataFrame, config: Config) -> dict:
+    """One condition's moderator models from its rows (sorted by trial)."""
+    trials = tuple(sorted(group["trial"].unique()))
+    yi, vi = trial_effects(group, trials, config.dependency.method, config.dependency.rho)
+    first = group.groupby("trial", sort=True).first()
+    return {name: _one(name, first, trials, yi, vi, config) for name in config.moderators.variables}
+
+
+def _inputs_key(group: pd.DataFrame, config: Config) -> str:
+    """Hash of everything a condition's models depend on: the code, the settings, and the rows' trial,
+    effect and moderator columns (floats exactly, as hex)."""
+    columns = ["trial", "yi", "vi"] + sorted({moderator_column(n) for n in config.moderators.variables} & set(group))
+    values = {name: [_exact(v) for v in group[name].tolist()] for name in columns}
+    settings = config.model_dump(mode="json", include={"model", "dependency", "moderators"})
+    return sha256_json([code_version(), settings, values])
+
+
+def _exact(value: object) -> object:
+    if isinstance(value, float):
+        return None if value != value else value.hex()
+    return value if value is None or isinstance(value, (str, int, bool)) else str(value)
 
 
 def _one(name: str, first: pd.DataFrame, trials: tuple[str, ...], yi: np.ndarray, vi: np.ndarray,

@@ -58,7 +58,7 @@ def results_from_effects(effects: pd.DataFrame, config: Config, file_hashes: dic
     inputs = [cell_inputs(plan, config) for plan in plan_cells(effects, config)]
     cells = _cells(inputs, config, cache, progress)
     progress("moderators", 0, 1)
-    moderators = moderator_results(effects, config)
+    moderators = moderator_results(effects, config, cache)
     progress("moderators", 1, 1)
     progress("networks", 0, 1)
     networks = network_results(effects, config, cache)

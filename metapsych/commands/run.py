@@ -60,7 +60,7 @@ def _analyse(studies: Path, config: Path, cache_dir: Path, *, quiet: bool, force
     cache = Cache(cache_dir, read=not force)
     with progress_reporter(quiet) as progress:
         results = build_results(studies, settings, cache=cache, progress=progress)
-    cache.prune(("cells", "trials", "networks"))
+    cache.prune(("cells", "trials", "networks", "moderators"))
     return results
 
 
