@@ -4,9 +4,15 @@ Studies of all analyses sit in one flat array, sorted by analysis; per-analysis 
 (``np.add.reduceat``). Every tau^2 estimator of ``metapsych.stats.tau2`` is evaluated for all analyses at
 once: closed forms directly, Fisher scoring (ML, REML, EB) with a per-analysis convergence mask, and the
 Paule-Mandel and Q-profile equations Q(tau2) = target by Newton's method, which for the convex, decreasing
-Q(tau2) climbs monotonically from tau2 = 0 to the root. Results equal ``rma.fit`` per analysis (tested);
-the rare analysis whose iteration does not converge here is refitted with ``rma.fit``, which retries
-with step halving as the oracle does.
+Q(tau2) climbs monotonically from tau2 = 0 to the root.
+
+ML and REML under a tight threshold switch to Newton steps where the maximum is interior: scoring converges
+linearly (up to ~140 steps at threshold 1e-10 on a flat likelihood), Newton quadratically. metafor stops
+scoring about threshold * r / (1 - r) short of the maximum (r the contraction per step); where that is more
+than 1e-7 of tau2 (tiny tau2, very flat likelihoods) metafor's own path is replayed, so every reported
+number stays within 1e-7 of metafor's (tested on random grids against the oracle). Results equal
+``rma.fit`` per analysis to that tolerance (tested); the rare analysis whose iteration does not converge
+here is refitted with ``rma.fit``, which retries with step halving as the oracle does.
 """
 
 from __future__ import annotations
