@@ -1,7 +1,9 @@
 """Network figures from the network payload: the network graph and the forest plot against the reference.
 
 Both return (svg, png) bytes and are deterministic: treatments sit on a circle in sorted order (no
-random layout), and export goes through ``style.figure_bytes`` (fixed svg.hashsalt, no dates).
+random layout). The graph, which every report draws, is drawn on the ``vector.Canvas`` (no matplotlib:
+importing it costs about a second); the forest plot goes through ``style.figure_bytes`` (fixed
+svg.hashsalt, no dates).
 """
 
 from __future__ import annotations
@@ -30,33 +32,50 @@ def _node_sizes(nodes: Sequence[Row]) -> dict[str, float]:
     return {name: 150.0 + 1350.0 * value / top for name, value in raw.items()}
 
 
+GRAPH_PX = 540.0           # the square canvas (5.6 in at 96 dpi)
+PX_PER_PT = 96.0 / 72.0
+EDGE_OPACITY = 0.55        # edges are drawn in the point colour blended with white by this much
+
+
 def network_graph(nodes: Sequence[Row], edges: Sequence[Row], *, title: str = "") -> tuple[bytes, bytes]:
     """Network graph: node area by participants (else trials), edge width and label by number of trials."""
-    fig = new_figure(5.6, 5.6)
-    ax = fig.add_axes((0.05, 0.05, 0.9, 0.86 if title else 0.9))
-    ax.set_axis_off()
-    ax.set_aspect("equal")
+    from metapsych.report.vector import Canvas, Frame
+
+    canvas = Canvas(GRAPH_PX, GRAPH_PX)
+    top_px = 40.0 if title else 20.0
+    side = GRAPH_PX - top_px - 20.0
+    frame = Frame((GRAPH_PX - side) / 2, top_px, side, side, (-1.5, 1.5), (-1.5, 1.5))
+    if title:
+        canvas.text(10, 16, title, size=13, bold=True)
     pos = circle_layout([n["treatment"] for n in nodes])
     top = max([int(e["n_trials"]) for e in edges] + [1])
-    for e in sorted(edges, key=lambda e: (e["treat1"], e["treat2"])):
+    edge_colour = _blend(COLOURS["point"], EDGE_OPACITY)
+    ordered = sorted(edges, key=lambda e: (e["treat1"], e["treat2"]))
+    for e in ordered:
         (x1, y1), (x2, y2) = pos[e["treat1"]], pos[e["treat2"]]
-        ax.plot([x1, x2], [y1, y2], color=COLOURS["point"], alpha=0.55, lw=1.0 + 7.0 * int(e["n_trials"]) / top,
-                solid_capstyle="round", zorder=1)
-        ax.text((x1 + x2) / 2, (y1 + y2) / 2, str(e["n_trials"]), fontsize=7, color=COLOURS["text"],
-                ha="center", va="center", zorder=3,
-                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+        canvas.line(frame.x(x1), frame.y(y1), frame.x(x2), frame.y(y2), edge_colour,
+                    (1.0 + 7.0 * int(e["n_trials"]) / top) * PX_PER_PT)
     sizes = _node_sizes(nodes)
-    names = sorted(pos)
-    ax.scatter([pos[n][0] for n in names], [pos[n][1] for n in names], s=[sizes[n] for n in names],
-               color=COLOURS["pooled"], edgecolors="white", linewidths=1.0, zorder=2)
-    for name in names:
+    for name in sorted(pos):
         x, y = pos[name]
-        ax.text(1.3 * x, 1.3 * y, name, ha="center", va="center", fontsize=9, parse_math=False)
-    ax.set_xlim(-1.5, 1.5)
-    ax.set_ylim(-1.5, 1.5)
-    if title:
-        ax.set_title(title, fontsize=10, loc="left")
-    return figure_bytes(fig)
+        radius = math.sqrt(sizes[name] / math.pi) * PX_PER_PT
+        canvas.circle(frame.x(x), frame.y(y), radius, COLOURS["pooled"], stroke="#ffffff")
+    for e in ordered:  # labels above edges and nodes, on a light box
+        (x1, y1), (x2, y2) = pos[e["treat1"]], pos[e["treat2"]]
+        cx, cy, label = frame.x((x1 + x2) / 2), frame.y((y1 + y2) / 2), str(e["n_trials"])
+        width = 0.62 * 9.0 * len(label) + 6.0
+        canvas.rect(cx - width / 2, cy - 7.0, width, 14.0, "#ffffff", opacity=0.8)
+        canvas.text(cx, cy, label, size=9, anchor="middle", colour=COLOURS["text"])
+    for name in sorted(pos):
+        x, y = pos[name]
+        canvas.text(frame.x(1.3 * x), frame.y(1.3 * y), name, size=12, anchor="middle", colour=COLOURS["text"])
+    return canvas.svg(), canvas.png()
+
+
+def _blend(colour: str, opacity: float) -> str:
+    """``colour`` at ``opacity`` over white, as an opaque hex colour."""
+    rgb = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(255 - opacity * (255 - c)):02x}" for c in rgb)
 
 
 def network_forest(estimates: Mapping[str, Row], reference: str, *, title: str = "",
