@@ -497,21 +497,21 @@ def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton
     Converged analyses are dropped from the arithmetic once they are the majority.
     """
     t, live = start.copy(), np.ones(start.size, bool)
-    idx, cur = np.arange(start.size), sub
+    idx, cur, now, alive = np.arange(start.size), sub, t.copy(), live.copy()
     for iteration in range(control.maxiter + 1):
-        step_newton = None if newton is None or iteration < NEWTON_AFTER else newton[idx]
-        now = t[idx]
-        adj = _scoring_step(cur, now, method, step_newton, work)
-        adj = np.where(live[idx] & np.isfinite(adj), adj * control.stepadj, 0.0)
+        adj = _scoring_step(cur, now, method, newton if iteration >= NEWTON_AFTER else None, work)
+        adj = np.where(alive & np.isfinite(adj), adj * control.stepadj, 0.0)
         new = now + _halve_until_feasible(now, adj)
-        live[idx] &= np.abs(new - now) > control.threshold
-        t[idx] = new
-        moving = live[idx]
-        if not moving.any():
+        alive &= np.abs(new - now) > control.threshold
+        now = new
+        if not alive.any():
             break
-        if 2 * moving.sum() < moving.size:
-            keep = np.flatnonzero(moving)
-            idx, cur = idx[keep], cur.take(keep)
+        if 2 * alive.sum() < alive.size:
+            t[idx], live[idx] = now, alive
+            keep = np.flatnonzero(alive)
+            idx, cur, now, alive = idx[keep], cur.take(keep), now[keep], alive[keep]
+            newton = None if newton is None else newton[keep]
+    t[idx], live[idx] = now, alive
     return t, live
 
 
