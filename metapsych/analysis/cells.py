@@ -86,7 +86,7 @@ DIAGNOSTICS_MODULES = ("metapsych.analysis.diagnostics", "metapsych.analysis.sen
 
 
 def preload_diagnostics() -> None:
-    """Import what ``cell_diagnostics`` and ``cell_sensitivity`` need, once, in this process: worker
+    """Import what ``cell_diagnostics`` and ``sensitivity_rows`` need, once, in this process: worker
     processes forked afterwards inherit the modules instead of importing them each (about a second)."""
     import importlib
 
@@ -94,22 +94,45 @@ def preload_diagnostics() -> None:
         importlib.import_module(name)
 
 
-def cell_sensitivity(effects: dict[str, list], config: Config) -> dict:
-    """The cell's ``sensitivity`` table, from its effect-level rows (before dependency handling)."""
+# The sensitivity table is computed in these parts (contiguous in ROWS order), as separate tasks: the
+# three-level models of a large cell cost as much as all its other rows together.
+SENSITIVITY_PARTS: tuple[tuple[str, ...], ...] = (
+    ("overall", "combined", "lowest", "highest", "outliers_removed", "influence_removed", "low_rob"),
+    ("three_level",), ("three_level_che",))
+
+
+def sensitivity_rows(effects: dict[str, list], config: Config, models: tuple[str, ...]) -> list[dict] | str:
+    """Rows ``models`` of the cell's sensitivity table, from its effect-level rows (before dependency
+    handling), or why they could not be computed. Plain values in and out, so it can run in a worker."""
     from metapsych.analysis.sensitivity import sensitivity_table
 
-    if not config.sensitivity:
-        return {"sensitivity": []}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            rows = sensitivity_table(effects["yi"], effects["vi"], effects["trial"], effects["rob_low"],
+            return sensitivity_table(effects["yi"], effects["vi"], effects["trial"], effects["rob_low"],
                                      estimator=config.model.estimator, test=test_name(config),
-                                     level=config.model.level, cer=config.effect.cer, rho=config.dependency.rho)
+                                     level=config.model.level, cer=config.effect.cer, rho=config.dependency.rho,
+                                     models=models)
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
-        return {"sensitivity": [{"model": "overall", "k": len(effects["yi"]),
-                                 "message": f"sensitivity analyses could not be computed: {exc}"}]}
-    return {"sensitivity": rows}
+        return str(exc)
+
+
+def sensitivity_block(parts: list[list[dict] | str], n_effects: int) -> dict:
+    """The cell's ``sensitivity`` table from its parts (``sensitivity_rows`` of SENSITIVITY_PARTS, in order);
+    if a part failed, the table is one row saying why."""
+    for part in parts:
+        if isinstance(part, str):
+            return {"sensitivity": [{"model": "overall", "k": n_effects,
+                                     "message": f"sensitivity analyses could not be computed: {part}"}]}
+    return {"sensitivity": [row for part in parts for row in part]}
+
+
+def cell_sensitivity(effects: dict[str, list], config: Config) -> dict:
+    """The cell's ``sensitivity`` table, computed part by part in this process."""
+    if not config.sensitivity:
+        return {"sensitivity": []}
+    parts = [sensitivity_rows(effects, config, models) for models in SENSITIVITY_PARTS]
+    return sensitivity_block(parts, len(effects["yi"]))
 
 
 def _studies(inputs: CellInputs, fit: RmaFit | None, level: float) -> list[dict]:

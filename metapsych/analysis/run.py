@@ -10,8 +10,11 @@ give the same dict, so the report and its diff are reproducible.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from metapsych import __version__
 from metapsych.analysis.cache import Cache
@@ -48,7 +51,11 @@ def build_results(studies_dir: Path, config: Config, *, cache: Cache | None = No
 def results_from_effects(effects: pd.DataFrame, config: Config, file_hashes: dict[str, str],
                          trials: dict[str, dict], *, cache: Cache | None = None,
                          progress: Progress = _silent) -> dict:
-    """The results document of an effect table (comparison table with ``yi``/``vi``)."""
+    """The results document of an effect table (comparison table with ``yi``/``vi``).
+
+    The diagnostics of the cells to compute start first (in worker processes when there is enough work);
+    the main models, moderators and networks are fitted here meanwhile.
+    """
     from metapsych.analysis.inputs import cell_inputs
     from metapsych.analysis.moderators import moderator_results
     from metapsych.analysis.network import network_results
@@ -56,13 +63,20 @@ def results_from_effects(effects: pd.DataFrame, config: Config, file_hashes: dic
 
     cache = cache or Cache(None)
     inputs = [cell_inputs(plan, config) for plan in plan_cells(effects, config)]
-    cells = _cells(inputs, config, cache, progress)
-    progress("moderators", 0, 1)
-    moderators = moderator_results(effects, config, cache)
-    progress("moderators", 1, 1)
-    progress("networks", 0, 1)
-    networks = network_results(effects, config, cache)
-    progress("networks", 1, 1)
+    done, todo = _reuse_cells(inputs, config, cache)
+    with _diagnostics(todo, config) as diagnostics:
+        fits = _fit_cells(todo, config, progress)
+        progress("moderators", 0, 1)
+        moderators = moderator_results(effects, config, cache)
+        progress("moderators", 1, 1)
+        progress("networks", 0, 1)
+        networks = network_results(effects, config, cache)
+        progress("networks", 1, 1)
+        for i, (item, cell_diagnostics) in enumerate(zip(todo, diagnostics(progress))):
+            done[item.plan.id] = fits(i, cell_diagnostics)
+            cache.put_json("cells", item.inputs_sha256, done[item.plan.id])
+            progress("cells", i + 1, len(todo))
+    cells = [done[item.plan.id] for item in inputs]
     return {
         "schema_version": SCHEMA_VERSION,
         "metapsych_version": __version__,
@@ -77,9 +91,9 @@ def results_from_effects(effects: pd.DataFrame, config: Config, file_hashes: dic
     }
 
 
-def _cells(inputs: list[CellInputs], config: Config, cache: Cache, progress: Progress) -> list[dict]:
-    """Cell dicts in id order: cached ones reused, the rest computed (main models in one batch)."""
-    from metapsych.analysis.cells import cumulative_prefixes, cumulative_rows, estimated_cell, too_few_cell
+def _reuse_cells(inputs: list[CellInputs], config: Config, cache: Cache) -> tuple[dict[str, dict], list[CellInputs]]:
+    """Cells found in the cache or below the minimum (keyed by id), and the cells still to compute."""
+    from metapsych.analysis.cells import too_few_cell
 
     done: dict[str, dict] = {}
     todo = []
@@ -92,59 +106,112 @@ def _cells(inputs: list[CellInputs], config: Config, cache: Cache, progress: Pro
             cache.put_json("cells", item.inputs_sha256, done[item.plan.id])
         else:
             todo.append(item)
-    if todo:
-        progress("fitting main models", 0, len(todo))
-        main = batch_fit([(item.yi, item.vi) for item in todo], config, qprofile=True)
-        prefixes = [cumulative_prefixes(item) for item in todo]
-        cumul = iter(batch_fit([(item.yi[idx], item.vi[idx]) for item, sets in zip(todo, prefixes) for idx in sets],
-                               config, qprofile=False))
-        lo_i2, hi_i2 = main.I2_ci
-        for i, (item, diagnostics) in enumerate(zip(todo, _diagnostics(todo, config, progress))):
-            cis = ((main.tau2_ci_lower[i], main.tau2_ci_upper[i]), (lo_i2[i], hi_i2[i]))
-            rows = cumulative_rows(item, [next(cumul) for _ in prefixes[i]])
-            cell = estimated_cell(item, main[i], cis, rows, diagnostics, config)
-            cache.put_json("cells", item.inputs_sha256, cell)
-            done[item.plan.id] = cell
-            progress("cells", i + 1, len(todo))
-    return [done[item.plan.id] for item in inputs]
+    return done, todo
 
 
-def _diagnostics(todo: list[CellInputs], config: Config, progress: Progress) -> Iterator[dict]:
-    """Per-cell diagnostics and sensitivity tables (fitted cell by cell upstream), as parallel tasks.
+def _fit_cells(todo: list[CellInputs], config: Config, progress: Progress) -> Callable[[int, dict], dict]:
+    """Fit the main models and cumulative models of ``todo`` in two vectorised batches; returns
+    ``cell(i, diagnostics)``, the dict of cell i once its diagnostics are known."""
+    from metapsych.analysis.cells import cumulative_prefixes, cumulative_rows, estimated_cell
 
-    The two halves of every cell are separate tasks, the largest cells first, spread over worker processes
-    (one per core) whenever there is more than one task's worth of work. The workers are forked after the
+    if not todo:
+        return lambda i, diagnostics: {}
+    progress("fitting main models", 0, len(todo))
+    main = batch_fit([(item.yi, item.vi) for item in todo], config, qprofile=True)
+    prefixes = [cumulative_prefixes(item) for item in todo]
+    cumul = list(batch_fit([(item.yi[idx], item.vi[idx]) for item, sets in zip(todo, prefixes) for idx in sets],
+                           config, qprofile=False))
+    first = np.cumsum([0] + [len(sets) for sets in prefixes])
+    lo_i2, hi_i2 = main.I2_ci
+    progress("fitting main models", len(todo), len(todo))
+
+    def cell(i: int, diagnostics: dict) -> dict:
+        cis = ((main.tau2_ci_lower[i], main.tau2_ci_upper[i]), (lo_i2[i], hi_i2[i]))
+        rows = cumulative_rows(todo[i], cumul[first[i]:first[i + 1]])
+        return estimated_cell(todo[i], main[i], cis, rows, diagnostics, config)
+
+    return cell
+
+
+@contextmanager
+def _diagnostics(todo: list[CellInputs], config: Config) -> Iterator[Callable[[Progress], list[dict]]]:
+    """Start the cells' diagnostics and sensitivity tables; yields ``collect(progress)``, which returns one
+    dict (``influence``, ``bias``, ``sensitivity``) per cell of ``todo``.
+
+    Every cell gives one diagnostics task and one task per part of its sensitivity table (the three-level
+    models of a large cell are as costly as the rest). With enough work they run in worker processes (one
+    per core), the costliest first, while the caller fits the main models; the workers are forked after the
     modules the tasks need are imported here, so that they start with them instead of importing them each.
     """
     import os
 
-    from metapsych.analysis.cells import cell_diagnostics, cell_sensitivity, preload_diagnostics
+    from metapsych.analysis.cells import preload_diagnostics
 
-    tasks = [(cell_diagnostics, (item.yi, item.vi, list(item.trials), config)) for item in todo]
-    tasks += [(cell_sensitivity, (item.effects, config)) for item in todo]
-    workers = min(os.cpu_count() or 1, MAX_WORKERS)
-    progress("diagnostics", 0, len(tasks))
-    preload_diagnostics()
+    tasks = _diagnostic_tasks(todo, config)
+    workers = min(os.cpu_count() or 1, MAX_WORKERS, len(tasks))
     if workers < 2 or sum(item.k for item in todo) < PARALLEL_FROM_K:
-        results = []
-        for func, args in tasks:
-            results.append(func(*args))
-            progress("diagnostics", len(results), len(tasks))
-    else:
-        import multiprocessing
-        import sys
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        yield lambda progress: _assemble(todo, config, _run_here(tasks, progress))
+        return
+    import multiprocessing
+    import sys
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
-        sizes = [item.k for item in todo] * 2
-        order = sorted(range(len(tasks)), key=lambda i: -sizes[i])
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
-            futures = {i: pool.submit(tasks[i][0], *tasks[i][1]) for i in order}
+    preload_diagnostics()
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        order = sorted(range(len(tasks)), key=lambda i: (-tasks[i][2], i))
+        futures = {i: pool.submit(tasks[i][0], *tasks[i][1]) for i in order}
+
+        def collect(progress: Progress) -> list[dict]:
+            progress("diagnostics", 0, len(tasks))
             for done, _ in enumerate(as_completed(futures.values()), 1):
                 progress("diagnostics", done, len(tasks))
-            results = [futures[i].result() for i in range(len(tasks))]
-    n = len(todo)
-    return ({**results[i], **results[n + i]} for i in range(n))
+            return _assemble(todo, config, [futures[i].result() for i in range(len(tasks))])
+
+        yield collect
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def _diagnostic_tasks(todo: list[CellInputs], config: Config) -> list[tuple[Callable, tuple, float]]:
+    """(function, arguments, cost) per task: the cells' diagnostics, then their sensitivity parts."""
+    from metapsych.analysis.cells import SENSITIVITY_PARTS, cell_diagnostics, sensitivity_rows
+
+    tasks: list[tuple[Callable, tuple, float]] = [
+        (cell_diagnostics, (item.yi, item.vi, list(item.trials), config), float(item.k)) for item in todo]
+    if config.sensitivity:
+        weight = {"three_level": 2.0, "three_level_che": 1.5}  # relative cost per effect, roughly
+        tasks += [(sensitivity_rows, (item.effects, config, models),
+                   weight.get(models[0], 1.0) * len(item.effects["yi"]))
+                  for item in todo for models in SENSITIVITY_PARTS]
+    return tasks
+
+
+def _run_here(tasks: list[tuple[Callable, tuple, float]], progress: Progress) -> list:
+    progress("diagnostics", 0, len(tasks))
+    results = []
+    for func, args, _ in tasks:
+        results.append(func(*args))
+        progress("diagnostics", len(results), len(tasks))
+    return results
+
+
+def _assemble(todo: list[CellInputs], config: Config, results: list) -> list[dict]:
+    """Per cell: its diagnostics task's result plus the sensitivity table made of its parts' results."""
+    from metapsych.analysis.cells import SENSITIVITY_PARTS, sensitivity_block
+
+    n, parts = len(todo), len(SENSITIVITY_PARTS)
+    out = []
+    for i, item in enumerate(todo):
+        if not config.sensitivity:
+            out.append({**results[i], "sensitivity": []})
+            continue
+        mine = results[n + i * parts:n + (i + 1) * parts]
+        out.append({**results[i], **sensitivity_block(mine, len(item.effects["yi"]))})
+    return out
 
 
 def batch_fit(data: list[tuple], config: Config, *, qprofile: bool):  # type: ignore[no-untyped-def]

@@ -47,22 +47,33 @@ def sensitivity_table(
     level: float = 0.95,
     cer: float = 0.2,
     rho: float = 0.6,
+    models: Sequence[str] = ROWS,
 ) -> list[dict[str, Any]]:
     """One dict per row of ROWS (keys ``model`` plus ROW_KEYS). ``rob_low[i]`` is True when effect i comes
-    from a trial at low risk of bias (None = unknown, treated as not low). ``test``: "z" or "knha"."""
+    from a trial at low risk of bias (None = unknown, treated as not low). ``test``: "z" or "knha".
+    ``models`` computes only those rows (still in ROWS order), so that parts of a table can be computed in
+    parallel: a row does not depend on which others are computed."""
     y = np.asarray(yi, dtype=float).ravel()
     v = np.asarray(vi, dtype=float).ravel()
     trials = list(trial)
     if not (y.size == v.size == len(trials)) or (rob_low is not None and len(rob_low) != y.size):
         raise ValueError("yi, vi, trial and rob_low must have one entry per effect size")
+    unknown = sorted(set(models) - set(ROWS))
+    if unknown:
+        raise ValueError(f"unknown sensitivity model(s) {', '.join(unknown)} (expected some of {', '.join(ROWS)})")
     ctx = _Context(y, v, trials, estimator, test, level, cer, rho)
-    overall = ctx.fit_rows(np.arange(y.size))
-    rows = [("overall", overall[0]), ("combined", ctx.combined())]
-    rows += [("lowest", ctx.extreme(np.argmin)), ("highest", ctx.extreme(np.argmax))]
-    rows += [("outliers_removed", ctx.without_outliers(overall[1])),
-             ("influence_removed", ctx.without_influential()), ("low_rob", ctx.low_rob(rob_low))]
-    rows += [("three_level", ctx.three_level(che=False)), ("three_level_che", ctx.three_level(che=True))]
-    return [{"model": name, **row} for name, row in rows]
+    build = {
+        "overall": lambda: ctx.overall()[0],
+        "combined": ctx.combined,
+        "lowest": lambda: ctx.extreme(np.argmin),
+        "highest": lambda: ctx.extreme(np.argmax),
+        "outliers_removed": lambda: ctx.without_outliers(ctx.overall()[1]),
+        "influence_removed": ctx.without_influential,
+        "low_rob": lambda: ctx.low_rob(rob_low),
+        "three_level": lambda: ctx.three_level(che=False),
+        "three_level_che": lambda: ctx.three_level(che=True),
+    }
+    return [{"model": name, **build[name]()} for name in ROWS if name in models]
 
 
 def _empty(message: str, k: int = 0) -> dict[str, Any]:
@@ -77,6 +88,13 @@ class _Context:
     def __init__(self, y, v, trials, estimator, test, level, cer, rho) -> None:
         self.y, self.v, self.trials = y, v, trials
         self.estimator, self.test, self.level, self.cer, self.rho = estimator, test, level, cer, rho
+        self._overall: tuple[dict[str, Any], Any] | None = None
+
+    def overall(self) -> tuple[dict[str, Any], Any]:
+        """The ``overall`` row and its fit (fitted once; the outlier row needs the fit too)."""
+        if self._overall is None:
+            self._overall = self.fit_rows(np.arange(self.y.size))
+        return self._overall
 
     def nnt(self, estimate: float | None) -> float | None:
         from metapsych.effects.nnt import nnt_furukawa
