@@ -90,6 +90,7 @@ class NetworkConfig(_Strict):
     enabled: bool = True
     time: Time = "post"
     reference: list[str] = ["care-as-usual", "waitlist"]
+    split_by_format: bool = False  # treatments approach/format (cbt/group); arms without a format stay whole
 
 
 class Config(_Strict):

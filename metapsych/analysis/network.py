@@ -1,7 +1,8 @@
 """Network meta-analysis per condition: every approach and control type in one connected model.
 
-For each condition, the effects at the configured time point become contrasts between approach codes
-(oriented alphabetically, sign flipped where needed); several effects of one trial for one pair of
+For each condition, the effects at the configured time point become contrasts between approach codes, or
+approach/format (``cbt/group``) with ``network.split_by_format`` (oriented alphabetically, sign flipped where
+needed); several effects of one trial for one pair of
 approaches are combined with the config's dependency rule. Trials whose contrasts the network model cannot
 use are left out and named in the network's notes. Multi-arm trials that report every arm against one
 shared arm only are completed with the missing contrasts (``network_data.complete_multiarm``). The reference
@@ -59,8 +60,7 @@ def contrasts(rows: pd.DataFrame, config: Config) -> tuple[dict[str, np.ndarray]
     """
     from metapsych.stats.network_data import complete_multiarm
 
-    a = rows["condition_arm1"].astype(str).to_numpy()
-    b = rows["condition_arm2"].astype(str).to_numpy()
+    a, b = (treatment_labels(rows, side, config.network.split_by_format) for side in ("1", "2"))
     flip = a > b
     t1, t2 = np.where(flip, b, a), np.where(flip, a, b)
     keys = [f"{trial}\t{x}\t{y}" for trial, x, y in zip(rows["trial"], t1, t2)]
@@ -69,7 +69,7 @@ def contrasts(rows: pd.DataFrame, config: Config) -> tuple[dict[str, np.ndarray]
     groups = tuple(sorted(set(keys)))
     yi, vi = trial_effects(frame, groups, config.dependency.method, config.dependency.rho)
     study, treat1, treat2 = (list(part) for part in zip(*(g.split("\t") for g in groups)))
-    sizes = _arm_sizes(rows)
+    sizes = _arm_sizes(rows, a, b)
     done = complete_multiarm(study, treat1, treat2, list(yi), list(vi),
                              [sizes.get((s, t), float("nan")) for s, t in zip(study, treat1)],
                              [sizes.get((s, t), float("nan")) for s, t in zip(study, treat2)])
@@ -78,11 +78,21 @@ def contrasts(rows: pd.DataFrame, config: Config) -> tuple[dict[str, np.ndarray]
             done.notes)
 
 
-def _arm_sizes(rows: pd.DataFrame) -> dict[tuple[str, str], float]:
-    """Largest reported n of each (trial, approach) arm."""
+def treatment_labels(rows: pd.DataFrame, side: str, by_format: bool) -> np.ndarray:
+    """The network treatment of each row's arm ``side`` ("1" or "2"): its approach code, or approach/format."""
+    codes = rows[f"condition_arm{side}"].astype(str).to_numpy()
+    if not by_format:
+        return codes
+    column = "format" if side == "1" else "format_arm2"
+    formats = rows[column].to_numpy() if column in rows else np.full(codes.size, None)
+    return np.array([f"{code}/{fmt}" if isinstance(fmt, str) and fmt else code for code, fmt in zip(codes, formats)])
+
+
+def _arm_sizes(rows: pd.DataFrame, treat1: np.ndarray, treat2: np.ndarray) -> dict[tuple[str, str], float]:
+    """Largest reported n of each (trial, treatment) arm."""
     sizes: dict[tuple[str, str], float] = {}
-    for side in ("1", "2"):
-        for trial, code, n in zip(rows["trial"], rows[f"condition_arm{side}"], rows[f"n_arm{side}"]):
+    for side, codes in (("1", treat1), ("2", treat2)):
+        for trial, code, n in zip(rows["trial"], codes, rows[f"n_arm{side}"]):
             if n is not None and np.isfinite(float(n)):
                 sizes[(trial, code)] = max(sizes.get((trial, code), 0.0), float(n))
     return sizes

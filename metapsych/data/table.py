@@ -29,7 +29,8 @@ DATA_COLUMNS = [
 ]
 COLUMNS = [
     "study", "trial", "condition", "arm1", "arm2", "condition_arm1", "condition_arm2", "multi_arm1", "multi_arm2",
-    "kind_arm2", "label_arm1", "label_arm2", "format", "n_sessions_arm1", "outcome_type", "outcome_label",
+    "kind_arm2", "label_arm1", "label_arm2", "format", "format_arm2", "n_sessions_arm1", "outcome_type",
+    "outcome_label",
     "instrument", "rating", "lower_is_better", "time", "time_weeks", *DATA_COLUMNS,
     "icc", "cluster_size", "icc_arm2", "cluster_size_arm2", "rand_arm1", "rand_arm2",
     "year", "country", "rob", "rob_tool", "rob_score", "citation", "outcome_index", "source_file", "source_line",
@@ -142,7 +143,8 @@ def _arm_columns(arm1: Arm, arm2: Arm, vocabulary: Vocabulary) -> dict[str, Any]
     return {
         "arm1": arm1.id, "arm2": arm2.id, "condition_arm1": arm1.approach, "condition_arm2": arm2.approach,
         "multi_arm1": arm1.id, "multi_arm2": arm2.id, "kind_arm2": KIND_ARM2[vocabulary.arm_kind(arm2.approach)],
-        "label_arm1": arm1.label, "label_arm2": arm2.label, "format": arm1.format, "n_sessions_arm1": arm1.sessions,
+        "label_arm1": arm1.label, "label_arm2": arm2.label, "format": arm1.format, "format_arm2": arm2.format,
+        "n_sessions_arm1": arm1.sessions,
         "icc": arm1.icc, "cluster_size": arm1.cluster_size, "icc_arm2": arm2.icc,
         "cluster_size_arm2": arm2.cluster_size, "rand_arm1": arm1.randomized, "rand_arm2": arm2.randomized,
     }

@@ -42,3 +42,17 @@ def test_payload_names_split_rows_and_keeps_the_completion_note() -> None:
     assert payload["multi_arm_studies"] == ["t3"]
     assert any("t3" in note for note in payload["notes"])
     assert all(row["comparison"] == f"{row['treat1']}:{row['treat2']}" for row in payload["split"])
+
+
+def test_split_by_format_makes_approach_format_treatments() -> None:
+    rows = _rows().assign(format=["group", "individual", "individual", "group", "group"],
+                          format_arm2=[None, None, None, None, "individual"])
+    split = Config.model_validate({"analyses": [{"name": "main", "comparators": "each-control"}],
+                                   "network": {"split_by_format": True}})
+    data, _ = contrasts(rows, split)
+    pairs = {(s, a, b) for s, a, b in zip(data["study"], data["treat1"], data["treat2"])}
+    assert ("t1", "care-as-usual", "cbt/group") in pairs
+    assert ("t4", "cbt/group", "ipt/individual") in pairs
+    assert ("t3", "cbt/individual", "ipt/group") in pairs  # completed three-arm contrast, formats kept
+    plain, _ = contrasts(rows, CONFIG)
+    assert set(plain["treat1"]) | set(plain["treat2"]) == {"care-as-usual", "cbt", "ipt"}
