@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -52,7 +53,7 @@ def cell_inputs(plan: CellPlan, config: Config) -> CellInputs:
     """Reduce a cell's rows to one effect per trial and hash the cell's inputs and settings."""
     rows = plan.rows.sort_values(["trial"], kind="stable")
     cols = [c for c in ROW_COLUMNS if c in rows]
-    records = [dict(zip(cols, map(_plain, values))) for values in rows[cols].itertuples(index=False, name=None)]
+    records = [dict(zip(cols, values)) for values in zip(*(_column(rows[c]) for c in cols))]
     by_trial: dict[str, list[dict]] = {}
     for record in records:
         by_trial.setdefault(record["trial"], []).append(record)
@@ -119,10 +120,21 @@ def _hashable(value: object) -> object:
     return value.hex() if isinstance(value, float) else value
 
 
+def _column(series: pd.Series) -> list:
+    """A column's values as ``_plain`` makes them, whole numeric columns at once (a cell has hundreds)."""
+    values = series.tolist()
+    kind = series.dtype.kind
+    if kind == "f":
+        return [v if math.isfinite(v) else None for v in values]
+    if kind in "iub":
+        return values
+    return [_plain(v) for v in values]
+
+
 def _plain(value: object) -> object:
     """numpy scalars to Python; NaN/NA to None (JSON-safe)."""
-    if value is None:
-        return None
+    if value is None or type(value) is str:
+        return value
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):
