@@ -2,7 +2,8 @@
 
 1. Every plot and every cell page gets a key: a hash of what it shows plus the report code's version
    (``jobs.code_version``). Those whose key matches ``manifest.json`` of the existing report are reused;
-   the rest, and the summary files (index, README, JSON, CSV, CHANGES), are rendered in memory.
+   the rest, and the summary files (index, README, JSON, CSV, CHANGES), are rendered in memory (the
+   plots in worker processes while the pages and summary files are rendered here).
 2. If every file would be byte-identical to what is already in ``out_dir``, nothing is written.
 3. Otherwise the report is built in a temporary folder next to ``out_dir`` (same filesystem), reused files
    are hard-linked (or copied) into it, and it replaces ``out_dir`` by two renames, so an interrupted run
@@ -51,13 +52,13 @@ def write_report(results: dict[str, Any], out_dir: Path, *, previous: dict[str, 
     stems = {j.stem for j in plot_jobs}
     reused_plots = {j.stem for j in plot_jobs if old.get(f"plots/{j.stem}") == j.key and _exist(out_dir, j.stem)}
     todo = [j for j in plot_jobs if j.stem not in reused_plots]
-    rendered = jobs.render_all(todo, workers or jobs.default_workers())
-    pages = _page_keys(results, stems)
-    reused_pages = {rel for rel, key in pages.items() if old.get(rel) == key and (out_dir / rel).is_file()}
-    files = _summary_files(results, previous, out_dir, stems)
-    files.update(_cell_pages(results, stems, skip=reused_pages))
-    for job, (svg, png) in zip(todo, rendered):
-        files[f"plots/{job.stem}.svg"], files[f"plots/{job.stem}.png"] = svg, png
+    with jobs.rendering(todo, workers or jobs.default_workers()) as rendered:  # plots render meanwhile
+        pages = _page_keys(results, stems)
+        reused_pages = {rel for rel, key in pages.items() if old.get(rel) == key and (out_dir / rel).is_file()}
+        files = _summary_files(results, previous, out_dir, stems)
+        files.update(_cell_pages(results, stems, skip=reused_pages))
+        for job, (svg, png) in zip(todo, rendered()):
+            files[f"plots/{job.stem}.svg"], files[f"plots/{job.stem}.png"] = svg, png
     manifest = {**{f"plots/{j.stem}": j.key for j in plot_jobs}, **pages}
     files[MANIFEST] = (json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode()
     linked = sorted(reused_pages) + [f"plots/{stem}.{ext}" for stem in sorted(reused_plots) for ext in ("svg", "png")]

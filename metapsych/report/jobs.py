@@ -14,7 +14,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -163,22 +164,30 @@ def render_job(job: PlotJob) -> tuple[bytes, bytes]:
     return getattr(importlib.import_module(module), func)(**job.kwargs)
 
 
-def render_all(jobs: Sequence[PlotJob], workers: int) -> list[tuple[bytes, bytes]]:
-    """Render jobs in order; with several jobs, in a pool of worker processes (forked, so the already
-    imported matplotlib is reused), the most expensive first for better load balance."""
+@contextmanager
+def rendering(jobs: Sequence[PlotJob], workers: int) -> Iterator[Callable[[], list[tuple[bytes, bytes]]]]:
+    """Start rendering ``jobs``; yields ``collect()``, which returns their (svg, png) bytes in order.
+
+    With several jobs they render in a pool of worker processes (forked, so already imported modules are
+    reused), the most expensive first for better load balance, while the caller does other work; with few
+    jobs they render here when collected.
+    """
     if len(jobs) < PARALLEL_MIN_JOBS or workers <= 1:
-        return [render_job(job) for job in jobs]
+        yield lambda: [render_job(job) for job in jobs]
+        return
     import concurrent.futures
     import multiprocessing
 
     order = sorted(range(len(jobs)), key=lambda i: (-jobs[i].cost, i))
     method = "fork" if sys.platform.startswith("linux") else None
-    context = multiprocessing.get_context(method)
-    results: list[tuple[bytes, bytes] | None] = [None] * len(jobs)
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for i, out in zip(order, pool.map(render_job, [jobs[i] for i in order], chunksize=1)):
-            results[i] = out
-    return [r for r in results if r is not None]
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    try:
+        futures = {i: pool.submit(render_job, jobs[i]) for i in order}
+        yield lambda: [futures[i].result() for i in range(len(jobs))]
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def default_workers() -> int:
