@@ -7,7 +7,8 @@ subprocess (imports included, as a user or CI sees it):
 2. no change: the same command again (target: under 2 s, and nothing written);
 3. one trial added: a copy of an existing trial under a new id (target: under 10% of cold).
 
-Run: ``python bench/report_times.py [--keep]``. Prints seconds and ratios to the targets.
+Run: ``python bench/report_times.py [--repeat N] [--keep]``. Prints seconds and ratios to the targets (the
+median of N repetitions, each on a fresh copy, and every single time, since timings on a shared machine vary).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,10 +53,8 @@ def add_trial(studies: Path) -> str:
     return new_id
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", action="store_true", help="keep the temporary review folder")
-    args = parser.parse_args()
+def measure(keep: bool) -> tuple[float, float, float, bool, bool]:
+    """One repetition on a fresh copy: (cold, no change, one trial added, wrote nothing, CHANGES.md names it)."""
     review = Path(tempfile.mkdtemp(prefix="metapsych-bench-"))
     shutil.copytree(ROOT / "studies", review / "studies")
     shutil.copytree(ROOT / "configs", review / "configs")
@@ -69,16 +69,32 @@ def main() -> None:
     new_id = add_trial(review / "studies")
     added = timed_run(review)
     changes = (review / "reports" / "CHANGES.md").read_text(encoding="utf-8")
-    print(f"trials: {len(list((review / 'studies').rglob('*.yaml')))}")
-    print(f"cold full report      {cold:7.2f} s   target < 60 s     ({cold / 60:.2f} of target)")
-    print(f"no-change re-run      {unchanged:7.2f} s   target < 2 s      ({unchanged / 2:.2f} of target); "
-          f"wrote nothing: {wrote_nothing}")
-    print(f"one trial added       {added:7.2f} s   target < 10% cold ({added / cold:.1%} of cold); "
-          f"CHANGES.md names it: {new_id.replace('-', chr(92) + '-') in changes or new_id in changes}")
-    if args.keep:
+    named = new_id.replace("-", chr(92) + "-") in changes or new_id in changes
+    if keep:
         print(f"review folder: {review}")
     else:
         shutil.rmtree(review)
+    return cold, unchanged, added, wrote_nothing, named
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=1, help="repetitions (medians are reported)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary review folders")
+    args = parser.parse_args()
+    runs = [measure(args.keep) for _ in range(max(1, args.repeat))]
+    cold, unchanged, added = (statistics.median(r[i] for r in runs) for i in range(3))
+
+    def each(i: int) -> str:
+        return ", ".join(f"{r[i]:.2f}" for r in runs)
+
+    trials = len(list((ROOT / "studies").rglob("*.yaml")))
+    print(f"trials: {trials} (+1 added); runs: {len(runs)} (medians; each run in brackets)")
+    print(f"cold full report      {cold:7.2f} s   target < 60 s     ({cold / 60:.2f} of target)  [{each(0)}]")
+    print(f"no-change re-run      {unchanged:7.2f} s   target < 2 s      ({unchanged / 2:.2f} of target); "
+          f"wrote nothing: {all(r[3] for r in runs)}  [{each(1)}]")
+    print(f"one trial added       {added:7.2f} s   target < 10% cold ({added / cold:.1%} of cold); "
+          f"CHANGES.md names it: {all(r[4] for r in runs)}  [{each(2)}]")
 
 
 if __name__ == "__main__":

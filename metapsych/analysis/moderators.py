@@ -10,6 +10,7 @@ refits only its own condition's moderators.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -63,7 +64,7 @@ def _inputs_key(group: pd.DataFrame, config: Config) -> str:
 
 def _exact(value: object) -> object:
     if isinstance(value, float):
-        return None if value != value else value.hex()
+        return None if math.isnan(value) else value.hex()
     return value if value is None or isinstance(value, (str, int, bool)) else str(value)
 
 
