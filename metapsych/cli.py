@@ -6,6 +6,7 @@ Heavy libraries (pandas, scipy, matplotlib) are imported inside the command impl
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
@@ -35,6 +36,20 @@ def _stderr(message: str) -> None:
     sys.stderr.write(message.rstrip("\n") + "\n")
 
 
+#: file-system errors that come from the paths a user gave (exit 2); others (disk full, I/O) exit 1
+USAGE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
+                errno.ENAMETOOLONG, errno.ELOOP}
+
+
+def os_error_message(exc: OSError) -> str:
+    """``PATH: reason`` for a file-system error, naming the path the operating system refused."""
+    path = exc.filename if exc.filename is not None else "(file)"
+    reason = exc.strerror or str(exc)
+    if exc.filename2 is not None:
+        path = f"{path} -> {exc.filename2}"
+    return f"{path}: {reason[:1].lower()}{reason[1:]} (expected a path that can be read and written)"
+
+
 def guarded(func: F) -> F:
     """Run a command, turning expected errors into their exit code and a message, never a traceback."""
 
@@ -50,6 +65,9 @@ def guarded(func: F) -> F:
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort):
             raise
+        except OSError as exc:
+            _stderr(f"error: {os_error_message(exc)}")
+            raise typer.Exit(2 if exc.errno in USAGE_ERRNOS else 1) from None
         except Exception as exc:  # noqa: BLE001 - the contract: no traceback for users
             if os.environ.get("METAPSYCH_DEBUG"):
                 raise
@@ -153,7 +171,9 @@ def run(
 ) -> int:
     """Build the whole report (every condition x approach cell) from the trials and the config."""
     from metapsych.commands import run as cmd
+    from metapsych.commands.outdir import check_report_folder
 
+    check_report_folder(out, keep=(studies, config))
     return cmd.run(studies, config=config, out=out, quiet=quiet, force=force)
 
 

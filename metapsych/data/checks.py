@@ -10,12 +10,13 @@ weeks, the same outcome listed twice.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import math
 import re
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from metapsych.data.schema import FIELDS, Outcome, Result, Trial
 from metapsych.data.vocabulary import UnknownCode, Vocabulary
@@ -29,6 +30,12 @@ DATA_KINDS = {
     "binary": ("events", "n"),
 }
 LARGE_G = 3.0
+#: no count, score, SD or statistic of a psychotherapy trial comes near this; larger values are typos or
+#: corrupt cells, and their squares would overflow in the effect-size formulas
+MAX_VALUE = 1e9
+FIRST_YEAR = 1900
+#: trial-level moderators that are percentages (Metapsy databases also store them as proportions, 0-1)
+PERCENT = re.compile(r"^(percent_.+|.+_percent)$")
 
 
 class Checker:
@@ -37,9 +44,14 @@ class Checker:
     def __init__(self, doc: YamlDocument, vocabulary: Vocabulary, stem: str | None) -> None:
         self.doc, self.vocabulary, self.stem = doc, vocabulary, stem
         self.problems: list[Problem] = []
+        self.imported = False  # set by check(): the trial came from a database (source.database)
+        self._schema_paths: set[Path_] = set()  # values already reported by the schema; not checked again
 
     def add(self, path: Path_, problem: str, expected: str = "", severity: str = "error") -> None:
-        """Record a problem at ``path`` (the line comes from the document)."""
+        """Record a problem at ``path`` (the line comes from the document), unless the schema already
+        reported that value (the salvaged check would otherwise call a rejected value missing)."""
+        if tuple(path) in self._schema_paths:
+            return
         self.problems.append(Problem(self.doc.file, self.doc.line(path), format_path(path), problem, expected,
                                      severity))  # type: ignore[arg-type]
 
@@ -66,6 +78,7 @@ class Checker:
                     self.add(path, "not a plain value", "a number, text, true/false or nothing")
                 else:
                     self._schema_problem(path, errors[0])
+            self._schema_paths = set(by_path)
             return None, _salvage(value, list(by_path))
 
     def _schema_problem(self, path: Path_, error: Any) -> None:
@@ -79,10 +92,14 @@ class Checker:
             close = difflib.get_close_matches(str(path[-1]), fields, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             self.add(path, f"unknown field{hint}", f"one of {', '.join(fields)}")
+        elif kind == "value_error":
+            message = str(error["msg"]).removeprefix("Value error, ")
+            self.add(path, message, "a number" if "not a number" in message else "a valid value")
         else:
             shown = error.get("input")
             got = f" (got {shown!r})" if isinstance(shown, (str, int, float, bool)) or shown is None else ""
-            self.add(path, f"{error['msg'].rstrip('.')}{got}", _expected_for(kind))
+            message = re.sub(r" or instance of \w+", "", str(error["msg"])).rstrip(".")
+            self.add(path, f"{message}{got}", _expected_for(kind))
 
     def _path_of(self, loc: tuple[Any, ...]) -> Path_:
         path: list[str | int] = []
@@ -95,7 +112,9 @@ class Checker:
     # -- semantics --------------------------------------------------------------------------------------
     def check(self, trial: Trial) -> dict[str, Any]:
         """Check a parsed trial; returns the canonical codes resolved on the way."""
+        self.imported = bool(trial.source and trial.source.database)
         self._check_id(trial)
+        self._check_trial_numbers(trial)
         codes: dict[str, Any] = {"condition": self._code("condition", trial.condition, ("condition",))}
         if trial.risk_of_bias and trial.risk_of_bias.overall is not None:
             codes["rob"] = self._code("risk_of_bias", trial.risk_of_bias.overall, ("risk_of_bias", "overall"))
@@ -117,6 +136,27 @@ class Checker:
         elif self.stem is not None and trial.id != self.stem:
             self.add(("id",), f"id {trial.id!r} differs from the file name {self.stem!r}",
                      f"id: {self.stem} (or rename the file to {trial.id}.yaml)")
+
+    def _check_trial_numbers(self, trial: Trial) -> None:
+        last = datetime.date.today().year + 1
+        if trial.year is not None and not FIRST_YEAR <= trial.year <= last:
+            self.add(("year",), f"year {trial.year} is not plausible", f"a publication year {FIRST_YEAR}-{last}")
+        for name, value in trial.moderators.items():
+            if not PERCENT.match(name) or value is None or isinstance(value, str):
+                continue  # text: imported databases join differing values ("0.73 | 0.67")
+            if isinstance(value, bool) or not 0 <= value <= 100:
+                self.add(("moderators", name), f"{name} is {str(value).lower()}", "a percentage 0-100")
+
+    def _check_numbers(self, model: BaseModel, path: Path_) -> None:
+        """Every number of ``model`` is finite and of plausible size."""
+        for name, value in model.model_dump().items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if not math.isfinite(value):
+                self.add((*path, name), f"{name} is not a finite number", "a finite number")
+            elif abs(value) > MAX_VALUE:
+                self.add((*path, name), f"{name} is {value:g}, implausibly large",
+                         f"a value below {MAX_VALUE:g} in absolute size")
 
     def _code(self, kind: str, value: str, path: Path_, condition: str | None = None) -> str | None:
         try:
@@ -143,6 +183,7 @@ class Checker:
         return arms
 
     def _check_arm_numbers(self, arm: Any, path: Path_) -> None:
+        self._check_numbers(arm, path)
         if arm.randomized is not None and arm.randomized < 2:
             self.add((*path, "randomized"), f"randomized n is {arm.randomized}", "at least 2")
         if arm.sessions is not None and arm.sessions < 0:
@@ -154,6 +195,7 @@ class Checker:
 
     def _check_outcome(self, outcome: Outcome, path: Path_, arms: dict[str, dict[str, Any]], trial: Trial) -> None:
         self._check_direction(outcome, path)
+        self._check_numbers(outcome.timepoint, (*path, "timepoint"))
         if outcome.timepoint.weeks is not None and outcome.timepoint.weeks < 0:
             self.add((*path, "timepoint", "weeks"), f"negative weeks ({outcome.timepoint.weeks:g})", "0 or more")
         if outcome.timepoint.label == "follow-up" and outcome.timepoint.weeks is None:
@@ -220,11 +262,15 @@ class Checker:
             value = getattr(result, name)
             if value is not None and not value > 0:
                 self.add((*path, name), f"{name} is {value:g}", "a standard deviation > 0")
-        for name, value in result.model_dump().items():
-            if value is not None and not math.isfinite(value):
-                self.add((*path, name), f"{name} is not a finite number", "a finite number")
+        self._check_numbers(result, path)
         if result.n is not None and result.n < 2:
             self.add((*path, "n"), f"n is {result.n:g}", "n >= 2")
+        for name in ("n", "events"):
+            value = getattr(result, name)
+            if value is not None and math.isfinite(value) and value != round(value):
+                # databases store effective or averaged counts; a hand-written fraction is a typo
+                self.add((*path, name), f"{name} is {value:g}, not a whole number", "a count of participants",
+                         "warning" if self.imported else "error")
         if result.events is not None:
             if result.events < 0:
                 self.add((*path, "events"), f"events is {result.events:g}", "0 or more events")
@@ -244,7 +290,8 @@ class Checker:
         results = list(outcome.results.items())
         for i, (a, ra) in enumerate(results):
             for b, rb in results[i + 1:]:
-                if None in (ra.mean, rb.mean, ra.sd, rb.sd, ra.n, rb.n) or ra.n + rb.n <= 2:
+                values = (ra.mean, rb.mean, ra.sd, rb.sd, ra.n, rb.n)
+                if None in values or not all(_plausible(v) for v in values) or ra.n + rb.n <= 2:
                     continue
                 pooled = math.sqrt(((ra.n - 1) * ra.sd**2 + (rb.n - 1) * rb.sd**2) / (ra.n + rb.n - 2))
                 if pooled > 0 and abs(ra.mean - rb.mean) / pooled > LARGE_G:
@@ -256,6 +303,7 @@ class Checker:
         pre = outcome.precomputed
         assert pre is not None
         ppath = (*path, "precomputed")
+        self._check_numbers(pre, ppath)
         for i, arm_id in enumerate(pre.arms):
             if arm_id not in arms:
                 self.add((*ppath, "arms", i), f"unknown arm {arm_id!r}", _arm_list(arms))
@@ -270,9 +318,7 @@ class Checker:
         if pre.ci_lower is not None and pre.ci_upper is not None and not pre.ci_lower < pre.g < pre.ci_upper:
             self.add((*ppath, "g"), f"g {pre.g:g} is not inside its CI [{pre.ci_lower:g}, {pre.ci_upper:g}]",
                      "ci_lower < g < ci_upper")
-        if not math.isfinite(pre.g):
-            self.add((*ppath, "g"), "g is not a finite number", "a finite number")
-        elif abs(pre.g) > LARGE_G:
+        if math.isfinite(pre.g) and LARGE_G < abs(pre.g) <= MAX_VALUE:
             self.add((*ppath, "g"), f"very large effect (g = {pre.g:g})", f"|g| <= {LARGE_G:g}", "warning")
         for arm_id, result in outcome.results.items():
             self._result_kind(result, (*path, "results", arm_id), True)
@@ -282,6 +328,7 @@ class Checker:
         stat = outcome.statistic
         assert stat is not None
         spath = (*path, "statistic")
+        self._check_numbers(stat, spath)
         given = [name for name in ("t", "f", "p") if getattr(stat, name) is not None]
         if len(given) != 1:
             self.add(spath, f"{len(given)} statistics given", "exactly one of t, f, p")
@@ -349,6 +396,10 @@ def _salvage(value: dict[str, Any], paths: list[Path_]) -> Trial | None:
         return None
 
 
+def _plausible(value: float) -> bool:
+    return math.isfinite(value) and abs(value) <= MAX_VALUE
+
+
 def _model_for(path: Path_) -> str:
     names = [p for p in path if isinstance(p, str)]
     if not names:
@@ -372,7 +423,9 @@ def _is_tag(part: Any) -> bool:
 
 
 def _expected_for(kind: str) -> str:
-    if kind.startswith(("float", "int")):
+    if kind.startswith("int"):
+        return "a whole number"
+    if kind.startswith("float"):
         return "a number"
     if kind.startswith("bool"):
         return "true or false"

@@ -7,11 +7,23 @@ example per data kind in ``studies/README.md``.
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Scalar = Union[bool, int, float, str, None]
+
+
+def _not_bool(value: Any) -> Any:
+    """Refuse true/false where a number belongs (pydantic would silently read true as 1)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is not a number")
+    return value
+
+
+#: a number field: int or float, also numeric text, but never true/false
+Number = Annotated[float, BeforeValidator(_not_bool)]
+Count = Annotated[int, BeforeValidator(_not_bool)]
 
 
 class _Model(BaseModel):
@@ -23,7 +35,7 @@ class RiskOfBias(_Model):
 
     tool: Literal["rob1", "rob2", "metapsy", "other"] = "rob2"
     overall: Optional[str] = None  # vocabulary: low, some, high
-    score: Optional[float] = None  # numeric scores, e.g. the Metapsy 0-4 RoB-1 sum
+    score: Optional[Number] = None  # numeric scores, e.g. the Metapsy 0-4 RoB-1 sum
     domains: dict[str, Scalar] = Field(default_factory=dict)
     original: Scalar = None  # the value as the source database wrote it
 
@@ -37,48 +49,48 @@ class Arm(_Model):
     original_code: Optional[str] = None  # the source database's code when it had no vocabulary equivalent
     multi_arm: Optional[str] = None  # the Metapsy multi-arm specification, kept for export
     format: Optional[str] = None
-    sessions: Optional[float] = None
-    randomized: Optional[int] = None
-    cluster_size: Optional[float] = None
-    icc: Optional[float] = None
+    sessions: Optional[Number] = None
+    randomized: Optional[Count] = None
+    cluster_size: Optional[Number] = None
+    icc: Optional[Number] = None
 
 
 class Timepoint(_Model):
     """When an outcome was measured."""
 
     label: Literal["post", "follow-up"]
-    weeks: Optional[float] = None
+    weeks: Optional[Number] = None
 
 
 class Result(_Model):
     """One arm's data for one outcome: exactly one of {mean, sd, n}, {change_mean, change_sd, n},
     {events, n}; or only {n} when the outcome carries a precomputed effect or a test statistic."""
 
-    mean: Optional[float] = None
-    sd: Optional[float] = None
-    change_mean: Optional[float] = None
-    change_sd: Optional[float] = None
-    events: Optional[float] = None
-    n: Optional[float] = None
+    mean: Optional[Number] = None
+    sd: Optional[Number] = None
+    change_mean: Optional[Number] = None
+    change_sd: Optional[Number] = None
+    events: Optional[Number] = None
+    n: Optional[Number] = None
 
 
 class Precomputed(_Model):
     """A precomputed Hedges' g for the pair ``arms`` (positive = the first arm is better), with SE or CI."""
 
     arms: tuple[str, str]
-    g: float
-    se: Optional[float] = None
-    ci_lower: Optional[float] = None
-    ci_upper: Optional[float] = None
+    g: Number
+    se: Optional[Number] = None
+    ci_lower: Optional[Number] = None
+    ci_upper: Optional[Number] = None
     source: Optional[str] = None
 
 
 class Statistic(_Model):
     """A between-arm test statistic (exactly one of t, F, p) and the arm it favours; n per arm in results."""
 
-    t: Optional[float] = None
-    f: Optional[float] = None
-    p: Optional[float] = None
+    t: Optional[Number] = None
+    f: Optional[Number] = None
+    p: Optional[Number] = None
     favours: str
 
 
@@ -111,7 +123,7 @@ class Trial(_Model):
     id: str
     study: Optional[str] = None  # display label, e.g. "Smith, 2019" (default: the id)
     citation: Optional[str] = None
-    year: Optional[int] = None
+    year: Optional[Count] = None
     country: Optional[str] = None
     condition: str
     population: Optional[str] = None
