@@ -43,3 +43,37 @@ def test_bad_files_exit_2_with_the_file_named(tmp_path: Path) -> None:
         out = CliRunner().invoke(app, ["diff", str(good), str(path)])
         assert out.exit_code == 2, name
         assert str(path) in out.stderr and "Traceback" not in out.output
+
+
+def test_wrong_shapes_are_located_errors_not_crashes(tmp_path: Path) -> None:
+    good = write(tmp_path, "good.json", results({}, 0.1))
+    cases = {
+        '{"cells": [5], "inputs": {}}': "cells[0]: got 5",
+        '{"cells": [{}], "inputs": {}}': "cells[0].id: got null",
+        '{"cells": [], "inputs": 3}': "inputs: got 3",
+        '{"cells": [], "inputs": {"trials": 5}}': "inputs.trials: got 5",
+        '{"cells": [], "inputs": {}, "trials": [1]}': "trials: got list",
+        '{"cells": [{"id": "a", "main": 5}], "inputs": {}}': "cells[0].main: got 5",
+        '{"cells": [{"id": "a", "main": {"estimate": "x"}}], "inputs": {}}': 'cells[0].main.estimate: got "x"',
+        '{"cells": [], "inputs": {}, "overview": {"d": [{"approach": 1}]}}': "overview.d[0].approach: got 1",
+        '{"cells": [], "inputs": {}, "schema_version": 99}': "schema_version: schema version 99 is not supported",
+        "[" * 100_000 + "]" * 100_000: "(file): JSON nested too deeply",
+    }
+    for i, (content, message) in enumerate(cases.items()):
+        path = write(tmp_path, f"bad{i}.json", content)
+        for args in ([str(good), str(path)], [str(path), str(good)]):
+            out = CliRunner().invoke(app, ["diff", *args])
+            assert out.exit_code == 2, (content, out.output)
+            assert f"{path}: {message}" in out.stderr, out.stderr
+            assert "Traceback" not in out.output and "internal error" not in out.output
+
+
+def test_report_folders_can_be_compared(tmp_path: Path) -> None:
+    for name, estimate in (("old", 0.5), ("new", 0.2)):
+        (tmp_path / name).mkdir()
+        write(tmp_path / name, "results.json", results({"a": "1"}, estimate))
+    out = CliRunner().invoke(app, ["diff", str(tmp_path / "old"), str(tmp_path / "new")])
+    assert out.exit_code == 0, out.output
+    assert "CI now includes zero" in out.stdout
+    out = CliRunner().invoke(app, ["diff", str(tmp_path / "old"), str(tmp_path)])
+    assert out.exit_code == 2 and "a folder without results.json" in out.stderr
