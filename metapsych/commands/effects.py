@@ -12,12 +12,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from metapsych.errors import InputError
+from metapsych.errors import DataError, InputError, Problem
 
 if TYPE_CHECKING:
     import pandas as pd
 
 STUDIES = Path("studies")
+#: columns an effect size can be computed from (at least one must be present)
+DATA_COLUMNS = frozenset(
+    [f"{stem}_arm{i}" for stem in ("mean", "sd", "mean_change", "sd_change", "event", "totaln") for i in (1, 2)]
+    + ["precalc_g", "precalc_g_se", "precalc_ci_lower", "precalc_ci_upper", "precalc_log_rr", "t_value",
+       "f_value", "p_value", ".g"]
+)
 SHOWN = ("study", "instrument", "time", "yi", "sei", "formula", "why_missing")
 
 
@@ -49,7 +55,16 @@ def read_csv(file: Path) -> pd.DataFrame:
 
     if not file.is_file():
         raise InputError(f"{file}: no such file (expected a Metapsy-format CSV)")
-    return read_metapsy_csv(file, strict=True)
+    table = read_metapsy_csv(file, strict=True)
+    if not set(table.columns) & DATA_COLUMNS:
+        raise DataError(Problem(str(file), 1, "(header)", "no effect-size data columns among: "
+                                f"{', '.join(str(c) for c in table.columns if not str(c).startswith('source_'))}",
+                                "mean_arm1, sd_arm1, n_arm1, ... or event_arm1, totaln_arm1, ... or "
+                                "precalc_g, precalc_g_se (the Metapsy format)"))
+    if table.empty:
+        raise DataError(Problem(str(file), 2, "(rows)", "the file has a header but no data rows",
+                                "one row per comparison"))
+    return table
 
 
 def studies_table(path: Path) -> pd.DataFrame:

@@ -24,6 +24,8 @@ def run_metapsy(file: Path, out: Path, condition: str | None = None, overwrite: 
 
     if not file.is_file():
         raise InputError(f"{file}: no such file (expected a Metapsy database CSV)")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file, not a folder (expected the folder of trial files, e.g. studies)")
     vocabulary = default_vocabulary()
     code = resolve_condition(file, condition, vocabulary)
     frame = read_metapsy_csv(file)

@@ -49,21 +49,30 @@ def run(
     from metapsych.data.effect_table import read_effect_table
 
     table = read_effect_table(Path(file))
-    test = "knha" if knha else "z"
-    if by is None:
-        payload = pooled_payload(table.yi, table.vi, method, test, level, table.study)
-        if diagnostics:
-            payload.update(_diagnostics(table, method, knha, level))
-    else:
-        if diagnostics:
-            raise InputError("--diagnostics cannot be combined with --by; run it per subgroup")
-        payload = subgroup_payload(table, by, method, test, level)
+    if by is not None and diagnostics:
+        raise InputError("--diagnostics cannot be combined with --by; run it per subgroup")
+    try:
+        payload = _payload(table, by, method, knha, level, diagnostics)
+    except (OverflowError, ZeroDivisionError, FloatingPointError):
+        raise AnalysisError(f"{file}: the model cannot be fitted: effects times weights exceed the range of "
+                            "floating-point numbers (expected effects and variances of realistic size)") from None
     if as_json:
         many = len(payload.get("subgroups", ())) > 50  # the C encoder (no indent) keeps big grids fast
         sys.stdout.write(json.dumps(payload, indent=None if many else 2, allow_nan=False) + "\n")
     else:
         render(payload, title=str(file))
     return 0
+
+
+def _payload(table: EffectTable, by: str | None, method: str, knha: bool, level: float,
+             diagnostics: bool) -> dict[str, Any]:
+    test = "knha" if knha else "z"
+    if by is not None:
+        return subgroup_payload(table, by, method, test, level)
+    payload = pooled_payload(table.yi, table.vi, method, test, level, table.study)
+    if diagnostics:
+        payload.update(_diagnostics(table, method, knha, level))
+    return payload
 
 
 def _check_options(estimator: str, level: float) -> str:

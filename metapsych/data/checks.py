@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from metapsych.data.metapsy import MAX_VALUE
 from metapsych.data.schema import FIELDS, Outcome, Result, Trial
 from metapsych.data.vocabulary import UnknownCode, Vocabulary
 from metapsych.data.yaml_io import Path_, YamlDocument, format_path
@@ -30,9 +31,6 @@ DATA_KINDS = {
     "binary": ("events", "n"),
 }
 LARGE_G = 3.0
-#: no count, score, SD or statistic of a psychotherapy trial comes near this; larger values are typos or
-#: corrupt cells, and their squares would overflow in the effect-size formulas
-MAX_VALUE = 1e9
 FIRST_YEAR = 1900
 #: trial-level moderators that are percentages (Metapsy databases also store them as proportions, 0-1)
 PERCENT = re.compile(r"^(percent_.+|.+_percent)$")

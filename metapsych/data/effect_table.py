@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from metapsych.data.metapsy import decode, parse_number, read_rows, sniff_separator
+from metapsych.data.metapsy import MAX_VALUE, decode, parse_number, read_rows, sniff_separator
 from metapsych.errors import DataError, Problem
 
 EFFECT_COLUMNS = (("yi", "vi"), ("yi", "sei"), ("g", "se"))
@@ -111,6 +111,10 @@ def _number(text: str, field: str, file: str, line: int, problems: list[Problem]
         return None
     if not math.isfinite(value):
         problems.append(Problem(file, line, field, f"'{text.strip()}' is not finite", expected))
+        return None
+    if not positive and abs(value) > MAX_VALUE:  # variances may be extreme: the fit copes with 1e-300..1e300
+        problems.append(Problem(file, line, field, f"{text.strip()} is implausibly large",
+                                f"an effect size below {MAX_VALUE:g} in absolute size"))
         return None
     if positive and value <= 0:
         problems.append(Problem(file, line, field, f"{text.strip()} is not positive", expected))

@@ -34,6 +34,9 @@ NUMERIC_COLUMNS = frozenset(
 #: Metapsy columns that are always text, even when every value looks like a number.
 TEXT_COLUMNS = frozenset(["study", "condition_arm1", "condition_arm2", "multi_arm1", "multi_arm2", "outcome_type",
                           "instrument", "time", "rating", "format", "country", ".id", "full_ref"])
+#: no count, score, SD or statistic of a psychotherapy trial comes near this; larger values are typos or
+#: corrupt cells, and their squares would overflow in the effect-size formulas
+MAX_VALUE = 1e9
 MISSING = frozenset(["", "na", "n/a", "nr", "n.r.", "nan", "null", "none", "-", "."])
 _NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
 _INF = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "infinity": math.inf, "-infinity": -math.inf}
@@ -108,6 +111,8 @@ def read_metapsy_csv(path: Path, strict: bool = False) -> pd.DataFrame:
     if header and header[0] in ("", '""'):
         header, rows = header[1:], [(line, cells[1:]) for line, cells in rows]
     problems = _check_header(header, file)
+    if problems:  # a repeated column cannot be told apart from its twin: nothing below can be trusted
+        raise DataError(problems)
     columns: dict[str, list[object]] = {name: [] for name in header}
     lines: list[int] = []
     for line, cells in rows:
@@ -160,8 +165,13 @@ def _cell(name: str, cell: str, file: str, line: int, problems: list[Problem]) -
         text = cell.strip()
         return None if text.lower() in ("", "na") else text
     try:
-        return parse_number(cell)
+        value = parse_number(cell)
     except ValueError:
         problems.append(Problem(file, line, name, f"cannot read {cell.strip()!r} as a number",
                                 "a number such as 12.5 or 12,5, or NA"))
         return None
+    if value is not None and math.isfinite(value) and abs(value) > MAX_VALUE:
+        problems.append(Problem(file, line, name, f"{cell.strip()} is implausibly large",
+                                f"a value below {MAX_VALUE:g} in absolute size"))
+        return None
+    return value
