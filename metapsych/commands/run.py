@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
 
 CACHE_DIR = ".metapsych-cache"
 MANIFEST = "last-run.json"
+# The run spreads its work over worker processes, one per core. A multi-threaded BLAS in each of them
+# (OpenBLAS starts a thread per core, which spins while it waits) oversubscribes the cores: it made the
+# three-level fits of a large cell three times slower on a busy two-core machine. The user's setting wins.
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def run(studies: Path, *, config: Path, out: Path, quiet: bool = False, force: bool = False) -> int:
     """Build the report; 0 on success, 2 for bad data or config (raised), 1 if the analysis fails (raised)."""
     from metapsych.errors import InputError
 
+    single_threaded_blas()
     if not studies.exists():
         raise InputError(f"{studies}: no such folder (expected the folder of trial files, e.g. studies/)")
     cache_dir = studies.resolve().parent / CACHE_DIR
@@ -35,6 +41,13 @@ def run(studies: Path, *, config: Path, out: Path, quiet: bool = False, force: b
     _record(cache_dir, input_fingerprint(studies, config, out))
     _say(quiet, f"{out}: {_describe(summary)}")
     return 0
+
+
+def single_threaded_blas() -> None:
+    """One BLAS thread per process unless the environment says otherwise; effective only before numpy is
+    first imported (``metapsych run`` imports it after this)."""
+    for name in BLAS_THREADS:
+        os.environ.setdefault(name, "1")
 
 
 def input_fingerprint(studies: Path, config: Path, out: Path) -> str:
