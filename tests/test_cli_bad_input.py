@@ -60,3 +60,42 @@ def test_an_import_with_huge_numbers_lists_the_row_and_does_not_crash(tmp_path: 
     result = runner.invoke(app, ["import", "metapsy", "a.csv", "--condition", "depression"])
     assert result.exit_code == 0, result.output
     assert "a.csv:2: sd_arm1: row not converted: 1e200 is implausibly large" in result.output
+
+
+CONFIG = "analyses:\n  - name: main\n    comparators: each-control\n"
+CONFIG_CASES = [
+    ("min_studies: true\n" + CONFIG, "config.yaml:1: min_studies: got true (expected a whole number)"),
+    ("model: {level: 95}\n" + CONFIG, "config.yaml:1: model.level: got 95 (expected a number less than 1)"),
+    ("model:\n" + CONFIG, "config.yaml:1: model: got null (expected a mapping (key: value))"),
+    ("effect: {cer: '0.2'}\n" + CONFIG, "config.yaml:1: effect.cer: got '0.2' (expected a number)"),
+    ("model: {knha: 1}\n" + CONFIG, "config.yaml:1: model.knha: got 1 (expected true or false)"),
+    ("sensitivity: true\n", "config.yaml:1: analyses: required key is missing"),
+    (CONFIG + "    controls: [wl]\n",
+     "config.yaml:4: analyses[0].controls[0]: 'wl' is an alias; the config needs the approach code 'waitlist'"),
+    (CONFIG + "    conditions: [depresion]\n",
+     "config.yaml:4: analyses[0].conditions[0]: unknown condition 'depresion'; did you mean 'depression'?"),
+    (CONFIG + "network: {reference: [nonexistent]}\n",
+     "config.yaml:4: network.reference[0]: unknown approach 'nonexistent'"),
+    (CONFIG + "moderators: {variables: [year, sesions]}\n",
+     "config.yaml:4: moderators.variables[1]: unknown moderator 'sesions'; did you mean 'sessions'?"),
+]
+
+
+@pytest.mark.parametrize("text, message", CONFIG_CASES)
+def test_config_problems_are_located_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     text: str, message: str) -> None:
+    assert runner.invoke(app, ["init", str(tmp_path / "review")]).exit_code == 0
+    monkeypatch.chdir(tmp_path / "review")
+    (tmp_path / "review" / "config.yaml").write_text(text)
+    result = runner.invoke(app, ["run", "--quiet", "--config", "config.yaml"])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr, result.stderr
+    assert not (tmp_path / "review" / "reports").exists()
+
+
+def test_codes_from_the_reviews_own_vocabulary_are_accepted(tmp_path: Path) -> None:
+    from metapsych.analysis.config import load_config
+
+    (tmp_path / "vocabulary.yaml").write_text("approaches:\n  emdr: {kind: therapy}\n")
+    (tmp_path / "default.yaml").write_text(CONFIG + "    approaches: [emdr, cbt]\n")
+    assert load_config(tmp_path / "default.yaml").analyses[0].approaches == ["emdr", "cbt"]

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from metapsych.errors import ConfigError, DataError, Problem
 
 if TYPE_CHECKING:
+    from metapsych.data.vocabulary import Vocabulary
     from metapsych.data.yaml_io import YamlDocument
 
 Time = Literal["post", "follow-up"]
@@ -31,7 +32,8 @@ MODERATOR_ALIASES = {"sessions": "n_sessions_arm1", "risk_of_bias": "rob"}
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: YAML already gives typed values, so true is never read as 1 nor "0.95" as a number
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class EffectConfig(_Strict):
@@ -121,8 +123,13 @@ class Config(_Strict):
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def load_config(path: Path) -> Config:
-    """Read and validate an analysis config; ConfigError listing every problem with its line."""
+def load_config(path: Path, vocabulary: Vocabulary | None = None) -> Config:
+    """Read and validate an analysis config; ConfigError listing every problem with its line.
+
+    Vocabulary codes in the config (conditions, approaches, controls, instruments, network references) are
+    checked against ``vocabulary``, by default the review's (``vocabulary.yaml`` beside the config, else
+    ``configs/vocabulary.yaml``): a code the trials cannot use, or an alias, would silently select nothing.
+    """
     from metapsych.data.yaml_io import read_yaml
 
     if not path.is_file():
@@ -134,9 +141,68 @@ def load_config(path: Path) -> Config:
     if not isinstance(doc.value, dict):
         raise ConfigError([Problem(str(path), 1, "(file)", "the config is not a mapping", "key: value pairs")])
     try:
-        return Config.model_validate(doc.value)
+        config = Config.model_validate(doc.value)
     except ValidationError as exc:
         raise ConfigError([_problem(doc, err) for err in exc.errors()]) from None
+    problems = _code_problems(config, doc, vocabulary or _review_vocabulary(path))
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _review_vocabulary(config_path: Path) -> Vocabulary:
+    from metapsych.data.vocabulary import load_vocabulary
+
+    candidates = (config_path.parent / "vocabulary.yaml", Path("configs") / "vocabulary.yaml")
+    return load_vocabulary(next((p for p in candidates if p.is_file()), None))
+
+
+def _code_problems(config: Config, doc: YamlDocument, vocabulary: Vocabulary) -> list[Problem]:
+    """Codes the vocabulary does not know (or aliases where the canonical code is needed), and moderator
+    names one typo away from a comparison-table column."""
+    where: list[tuple[tuple, str, str | None]] = []  # (path, kind, value)
+    for i, analysis in enumerate(config.analyses):
+        for key, kind in (("conditions", "condition"), ("approaches", "approach"), ("controls", "approach"),
+                          ("instruments", "instrument")):
+            where += [(("analyses", i, key, j), kind, v) for j, v in enumerate(getattr(analysis, key) or [])]
+    where += [(("network", "reference", j), "approach", v) for j, v in enumerate(config.network.reference)]
+    problems = [p for path, kind, value in where if (p := _code_problem(doc, path, kind, value, vocabulary))]
+    return problems + _moderator_problems(config, doc)
+
+
+def _code_problem(doc: YamlDocument, path: tuple, kind: str, value: str, vocabulary: Vocabulary) -> Problem | None:
+    from metapsych.data.yaml_io import format_path
+
+    if value in vocabulary.codes[kind]:
+        return None
+    code = vocabulary.lookup(kind, value)
+    if kind == "instrument" and code is None:
+        return None  # an instrument outside the vocabulary is allowed (its trials give lower_is_better)
+    name = kind.replace("_", " ")
+    if code is not None:
+        problem = f"{value!r} is an alias; the config needs the {name} code {code!r}"
+    else:
+        suggestion = vocabulary.suggest(kind, value)
+        problem = f"unknown {name} {value!r}" + (f"; did you mean {suggestion!r}?" if suggestion else "")
+    codes = sorted(vocabulary.codes[kind])
+    shown = ", ".join(codes[:12]) + (", ..." if len(codes) > 12 else "")
+    return Problem(doc.file, doc.line(path), format_path(path), problem, f"one of the {name} codes {shown}")
+
+
+def _moderator_problems(config: Config, doc: YamlDocument) -> list[Problem]:
+    from metapsych.data.table import COLUMNS
+    from metapsych.data.yaml_io import format_path
+
+    known = sorted({*COLUMNS, *MODERATOR_ALIASES, "percent_women", "mean_age"})
+    problems = []
+    for j, name in enumerate(config.moderators.variables):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.88)
+        if name not in known and close:
+            path = ("moderators", "variables", j)
+            problems.append(Problem(doc.file, doc.line(path), format_path(path),
+                                    f"unknown moderator {name!r}; did you mean {close[0]!r}?",
+                                    "a comparison-table column or a moderator of the trial files"))
+    return problems
 
 
 def _problem(doc: YamlDocument, err: dict) -> Problem:
@@ -150,11 +216,38 @@ def _problem(doc: YamlDocument, err: dict) -> Problem:
         problem = f"unknown key; did you mean '{close[0]}'?" if close else "unknown key"
         return Problem(file, line, field, problem, f"one of {', '.join(keys)}")
     ctx = err.get("ctx") or {}
+    got = f"got {_shown(err.get('input'))}"
     if "expected" in ctx:
-        return Problem(file, line, field, f"got {err.get('input')!r}", str(ctx["expected"]))
+        return Problem(file, line, field, got, str(ctx["expected"]))
     if "pattern" in ctx:
-        return Problem(file, line, field, f"got {err.get('input')!r}", "lower-case letters, digits, hyphens")
-    return Problem(file, line, field, err["msg"])
+        return Problem(file, line, field, got, "lower-case letters, digits, hyphens")
+    if err["type"] == "missing":
+        return Problem(file, line, field, "required key is missing", f"a value for {loc[-1]}")
+    if err["type"] == "value_error":
+        return Problem(file, line, field, str(err["msg"]).removeprefix("Value error, "))
+    return Problem(file, line, field, got, _expected(err))
+
+
+def _shown(value: object) -> str:
+    """A YAML-like rendering of the offending value (true, null, 95, 'text', a list)."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else f"a list of {len(value)}"
+    return repr(value)
+
+
+def _expected(err: dict) -> str:
+    """The 'expected' text of a pydantic error, in the config's words."""
+    kind, message = err["type"], str(err["msg"])
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return "a number " + message.removeprefix("Input should be ")
+    if kind == "too_short":
+        return f"at least {(err.get('ctx') or {}).get('min_length', 1)} item(s)"
+    words = {"int_type": "a whole number", "float_type": "a number", "bool_type": "true or false",
+             "string_type": "text", "list_type": "a list", "model_type": "a mapping (key: value)",
+             "dict_type": "a mapping (key: value)", "int_from_float": "a whole number"}
+    return words.get(kind, message.removeprefix("Input should be ").rstrip("."))
 
 
 def _known_keys(loc: tuple) -> list[str]:
