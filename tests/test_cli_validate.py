@@ -184,3 +184,10 @@ def test_random_bytes_and_truncated_files_never_crash(tmp_path: Path, data: byte
 ])
 def test_hostile_inputs_never_crash(tmp_path: Path, content: bytes) -> None:
     _assert_no_traceback(tmp_path, content)
+
+
+def test_a_folder_without_trial_files_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("no trials here")
+    result = validate(str(tmp_path))
+    assert result.exit_code == 2
+    assert f"{tmp_path}: (folder): no trial files found" in result.output

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from metapsych.errors import InputError
+from metapsych.errors import InputError, Problem
 
 
 def run(path: Path, fmt: str = "text", vocabulary: Path | None = None) -> int:
@@ -24,6 +24,9 @@ def run(path: Path, fmt: str = "text", vocabulary: Path | None = None) -> int:
         raise InputError(f"--format {fmt!r}: unknown output format (expected text or json)")
     vocab = default_vocabulary(vocabulary)
     report = validate_studies(path, vocab)
+    if report.trials.files_checked == 0:
+        report.problems.append(Problem(str(path), None, "(folder)", "no trial files found",
+                                       "one .yaml or .yml file per trial"))
     summary = summarise(report.trials)
     if fmt == "json":
         payload = {"errors": [p.to_dict() for p in report.errors], "warnings": [p.to_dict() for p in report.warnings],

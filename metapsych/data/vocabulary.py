@@ -145,15 +145,27 @@ class Vocabulary:
         aliases = attrs.get("aliases") or []
         if not isinstance(aliases, list):
             return [Problem(file, line, f"{field_name}.aliases", "not a list", "a list of alternative names")]
+        if "lower_is_better" in attrs and not isinstance(attrs["lower_is_better"], bool):
+            return [Problem(file, line, f"{field_name}.lower_is_better", f"got {attrs['lower_is_better']!r}",
+                            "true or false")]
+        index = self.aliases[kind]
+        keys = [_alias_key(alias) for alias in aliases]
+        taken = [(key, index[key]) for key in keys if index.get(key, code) != code]
+        if taken:  # re-pointing an alias silently moves every trial that uses it to another code (a new code
+            # may shadow an alias: codes are matched first)
+            key, other = taken[0]
+            return [Problem(file, line, f"{field_name}.aliases", f"{key!r} already names {other!r}",
+                            "names that no other code uses")]
         entry = self.codes[kind].setdefault(code, {})
         entry.update({k: v for k, v in attrs.items() if k != "aliases"})
-        index = self.aliases[kind]
-        index[normalize(code)] = code
-        for alias in aliases:
-            scope, _, name = str(alias).rpartition(":")
-            key = f"{normalize(scope)}:{normalize(name)}" if scope else normalize(name)
-            index[key] = code
+        index.update(dict.fromkeys([normalize(code), *keys], code))
         return []
+
+
+def _alias_key(alias: object) -> str:
+    """Index key of an alias; ``condition:name`` aliases apply within one condition only."""
+    scope, _, name = str(alias).rpartition(":")
+    return f"{normalize(scope)}:{normalize(name)}" if scope else normalize(name)
 
 
 @functools.lru_cache(maxsize=1)

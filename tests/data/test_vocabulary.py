@@ -75,3 +75,17 @@ def test_bad_user_file_lists_every_problem(tmp_path: Path) -> None:
     fields = [p.field for p in info.value.problems]
     assert fields == ["approaches.Bad Code", "approaches.new.kind", "conditions"]
     assert [p.line for p in info.value.problems] == [2, 3, 4]
+
+
+@pytest.mark.parametrize("text, field, problem", [
+    ("approaches:\n  emdr: {kind: therapy, aliases: [cbt]}\n", "approaches.emdr.aliases", "'cbt' already names 'cbt'"),
+    ("approaches:\n  emdr: {kind: therapy, aliases: [wl]}\n", "approaches.emdr.aliases", "'wl' already names 'waitlist'"),
+    ("instruments:\n  foo: {lower_is_better: maybe}\n", "instruments.foo.lower_is_better", "got 'maybe'"),
+])
+def test_user_file_cannot_re_point_names_or_give_non_boolean_directions(tmp_path: Path, text: str, field: str,
+                                                                        problem: str) -> None:
+    extra = tmp_path / "vocabulary.yaml"
+    extra.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_vocabulary(extra)
+    assert [(p.field, p.problem) for p in info.value.problems] == [(field, problem)]
