@@ -25,6 +25,8 @@ from metapsych.report import changes as changes_mod
 from metapsych.report import html, jobs, markdown, tables, views
 
 MANIFEST = "manifest.json"
+RESULTS_LINE = "results.json/"   # manifest key prefix: cell id -> digest of the cell written on its line
+RESULTS_HASH = "results.json"    # manifest key: sha256 of the results.json written with the manifest
 
 
 @dataclass(frozen=True)
@@ -53,13 +55,17 @@ def write_report(results: dict[str, Any], out_dir: Path, *, previous: dict[str, 
     reused_plots = {j.stem for j in plot_jobs if old.get(f"plots/{j.stem}") == j.key and _exist(out_dir, j.stem)}
     todo = [j for j in plot_jobs if j.stem not in reused_plots]
     with jobs.rendering(todo, workers or jobs.default_workers()) as rendered:  # plots render meanwhile
-        pages = _page_keys(results, stems)
+        digests = _cell_digests(results)
+        pages = _page_keys(results, stems, digests)
         reused_pages = {rel for rel, key in pages.items() if old.get(rel) == key and (out_dir / rel).is_file()}
-        files = _summary_files(results, previous, out_dir, stems)
+        lines = _unchanged_cell_lines(out_dir, old, digests)
+        files = _summary_files(results, previous, out_dir, stems, lines)
         files.update(_cell_pages(results, stems, skip=reused_pages))
         for job, (svg, png) in zip(todo, rendered()):
             files[f"plots/{job.stem}.svg"], files[f"plots/{job.stem}.png"] = svg, png
-    manifest = {**{f"plots/{j.stem}": j.key for j in plot_jobs}, **pages}
+    manifest = {**{f"plots/{j.stem}": j.key for j in plot_jobs}, **pages,
+                **{f"{RESULTS_LINE}{cid}": digest for cid, digest in digests.items()},
+                RESULTS_HASH: hashlib.sha256(files["results.json"]).hexdigest()}
     files[MANIFEST] = (json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode()
     linked = sorted(reused_pages) + [f"plots/{stem}.{ext}" for stem in sorted(reused_plots) for ext in ("svg", "png")]
     changed = not _up_to_date(out_dir, files, linked)
@@ -91,12 +97,12 @@ def _plot_jobs(results: dict[str, Any]) -> list[jobs.PlotJob]:
 
 
 def _summary_files(results: dict[str, Any], previous: dict[str, Any] | None, out_dir: Path,
-                   stems: set[str]) -> dict[str, bytes]:
+                   stems: set[str], cell_lines: dict[str, str]) -> dict[str, bytes]:
     """The files that summarise every cell, keyed by their path relative to the report folder."""
     cells = views.cell_rows(results)
     not_estimable = sorted(results.get("not_estimable") or [], key=lambda n: str(n.get("cell")))
     conditions = views.conditions(results, stems)
-    current_json = tables.results_json(results)
+    current_json = tables.results_json(results, cell_lines)
     return {
         "index.html": html.render("index.html.j2", methods=results.get("methods") or {}, conditions=conditions,
                                   cells=cells, not_estimable=not_estimable, **_common(results)).encode(),
@@ -116,16 +122,50 @@ def _ok_cells(results: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in results.get("cells") or [] if c.get("status") == "ok"]
 
 
-def _page_keys(results: dict[str, Any], stems: set[str]) -> dict[str, str]:
+def _cell_digests(results: dict[str, Any]) -> dict[str, str]:
+    """Cell id -> hash of the cell's content and the report code (which decides how it is written)."""
+    return {str(cell["id"]): _digest([jobs.code_version(), cell]) for cell in results.get("cells") or []
+            if isinstance(cell, dict) and "id" in cell}
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=tables.plain).encode()).hexdigest()
+
+
+def _unchanged_cell_lines(out_dir: Path, old: dict[str, str], digests: dict[str, str]) -> dict[str, str]:
+    """Lines of the existing results.json for cells whose digest is the one the manifest recorded when that
+    file was written (so re-serialising them would give the same line); {} if the file is not the one
+    the manifest describes (edited, or an older report)."""
+    data = _read_bytes(out_dir / "results.json")
+    if data is None or old.get(RESULTS_HASH) != hashlib.sha256(data).hexdigest():
+        return {}
+    lines = {}
+    for line in tables.cells_block(data.decode("utf-8")):
+        cid = _line_id(line)
+        if cid is not None and cid in digests and old.get(f"{RESULTS_LINE}{cid}") == digests[cid]:
+            lines[cid] = line
+    return lines
+
+
+def _line_id(line: str) -> str | None:
+    """The cell id of a results.json cell line (compact JSON, keys sorted: ``"id"`` is a top-level key)."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return str(value["id"]) if isinstance(value, dict) and "id" in value else None
+
+
+def _page_keys(results: dict[str, Any], stems: set[str], digests: dict[str, str]) -> dict[str, str]:
     """``cells/<id>.html`` -> hash of everything the page shows (cell, methods, citations, its plots)."""
     trials = results.get("trials") or {}
     keys = {}
     for cell in _ok_cells(results):
         name = jobs.safe_name(cell["id"], "cells.id")
         cited = {s.get("trial"): (trials.get(s.get("trial")) or {}).get("citation") for s in cell.get("studies") or []}
-        payload = [jobs.code_version(), cell, results.get("methods"), _common(results), sorted(cited.items(), key=str),
+        payload = [digests[str(cell["id"])], results.get("methods"), _common(results), sorted(cited.items(), key=str),
                    sorted(s for s in stems if s.startswith(f"{name}."))]
-        keys[f"cells/{name}.html"] = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+        keys[f"cells/{name}.html"] = _digest(payload)
     return keys
 
 

@@ -36,12 +36,12 @@ def canonical(value: Any) -> Any:
 
     Round-trips through the C JSON encoder and decoder (much faster than walking the document in Python).
     """
-    text = json.dumps(value, allow_nan=True, default=_plain)
+    text = json.dumps(value, allow_nan=True, default=plain)
     return json.loads(text, parse_float=_round, parse_constant=lambda _: None)
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars and arrays (if the document holds any) as plain Python values."""
+def plain(value: Any) -> Any:
+    """numpy scalars and arrays (if the document holds any) as plain Python values (``json.dumps`` default)."""
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
@@ -52,22 +52,52 @@ def _round(text: str) -> float | None:
     return float(f"{number:.10g}") if math.isfinite(number) else None
 
 
-def results_json(results: dict[str, Any]) -> bytes:
+def results_json(results: dict[str, Any], cell_lines: dict[str, str] | None = None) -> bytes:
     """The results document as written to reports/results.json: keys sorted, one top-level key per line
-    and one list element (e.g. one cell) per line, so a changed cell is a one-line diff in git."""
-    doc = canonical(results)
+    and one list element (e.g. one cell) per line, so a changed cell is a one-line diff in git.
+
+    ``cell_lines`` maps cell ids to their line (``cell_line``) from the previous results.json where the cell
+    is known not to have changed, to spare serialising it again."""
+    reuse = cell_lines or {}
+    cells = results.get("cells")
+    doc = canonical({key: value for key, value in results.items() if key != "cells"})
     lines = ["{"]
-    keys = sorted(doc)
+    keys = sorted([*doc, *(["cells"] if "cells" in results else [])])
     for i, key in enumerate(keys):
-        value, comma = doc[key], "," if i < len(keys) - 1 else ""
-        if isinstance(value, list) and value:
-            items = [_compact(v) for v in value]
-            lines.append(f" {_compact(key)}: [")
-            lines += [f"  {item}," for item in items[:-1]] + [f"  {items[-1]}", f" ]{comma}"]
+        comma = "," if i < len(keys) - 1 else ""
+        if key == "cells" and isinstance(cells, list) and cells:
+            items = [reuse.get(c["id"]) or cell_line(c) if isinstance(c, dict) and "id" in c else cell_line(c)
+                     for c in cells]
         else:
-            lines.append(f" {_compact(key)}: {_compact(value)}{comma}")
+            value = doc[key] if key != "cells" else canonical(cells)
+            if not (isinstance(value, list) and value):
+                lines.append(f" {_compact(key)}: {_compact(value)}{comma}")
+                continue
+            items = [_compact(v) for v in value]
+        lines.append(f" {_compact(key)}: [")
+        lines += [f"  {item}," for item in items[:-1]] + [f"  {items[-1]}", f" ]{comma}"]
     lines.append("}")
     return ("\n".join(lines) + "\n").encode()
+
+
+def cell_line(cell: Any) -> str:
+    """One cell (or other list element) as results.json writes it: canonical, compact, keys sorted."""
+    return _compact(canonical(cell))
+
+
+def cells_block(text: str) -> list[str]:
+    """The cell lines of a results.json text, in order ([] if it has no cells block)."""
+    lines = text.split("\n")
+    try:
+        start = lines.index(' "cells": [')
+    except ValueError:
+        return []
+    block = []
+    for line in lines[start + 1:]:
+        if line.startswith(" ]"):
+            return block
+        block.append(line[2:].removesuffix(","))
+    return []
 
 
 def _compact(value: Any) -> str:

@@ -139,3 +139,30 @@ def test_not_estimable_moderator_has_no_plot(tmp_path: Path, tiny_results: dict[
     assert not (out / "plots" / "moderator.depression.mean_age.svg").exists()
     assert "Not estimable (k = 0)." in (out / "index.html").read_text()
     assert "(None)" not in (out / "README.md").read_text()
+
+
+def test_results_json_reuses_the_lines_of_unchanged_cells_only(tmp_path: Path, tiny_results: dict[str, Any],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from metapsych.report import tables
+
+    out = tmp_path / "reports"
+    write_report(tiny_results, out, previous=None, workers=1)
+    target = next(c for c in tiny_results["cells"] if c["status"] == "ok")
+    new = with_edit(tiny_results, target["id"], 0.2)
+    serialised: list[str] = []
+    original = tables.cell_line
+    monkeypatch.setattr(tables, "cell_line", lambda cell: serialised.append(cell.get("id")) or original(cell))
+    write_report(new, out, previous=tiny_results, workers=1)
+    assert serialised == [target["id"]]
+    monkeypatch.setattr(tables, "cell_line", original)
+    assert (out / "results.json").read_bytes() == tables.results_json(new)
+    # a results.json edited by hand is not the file the manifest describes: nothing is reused from it
+    edited = out / "results.json"
+    edited.write_bytes(edited.read_bytes().replace(b'"k":12', b'"k":13', 1))
+    newer = with_edit(new, target["id"], 0.1)
+    serialised.clear()
+    monkeypatch.setattr(tables, "cell_line", lambda cell: serialised.append(cell.get("id")) or original(cell))
+    write_report(newer, out, previous=new, workers=1)
+    assert len(serialised) == len(newer["cells"])
+    monkeypatch.setattr(tables, "cell_line", original)
+    assert (out / "results.json").read_bytes() == tables.results_json(newer)
