@@ -178,8 +178,9 @@ def run(
 ) -> int:
     """Build the whole report (every condition x approach cell) from the trials and the config."""
     from metapsych.commands import run as cmd
-    from metapsych.commands.outdir import check_report_folder
+    from metapsych.commands.preflight import check_report_folder, check_trial_folder
 
+    check_trial_folder(studies)
     check_report_folder(out, keep=(studies, config))
     return cmd.run(studies, config=config, out=out, quiet=quiet, force=force)
 

@@ -99,3 +99,24 @@ def test_codes_from_the_reviews_own_vocabulary_are_accepted(tmp_path: Path) -> N
     (tmp_path / "vocabulary.yaml").write_text("approaches:\n  emdr: {kind: therapy}\n")
     (tmp_path / "default.yaml").write_text(CONFIG + "    approaches: [emdr, cbt]\n")
     assert load_config(tmp_path / "default.yaml").analyses[0].approaches == ["emdr", "cbt"]
+
+
+@pytest.mark.parametrize("command", [["validate", "studies"], ["run", "--quiet"]])
+def test_a_broken_trial_link_is_an_error_not_a_smaller_review(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              command: list[str]) -> None:
+    assert runner.invoke(app, ["init", str(tmp_path / "review")]).exit_code == 0
+    monkeypatch.chdir(tmp_path / "review")
+    (tmp_path / "review" / "studies" / "gone-2020.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert "studies/gone-2020.yaml: (file): broken link to" in result.output
+    assert not (tmp_path / "review" / "reports").exists()
+
+
+def test_run_on_an_empty_trial_folder_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert runner.invoke(app, ["init", str(tmp_path / "review")]).exit_code == 0
+    monkeypatch.chdir(tmp_path / "review")
+    (tmp_path / "review" / "studies" / "example-2019.yaml").unlink()
+    result = runner.invoke(app, ["run", "--quiet"])
+    assert result.exit_code == 2 and "studies: no trial files found" in result.stderr
+    assert not (tmp_path / "review" / "reports").exists()

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from metapsych.cli import app
-from metapsych.commands.outdir import check_report_folder
+from metapsych.commands.preflight import check_report_folder
 from metapsych.errors import InputError
 
 runner = CliRunner()

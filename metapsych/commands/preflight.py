@@ -1,9 +1,11 @@
-"""Checks on an output folder that a command replaces as a whole (``metapsych run --out``).
+"""Checks ``metapsych run`` makes before any work: the trial folder holds trial files, and the output
+folder may be replaced.
 
-The report writer swaps the new report in for the old folder, so whatever ``--out`` names is replaced. These
-checks run before any work is done and refuse every target that is not a report: a file, a folder holding
-other files (``--out configs`` would otherwise delete the config), or a folder that holds the trials or the
-config, so that a slip of the option can never destroy a review.
+The report writer swaps the new report in for the old folder, so whatever ``--out`` names is replaced. The
+checks refuse every target that is not a report: a file, a folder holding other files (``--out configs``
+would otherwise delete the config), or a folder that holds the trials or the config, so that a slip of the
+option can never destroy a review. An empty trial folder or a trial file that is a broken link would
+otherwise give an empty report (exit 0) or a silently smaller one.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from metapsych.errors import InputError
+from metapsych.errors import DataError, InputError, Problem
 
 #: files that mark a folder as a metapsych report (the writer's manifest, the results document)
 REPORT_MARKERS = ("manifest.json", "results.json")
@@ -54,3 +56,24 @@ def _check_parent(out: Path) -> None:
             if not os.access(parent, os.W_OK):
                 raise InputError(f"--out {out}: cannot write to {parent} (expected a writable folder)")
             return
+
+
+def check_trial_folder(studies: Path) -> None:
+    """Raise when the trial folder holds no trial file, or a trial file name that is a broken link."""
+    from metapsych.data.load import SUFFIXES, trial_files
+
+    if not studies.is_dir():
+        return  # a missing folder or a single trial file: the run command says what is wrong
+    broken = broken_links(studies)
+    if broken:
+        raise DataError([Problem(str(p), None, "(file)", f"broken link to {os.readlink(p)}", "an existing trial file")
+                         for p in broken])
+    if not trial_files(studies):
+        raise InputError(f"{studies}: no trial files found (expected one {' or '.join(SUFFIXES)} file per trial)")
+
+
+def broken_links(folder: Path) -> list[Path]:
+    """Trial-file names under ``folder`` that are symbolic links to nothing (skipped by a plain listing)."""
+    from metapsych.data.load import SUFFIXES
+
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_symlink() and not p.exists())
