@@ -2,8 +2,9 @@
 
 Several effects of one trial in one cell (outcomes, time points, arms) are either aggregated within the
 trial assuming a correlation rho between them (metafor's ``aggregate(..., struct="CS")``, metapsyTools'
-"combined" model) or reduced to the first listed effect. ``inputs_sha256`` hashes every input row, the
-settings and the metapsych version, so a cached cell result is reused only when nothing it depends on changed.
+"combined" model) or reduced to the first listed effect. ``inputs_sha256`` (``cell_key``) hashes every input
+row, the settings and the analysis code, so a cached cell result is reused only when nothing it depends on
+changed.
 """
 
 from __future__ import annotations
@@ -49,8 +50,36 @@ class CellInputs:
         return len(self.trials)
 
 
-def cell_inputs(plan: CellPlan, config: Config) -> CellInputs:
-    """Reduce a cell's rows to one effect per trial and hash the cell's inputs and settings."""
+def cell_key(plan: CellPlan, config: Config) -> str:
+    """The hash of everything a cell's result depends on: its input rows (the ROW_COLUMNS, exactly, in the
+    plan's row order), the settings, the cell's coordinates and the analysis code. Computed column by
+    column (numbers as their bytes), so that a cached cell costs a hash and nothing more."""
+    rows = plan.rows
+    cols = [c for c in ROW_COLUMNS if c in rows]
+    digest = hashlib.sha256()
+    dtypes = []
+    for name in cols:
+        column = rows[name]
+        dtypes.append([name, str(column.dtype)])
+        if column.dtype.kind in "fiub":
+            digest.update(column.to_numpy().tobytes())
+        else:
+            digest.update(repr(column.tolist()).encode())
+        digest.update(b"\0")
+    payload = {
+        "version": code_version(),
+        "cell": [plan.id, plan.analysis, list(plan.subgroups), plan.min_studies],
+        "settings": config.model_dump(mode="json", include={"effect", "model", "dependency", "bias_min_studies",
+                                                            "sensitivity"}),
+        "columns": dtypes,
+        "n_rows": len(rows),
+        "rows": digest.hexdigest(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def cell_inputs(plan: CellPlan, config: Config, key: str | None = None) -> CellInputs:
+    """Reduce a cell's rows to one effect per trial; ``key`` is its ``cell_key`` (computed if not given)."""
     rows = plan.rows.sort_values(["trial"], kind="stable")
     cols = [c for c in ROW_COLUMNS if c in rows]
     records = [dict(zip(cols, values)) for values in zip(*(_column(rows[c]) for c in cols))]
@@ -64,7 +93,7 @@ def cell_inputs(plan: CellPlan, config: Config) -> CellInputs:
     effects = {"trial": [r["trial"] for r in records], "yi": [r["yi"] for r in records],
                "vi": [r["vi"] for r in records],
                "rob_low": [None if r.get("rob") is None else r["rob"] == "low" for r in records]}
-    return CellInputs(plan, trials, yi, vi, info, participants, _hash(plan, cols, records, config), effects)
+    return CellInputs(plan, trials, yi, vi, info, participants, key or cell_key(plan, config), effects)
 
 
 def trial_effects(rows: pd.DataFrame, trials: tuple[str, ...], method: str, rho: float) -> tuple[np.ndarray, np.ndarray]:
@@ -102,22 +131,6 @@ def _arm_total(records: list[dict], arm: str, n: str) -> int | None:
             key = record.get(arm)
             largest[key] = max(largest.get(key, 0.0), float(record[n]))
     return int(sum(largest.values())) if largest else None
-
-
-def _hash(plan: CellPlan, cols: list[str], records: list[dict], config: Config) -> str:
-    payload = {
-        "version": code_version(),
-        "cell": [plan.id, plan.analysis, list(plan.subgroups), plan.min_studies],
-        "settings": config.model_dump(mode="json", include={"effect", "model", "dependency", "bias_min_studies",
-                                                            "sensitivity"}),
-        "columns": cols,
-        "rows": [[_hashable(r[c]) for c in cols] for r in records],
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _hashable(value: object) -> object:
-    return value.hex() if isinstance(value, float) else value
 
 
 def _column(series: pd.Series) -> list:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from metapsych.analysis.config import Config
     from metapsych.analysis.inputs import CellInputs
+    from metapsych.analysis.plan import CellPlan
 
 SCHEMA_VERSION = 1
 PARALLEL_FROM_K = 60  # trials (summed over the cells to diagnose) before worker processes pay off
@@ -57,14 +58,13 @@ def results_from_effects(effects: pd.DataFrame, config: Config, file_hashes: dic
     The diagnostics of the cells to compute start first (in worker processes when there is enough work);
     the main models, moderators and networks are fitted here meanwhile.
     """
-    from metapsych.analysis.inputs import cell_inputs
     from metapsych.analysis.moderators import moderator_results
     from metapsych.analysis.network import network_results
     from metapsych.analysis.plan import plan_cells
 
     cache = cache or Cache(None)
-    inputs = [cell_inputs(plan, config) for plan in plan_cells(effects, config)]
-    done, todo = _reuse_cells(inputs, config, cache)
+    plans = plan_cells(effects, config)
+    done, todo = _reuse_cells(plans, config, cache)
     with _diagnostics(todo, config) as diagnostics:
         fits = _fit_cells(todo, config, progress)
         progress("moderators", 0, 1)
@@ -77,7 +77,7 @@ def results_from_effects(effects: pd.DataFrame, config: Config, file_hashes: dic
             done[item.plan.id] = fits(i, cell_diagnostics)
             cache.put_pickle("cells", item.inputs_sha256, done[item.plan.id])
             progress("cells", i + 1, len(todo))
-    cells = [done[item.plan.id] for item in inputs]
+    cells = [done[plan.id] for plan in plans]
     return {
         "schema_version": SCHEMA_VERSION,
         "metapsych_version": __version__,
@@ -92,22 +92,27 @@ def results_from_effects(effects: pd.DataFrame, config: Config, file_hashes: dic
     }
 
 
-def _reuse_cells(inputs: list[CellInputs], config: Config, cache: Cache) -> tuple[dict[str, dict], list[CellInputs]]:
-    """Cells found in the cache or below the minimum (keyed by id), and the cells still to compute.
+def _reuse_cells(plans: list[CellPlan], config: Config, cache: Cache) -> tuple[dict[str, dict], list[CellInputs]]:
+    """Cells found in the cache or below the minimum (keyed by id), and the inputs of the cells still to
+    compute. A cached cell is found by its key alone; its trial-level inputs are not built.
 
     Cells are cached as pickles: a report reads all of them, and unpickling is three times faster than JSON.
     """
     from metapsych.analysis.cells import too_few_cell
+    from metapsych.analysis.inputs import cell_inputs, cell_key
 
     done: dict[str, dict] = {}
     todo = []
-    for item in inputs:
-        hit = cache.get_pickle("cells", item.inputs_sha256)
+    for plan in plans:
+        key = cell_key(plan, config)
+        hit = cache.get_pickle("cells", key)
         if isinstance(hit, dict):
-            done[item.plan.id] = hit
-        elif item.k < item.plan.min_studies:
-            done[item.plan.id] = too_few_cell(item, config.model.level)
-            cache.put_pickle("cells", item.inputs_sha256, done[item.plan.id])
+            done[plan.id] = hit
+            continue
+        item = cell_inputs(plan, config, key)
+        if item.k < plan.min_studies:
+            done[plan.id] = too_few_cell(item, config.model.level)
+            cache.put_pickle("cells", key, done[plan.id])
         else:
             todo.append(item)
     return done, todo
