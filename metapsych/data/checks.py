@@ -62,7 +62,7 @@ class Checker:
         """
         value = self.doc.value
         if not isinstance(value, dict):
-            problem = "the file is empty" if value is None else f"the file holds a {type(value).__name__}, not a trial"
+            problem = "the file is empty" if value is None else f"the file holds {_kind_of(value)}, not a trial"
             self.add((), problem, "a mapping with id, condition, arms, outcomes")
             return None, None
         try:
@@ -97,7 +97,8 @@ class Checker:
             shown = error.get("input")
             got = f" (got {shown!r})" if isinstance(shown, (str, int, float, bool)) or shown is None else ""
             message = re.sub(r" or instance of \w+", "", str(error["msg"])).rstrip(".")
-            self.add(path, f"{message}{got}", _expected_for(kind))
+            pair = kind in ("too_long", "too_short") and ("comparisons" in path or "arms" in path)
+            self.add(path, f"{message}{got}", "a pair of arm ids, [arm, arm]" if pair else _expected_for(kind))
 
     def _path_of(self, loc: tuple[Any, ...]) -> Path_:
         path: list[str | int] = []
@@ -392,6 +393,15 @@ def _salvage(value: dict[str, Any], paths: list[Path_]) -> Trial | None:
         return Trial.model_validate(trimmed)
     except ValidationError:
         return None
+
+
+def _kind_of(value: Any) -> str:
+    """'a list', 'a number', 'text' ...: what a YAML value is, in a reviewer's words."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {"str": "text", "list": "a list"}.get(type(value).__name__, f"a {type(value).__name__}")
 
 
 def _plausible(value: float) -> bool:
