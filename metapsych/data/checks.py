@@ -119,6 +119,8 @@ class Checker:
             codes["rob"] = self._code("risk_of_bias", trial.risk_of_bias.overall, ("risk_of_bias", "overall"))
         arms = self._check_arms(trial, codes["condition"])
         codes["arms"] = arms
+        if not trial.outcomes:
+            self.add(("outcomes",), "no outcomes", "at least one outcome with results for two arms")
         for i, outcome in enumerate(trial.outcomes):
             self._check_outcome(outcome, ("outcomes", i), arms, trial)
         codes["ratings"] = [
@@ -356,6 +358,11 @@ class Checker:
             for j, arm_id in enumerate(pair):
                 if arm_id not in arms:
                     self.add(("comparisons", i, j), f"unknown arm {arm_id!r} in a comparison", _arm_list(arms))
+            kinds = [arms[a]["kind"] if a in arms else None for a in pair]
+            if kinds[0] == "control" and kinds[1] not in ("control", None):
+                self.add(("comparisons", i), f"control arm {pair[0]!r} listed first, against {pair[1]!r}",
+                         f"[{pair[1]}, {pair[0]}]: the tested arm first, its comparator second",
+                         "warning" if self.imported else "error")  # a database's own orientation is kept
             if pair[0] == pair[1]:
                 self.add(("comparisons", i), "an arm compared with itself", "two different arms")
             if pair in seen or pair[::-1] in seen:
@@ -364,6 +371,10 @@ class Checker:
 
     def _check_default_comparisons(self, arms: dict[str, dict[str, Any]]) -> None:
         controls = [a for a, info in arms.items() if info["kind"] == "control"]
+        therapies = [a for a, info in arms.items() if info["kind"] == "therapy"]
+        if controls and not therapies and len(arms) >= 2 and None not in [i["kind"] for i in arms.values()]:
+            self.add(("arms",), "no therapy arm, so no comparison is made by default",
+                     "a therapy arm, or comparisons: [[arm, arm], ...] listed explicitly")
         if controls:
             return
         for arm_id, info in arms.items():

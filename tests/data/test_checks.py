@@ -85,3 +85,15 @@ def test_huge_and_infinite_numbers_are_located_errors(tmp_path: Path, old: str, 
 def test_percentage_moderators(tmp_path: Path, value: str, ok: bool) -> None:
     found = only(problems(tmp_path, TRIAL + f"moderators: {{percent_women: {value}, recruitment: clinic}}\n"))
     assert (found == []) is ok, found
+
+
+def test_a_trial_without_outcomes_or_without_any_comparison_is_an_error(tmp_path: Path) -> None:
+    assert only(problems(tmp_path, TRIAL.split("outcomes:")[0] + "outcomes: []\n")) == [("outcomes", "no outcomes")]
+    found = only(problems(tmp_path, TRIAL.replace("approach: cbt", "approach: care-as-usual")))
+    assert found == [("arms", "no therapy arm, so no comparison is made by default")]
+
+
+def test_a_control_arm_listed_first_would_flip_the_effect(tmp_path: Path) -> None:
+    text = TRIAL + "comparisons: [[wl, cbt]]\n"
+    assert only(problems(tmp_path, text)) == [("comparisons[0]", "control arm 'wl' listed first, against 'cbt'")]
+    assert only(problems(tmp_path, text + IMPORTED)) == []
