@@ -136,9 +136,9 @@ def cell_sensitivity(effects: dict[str, list], config: Config) -> dict:
 
 
 def _studies(inputs: CellInputs, fit: RmaFit | None, level: float) -> list[dict]:
-    from scipy import stats
+    from metapsych.stats import distributions as dist
 
-    z = stats.norm.ppf(0.5 + level / 2)
+    z = dist.norm_crit(dist.alpha_from_level(level))  # scipy.stats is not imported for this (a second)
     weights = fit.weights if fit is not None else [None] * inputs.k
     out = []
     for trial, yi, vi, info, w in zip(inputs.trials, inputs.yi, inputs.vi, inputs.info, weights):
