@@ -50,12 +50,12 @@ def write_report(results: dict[str, Any], out_dir: Path, *, previous: dict[str, 
     out_dir = Path(out_dir)
     _remove_stale_temporaries(out_dir)
     old = _read_manifest(out_dir)
-    plot_jobs = _plot_jobs(results)
+    digests = _cell_digests(results)
+    plot_jobs = _plot_jobs(results, digests)
     stems = {j.stem for j in plot_jobs}
     reused_plots = {j.stem for j in plot_jobs if old.get(f"plots/{j.stem}") == j.key and _exist(out_dir, j.stem)}
     todo = [j for j in plot_jobs if j.stem not in reused_plots]
     with jobs.rendering(todo, workers or jobs.default_workers()) as rendered:  # plots render meanwhile
-        digests = _cell_digests(results)
         pages = _page_keys(results, stems, digests)
         reused_pages = {rel for rel, key in pages.items() if old.get(rel) == key and (out_dir / rel).is_file()}
         lines = _unchanged_cell_lines(out_dir, old, digests)
@@ -80,13 +80,13 @@ def write_report(results: dict[str, Any], out_dir: Path, *, previous: dict[str, 
     return summary
 
 
-def _plot_jobs(results: dict[str, Any]) -> list[jobs.PlotJob]:
+def _plot_jobs(results: dict[str, Any], digests: dict[str, str]) -> list[jobs.PlotJob]:
     methods = results.get("methods") or {}
     label = f"Random-effects model ({methods.get('estimator', 'REML')}, {methods.get('test', 'z')})"
     out = []
     for cell in sorted(results.get("cells") or [], key=lambda c: c["id"]):
         if cell.get("status") == "ok" and cell.get("studies"):
-            out += jobs.cell_jobs(cell, label, views.bias_min_k(results))
+            out += jobs.cell_jobs(cell, label, views.bias_min_k(results), digests.get(str(cell["id"])))
     names = sorted(set(results.get("overview") or {}) | set(results.get("moderators") or {})
                    | set(results.get("network") or {}))
     for name in names:

@@ -7,6 +7,7 @@ something it shows changed (or the plot code's ``RENDER_VERSION`` was bumped).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import importlib.util
@@ -43,11 +44,13 @@ class PlotJob:
     kwargs: dict[str, Any] = field(hash=False)
     cell: str | None = None
     cost: int = 1
+    basis: str | None = None  # a hash the arguments are a function of (the cell's), standing in for them
 
     @cached_property
     def key(self) -> str:
-        """Hash of the code version, the plot function and its arguments (computed once)."""
-        payload = json.dumps([code_version(), self.func, self.kwargs], sort_keys=True, default=str)
+        """Hash of the code version, the plot function and its arguments (or their ``basis``), computed once."""
+        content: Any = self.kwargs if self.basis is None else [self.stem, self.basis]
+        payload = json.dumps([code_version(), self.func, content], sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -76,8 +79,13 @@ def netgraph_available() -> bool:
     return importlib.util.find_spec("metapsych.report.netgraph") is not None
 
 
-def cell_jobs(cell: dict[str, Any], model_label: str, min_k_funnel: int = MIN_K_FUNNEL) -> list[PlotJob]:
-    """Forest (plus one per subgroup variable), funnel (k >= min_k_funnel), Baujat, cumulative and RoB plots."""
+def cell_jobs(cell: dict[str, Any], model_label: str, min_k_funnel: int = MIN_K_FUNNEL,
+              cell_digest: str | None = None) -> list[PlotJob]:
+    """Forest (plus one per subgroup variable), funnel (k >= min_k_funnel), Baujat, cumulative and RoB plots.
+
+    ``cell_digest`` (a hash of the cell's content) keys the plots instead of their arguments, which are a
+    function of the cell, the label and min_k_funnel: hashing the cell once is cheaper than every plot's data.
+    """
     cid = safe_name(cell["id"], "cells.id")
     studies = [{k: s.get(k) for k in STUDY_KEYS} for s in cell.get("studies") or []]
     main = cell.get("main") or {}
@@ -108,7 +116,10 @@ def cell_jobs(cell: dict[str, Any], model_label: str, min_k_funnel: int = MIN_K_
     if studies:
         jobs.append(PlotJob(f"{cid}.rob", "metapsych.report.plots:rob_summary_plot",
                             {"studies": [{"rob": s["rob"], "weight": s["weight"]} for s in studies]}, cid, 1))
-    return jobs
+    if cell_digest is None:
+        return jobs
+    basis = f"{cell_digest}|{model_label}|{min_k_funnel}"
+    return [dataclasses.replace(job, basis=basis) for job in jobs]
 
 
 def subgroup_blocks(cell: dict[str, Any], variable: str, block: dict[str, Any]) -> list[dict[str, Any]]:
