@@ -30,7 +30,7 @@ CASES = [
     ("effects-huge", {"a.csv": EFFECTS.replace("10,5,20", "1e308,1e200,20")}, ["effects", "a.csv"], 2,
      "a.csv:2: mean_arm1: 1e308 is implausibly large"),
     ("effects-out-is-a-folder", {"a.csv": EFFECTS, "o/x": ""}, ["effects", "a.csv", "--out", "o"], 2,
-     "o: is a directory"),
+     "--out o: is a folder"),
     ("import-column-twice", {"a.csv": IMPORT.replace("study,condition_arm1", "study,study")},
      ["import", "metapsy", "a.csv", "--condition", "depression"], 2, "a.csv:1: study: column appears twice"),
     ("import-out-is-a-file", {"a.csv": IMPORT, "o": "x"},

@@ -37,8 +37,7 @@ def run(file: Path | None, measure: str = "g", as_json: bool = False, out: Path 
     table, name = (read_csv(file), str(file)) if file is not None else (studies_table(STUDIES), str(STUDIES))
     result = compute_effects(table, measure=measure, file=name)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        result.to_csv(out, index=False)
+        _write_atomically(out, result.to_csv(index=False).encode("utf-8"))
     if as_json:
         sys.stdout.write(json.dumps(json_rows(result), indent=1, ensure_ascii=False) + "\n")
     elif out is None:
@@ -47,6 +46,28 @@ def run(file: Path | None, measure: str = "g", as_json: bool = False, out: Path 
         done = int(result["yi"].notna().sum())
         sys.stdout.write(f"wrote {out}: {len(result)} rows, {done} with an effect size ({measure})\n")
     return 0
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write through a temporary file beside ``path`` and a rename: an interrupted or failed write leaves
+    the previous file (or none), never half a table."""
+    import os
+    import tempfile
+
+    if path.is_dir():
+        raise InputError(f"--out {path}: is a folder (expected a CSV file name)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would create it (mkstemp makes it private)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def read_csv(file: Path) -> pd.DataFrame:
