@@ -65,7 +65,7 @@ class _Segments:
         elements = np.repeat(keep, self.k)
         k = self.k[groups]
         return _Segments(y=self.y[elements], v=self.v[elements], gid=np.repeat(np.arange(k.size), k),
-                         starts=np.concatenate(([0], np.cumsum(k)[:-1])), k=k, order=self.order[elements])
+                         starts=np.cumsum(k) - k, k=k, order=self.order[elements])
 
 
 def _segments(yi: np.ndarray, vi: np.ndarray, group_index: np.ndarray) -> _Segments:
@@ -497,6 +497,8 @@ def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton
     Converged analyses are dropped from the arithmetic once they are the majority.
     """
     t, live = start.copy(), np.ones(start.size, bool)
+    if start.size == 0:  # every analysis has k = 1
+        return t, live
     idx, cur, now, alive = np.arange(start.size), sub, t.copy(), live.copy()
     for iteration in range(control.maxiter + 1):
         adj = _scoring_step(cur, now, method, newton if iteration >= NEWTON_AFTER else None, work)

@@ -89,3 +89,11 @@ def test_non_converged_analyses_are_refitted_like_fit() -> None:
             assert close(batch.tau2[i], one.tau2) and close(batch.estimate[i], one.estimate)
         else:
             assert math.isnan(batch.estimate[i]) and math.isnan(batch.tau2[i])
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_every_analysis_with_one_study(estimator: str) -> None:
+    """k = 1 everywhere (a grid with min_studies 1, subgroups of one study): each estimate is its study's."""
+    batch = fit_many(np.array([0.3, 0.8]), np.array([0.02, 0.05]), np.array([0, 1]), estimator=estimator)
+    np.testing.assert_allclose(batch.estimate, [0.3, 0.8])
+    assert np.all(batch.tau2 == 0.0) and batch.converged.all()
