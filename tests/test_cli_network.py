@@ -124,3 +124,12 @@ def test_metapsy_multiarm_trial_against_a_shared_control_is_completed(tmp_path: 
     assert payload["multi_arm_studies"] == ["Smith 2019"]
     assert any("shared arm 'wl'" in note for note in payload["notes"])
     assert {n["treatment"]: n["n_participants"] for n in payload["graph"]["nodes"]}["wl"] == 80
+
+
+def test_implausible_numbers_are_located_errors(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    path.write_text("study,treat1,treat2,yi,vi\na,x,y,1e308,0.1\nb,y,z,0.2,1e-300\nc,x,z,0.1,0.1\n")
+    result = runner.invoke(app, ["network", str(path), "--reference", "x"])
+    text = " ".join((result.stdout + result.stderr).split())
+    assert result.exit_code == 2 and "big.csv:2: yi: 1e308 is implausibly large" in text
+    assert "big.csv:3: vi: 1e-300 is implausibly small" in text

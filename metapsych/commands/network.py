@@ -142,8 +142,11 @@ def _layout(header: list[str], file: str) -> tuple[str, dict[str, str]]:
     return layout, cols
 
 
+MIN_VARIANCE = 1e-18  # below this, weights overflow when squared
+
+
 def _number(text: str, file: str, line: int, column: str, problems: list[Problem]) -> float:
-    from metapsych.data.metapsy import parse_number
+    from metapsych.data.metapsy import MAX_VALUE, parse_number
 
     try:
         value = parse_number(text)
@@ -152,6 +155,10 @@ def _number(text: str, file: str, line: int, column: str, problems: list[Problem
     if value is None or not math.isfinite(value):
         problems.append(Problem(file, line, column, f"'{text}' is not a number" if text else "missing",
                                 "a finite number"))
+        return math.nan
+    if abs(value) > MAX_VALUE:
+        problems.append(Problem(file, line, column, f"{text.strip()} is implausibly large",
+                                f"a value below {MAX_VALUE:g} in absolute size"))
         return math.nan
     return value
 
@@ -166,6 +173,9 @@ def _variance(get: Any, cols: dict[str, str], file: str, line: int, problems: li
         square = value * value
     if math.isfinite(value) and value <= 0:
         problems.append(Problem(file, line, column, f"{value:g} is not positive", f"{column} > 0"))
+    elif math.isfinite(value) and square < MIN_VARIANCE:
+        problems.append(Problem(file, line, column, f"{value:g} is implausibly small",
+                                f"a sampling variance of at least {MIN_VARIANCE:g}"))
     return square
 
 

@@ -64,7 +64,7 @@ def _ranking(p: dict[str, Any]) -> Table:
     table = Table(title=f"Ranking ({better} effects are better)")
     for col in ("treatment", "P-score", "SUCRA", "mean rank"):
         table.add_column(col, justify="left" if col == "treatment" else "right")
-    for treat in sorted(p["p_scores"], key=lambda t: -p["p_scores"][t]):
+    for treat in sorted(p["p_scores"], key=lambda t: (-(p["p_scores"][t] or 0.0), t)):
         table.add_row(treat, _f(p["p_scores"][treat], 4), _f(p["sucra"][treat], 4), _f(p["mean_ranks"][treat], 2))
     return table
 

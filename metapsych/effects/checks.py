@@ -73,7 +73,7 @@ def numeric_columns(table: pd.DataFrame, file: str) -> tuple[dict[str, np.ndarra
         for i in np.flatnonzero(np.isnan(num) & raw.notna().to_numpy()):
             problems.append(Problem(files[i], lines[i], col, f"not a number: {raw.iloc[i]!r}", "a number"))
         for i in np.flatnonzero(np.isinf(num)):
-            problems.append(Problem(files[i], lines[i], col, f"infinite value: {raw.iloc[i]!r}", "a finite number"))
+            problems.append(Problem(files[i], lines[i], col, f"infinite value: {raw.iloc[i]}", "a finite number"))
         values[col] = num
     return values, problems
 
