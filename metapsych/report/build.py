@@ -25,7 +25,7 @@ from metapsych.report import changes as changes_mod
 from metapsych.report import html, jobs, markdown, tables, views
 
 MANIFEST = "manifest.json"
-RESULTS_LINE = "results.json/"   # manifest key prefix: cell id -> digest of the cell written on its line
+RESULTS_LINE = "results.json/"   # manifest key prefix: cell id -> digest (_cell_digests) of the cell on its line
 RESULTS_HASH = "results.json"    # manifest key: sha256 of the results.json written with the manifest
 
 
@@ -123,9 +123,21 @@ def _ok_cells(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _cell_digests(results: dict[str, Any]) -> dict[str, str]:
-    """Cell id -> hash of the cell's content and the report code (which decides how it is written)."""
-    return {str(cell["id"]): _digest([jobs.code_version(), cell]) for cell in results.get("cells") or []
-            if isinstance(cell, dict) and "id" in cell}
+    """Cell id -> the cell's identity for reusing its plots, page and results.json line, with the report code
+    version (which decides how it is drawn and written).
+
+    The identity is the cell's ``inputs_sha256``: the engine's hash of everything the cell depends on, which
+    also keys its cache. Hashing the content instead would tell a cell fitted in a different batch apart by
+    last-bit differences that the report never shows (and cost a serialisation of every cell). A cell
+    without ``inputs_sha256`` is identified by its content.
+    """
+    out = {}
+    for cell in results.get("cells") or []:
+        if isinstance(cell, dict) and "id" in cell:
+            basis = cell.get("inputs_sha256")
+            identity = [cell["id"], basis] if isinstance(basis, str) and basis else cell
+            out[str(cell["id"])] = _digest([jobs.code_version(), identity])
+    return out
 
 
 def _digest(value: Any) -> str:

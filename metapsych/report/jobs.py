@@ -83,8 +83,8 @@ def cell_jobs(cell: dict[str, Any], model_label: str, min_k_funnel: int = MIN_K_
               cell_digest: str | None = None) -> list[PlotJob]:
     """Forest (plus one per subgroup variable), funnel (k >= min_k_funnel), Baujat, cumulative and RoB plots.
 
-    ``cell_digest`` (a hash of the cell's content) keys the plots instead of their arguments, which are a
-    function of the cell, the label and min_k_funnel: hashing the cell once is cheaper than every plot's data.
+    ``cell_digest`` (the cell's identity, ``build._cell_digests``) keys the plots instead of their arguments,
+    which are a function of the cell, the label and min_k_funnel: cheaper than hashing every plot's data.
     """
     cid = safe_name(cell["id"], "cells.id")
     studies = [{k: s.get(k) for k in STUDY_KEYS} for s in cell.get("studies") or []]
