@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import gammaln
+
+from metapsych.stats.distributions import log_gamma
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ def hedges_j(df: object) -> np.ndarray:
     """
     m = _f(df)
     with np.errstate(invalid="ignore", divide="ignore"):
-        j = np.exp(gammaln(m / 2) - np.log(np.sqrt(m / 2)) - gammaln((m - 1) / 2))
+        j = np.exp(log_gamma(m / 2) - np.log(np.sqrt(m / 2)) - log_gamma((m - 1) / 2))
     return np.where(m <= 1, np.nan, j)
 
 

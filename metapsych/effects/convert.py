@@ -8,9 +8,9 @@ then the exact J and the LS variance of :mod:`continuous`.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from metapsych.effects.continuous import Effects, smd_from_d
+from metapsych.stats import distributions as dist
 
 LOGIT_SCALE = np.sqrt(3.0) / np.pi
 
@@ -32,12 +32,12 @@ def t_from_f(f: object) -> np.ndarray:
 
 def t_from_p(p: object, n1: object, n2: object) -> np.ndarray:
     """|t| from an exact two-sided p-value of a t test with n1 + n2 - 2 degrees of freedom."""
-    return stats.t.isf(_f(p) / 2, _f(n1) + _f(n2) - 2)
+    return dist.t_from_two_sided_p(_f(p), _f(n1) + _f(n2) - 2)
 
 
 def se_from_ci(lower: object, upper: object, level: float = 0.95) -> np.ndarray:
     """Standard error of a normal-theory (symmetric) CI: (upper - lower) / (2 z_{(1+level)/2})."""
-    return (_f(upper) - _f(lower)) / (2 * stats.norm.isf((1 - level) / 2))
+    return (_f(upper) - _f(lower)) / (2 * dist.norm_crit(1 - level))
 
 
 def logor_to_smd(yi: object, vi: object) -> Effects:

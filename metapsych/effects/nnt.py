@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+
+from metapsych.stats import distributions as dist
 
 DEFAULT_CER = 0.2
 
@@ -18,5 +19,5 @@ def nnt_furukawa(g: object, cer: float = DEFAULT_CER) -> np.ndarray:
         raise ValueError(f"control event rate must be in (0, 1), got {cer}")
     a = np.abs(np.asarray(g, dtype=float))
     with np.errstate(divide="ignore"):
-        nnt = 1 / (stats.norm.cdf(a + stats.norm.ppf(cer)) - cer)
+        nnt = 1 / (dist.norm_cdf(a + dist.norm_quantile(cer)) - cer)
     return np.where(a == 0, np.inf, nnt)

@@ -364,6 +364,37 @@ def t_crit(alpha: float, df: ArrayLike) -> np.ndarray:
     return _elementwise(lambda d: _t_crit(float(alpha), d), df)
 
 
+def t_from_two_sided_p(p: ArrayLike, df: ArrayLike) -> np.ndarray:
+    """|t| whose two-sided p-value is p (qt(p/2, df, lower.tail=FALSE)): 0 at p = 1, inf at p = 0."""
+    def one(prob: float, d: float) -> float:
+        if d > 0 and prob == 1.0:
+            return 0.0
+        if d > 0 and prob == 0.0:
+            return math.inf
+        return _t_crit(prob, d)
+
+    return _elementwise(one, p, df)
+
+
+def norm_cdf(x: ArrayLike) -> np.ndarray:
+    """P(Z <= x) for a standard normal Z (pnorm), accurate in both tails."""
+    return 0.5 * _erfc(-np.asarray(x, dtype=float) / math.sqrt(2.0))
+
+
+def norm_quantile(prob: float) -> float:
+    """x with P(Z <= x) = prob (qnorm)."""
+    return _NORMAL.inv_cdf(prob)
+
+
+def log_gamma(x: ArrayLike) -> np.ndarray:
+    """log |Gamma(x)| element-wise (lgamma); NaN where x is NaN or a pole (0, -1, ...)."""
+    values = np.asarray(x, dtype=float)
+    out = np.full(values.shape, math.nan)
+    ok = np.isfinite(values) & ~((values <= 0) & (values == np.round(values)))
+    out[ok] = _lgamma(values[ok])
+    return out
+
+
 def _f_sf(x: float, df1: float, df2: float) -> float:
     if df1 <= 0 or df2 <= 0:
         return math.nan

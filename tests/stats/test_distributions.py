@@ -75,3 +75,20 @@ def test_scalar_and_array_paths_agree(size: int) -> None:
     assert _rel(dist.chi2_sf(x, 7), special.chdtrc(7, x)) < 1e-11
     assert _rel(dist.t_two_sided_p(x / 10, 7), 2 * special.stdtr(7, -x / 10)) < 1e-11
     assert _rel(dist.f_sf(x / 10, 2, 7), special.fdtrc(2, 7, x / 10)) < 1e-10
+
+
+def test_effect_size_helpers_match_scipy() -> None:
+    """The quantities effects/ needs (t from a p-value, normal cdf and quantile, lgamma) without scipy."""
+    from scipy import stats
+
+    p = np.array([1e-12, 1e-6, 0.001, 0.05, 0.5, 0.99])
+    for df in (3, 20, 250):
+        assert _rel(dist.t_from_two_sided_p(p, df), stats.t.isf(p / 2, df)) < 1e-10
+    assert dist.t_from_two_sided_p([1.0, 0.0], 10).tolist() == [0.0, float("inf")]
+    assert np.isnan(dist.t_from_two_sided_p([0.05, 1.5], [0, 10])).all()
+    x = np.linspace(-30, 8, 200)
+    assert _rel(dist.norm_cdf(x), special.ndtr(x)) < 1e-12
+    assert abs(dist.norm_quantile(0.2) - stats.norm.ppf(0.2)) < 1e-14
+    g = np.array([0.5, 1.5, 7.25, 400.5, 1e5, -2.5])
+    assert _rel(dist.log_gamma(g), special.gammaln(g)) < 1e-13
+    assert np.isnan(dist.log_gamma([0.0, -3.0, np.nan])).all()
