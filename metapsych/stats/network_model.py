@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 
 from metapsych.stats.network_data import NetworkData, Study
+from metapsych.stats.roots import brent_root
 
 
 @dataclass(frozen=True)
@@ -270,5 +270,4 @@ def tau2_reml(data: NetworkData, reference: int, start: float | None = None) -> 
         upper *= 4.0
         if upper > 1e8:
             raise ArithmeticError("REML tau2 diverges")
-    return float(optimize.brentq(lambda t: reml_score(model, t), 0.0, upper, xtol=1e-15, rtol=4 * np.finfo(float).eps,
-                                 maxiter=500))
+    return brent_root(lambda t: reml_score(model, t), 0.0, upper, xtol=1e-15, rtol=4 * np.finfo(float).eps)

@@ -9,7 +9,8 @@ equals the P-score exactly; metapsych reports that SUCRA (no simulation).
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
+
+from metapsych.stats.distributions import norm_cdf
 
 
 def p_scores(d: np.ndarray, cov: np.ndarray, small_values_good: bool) -> np.ndarray:
@@ -24,5 +25,5 @@ def p_scores(d: np.ndarray, cov: np.ndarray, small_values_good: bool) -> np.ndar
         diff = -diff
     off = ~np.eye(n, dtype=bool)
     prob = np.zeros((n, n))
-    prob[off] = special.ndtr(diff[off] / se[off])
+    prob[off] = norm_cdf(diff[off] / se[off])
     return prob.sum(axis=1) / (n - 1)
