@@ -84,10 +84,10 @@ def q_root(yi: Array, vi: Array, x: Design, target: float, upper: float, control
         t = min(t + step, upper)
         if step <= 4 * np.finfo(float).eps * max(t, control.tol * 1e-3):
             return t
-    from scipy.optimize import brentq
+    from metapsych.stats.roots import brent_root
 
-    return brentq(lambda u: generalised_q(u, yi, vi, x) - target, 0.0, upper, xtol=control.tol * 1e-3,
-                  rtol=4 * np.finfo(float).eps, maxiter=control.maxiter)
+    return brent_root(lambda u: generalised_q(u, yi, vi, x) - target, 0.0, upper, xtol=control.tol * 1e-3,
+                      rtol=4 * np.finfo(float).eps, maxiter=control.maxiter)
 
 
 def estimate_tau2(yi: Array, vi: Array, x: Design, estimator: str, control: Control = TIGHT) -> Tau2Estimate:
