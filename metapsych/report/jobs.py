@@ -146,7 +146,7 @@ def trimfill_points(bias: dict[str, Any]) -> list[dict[str, Any]]:
 
 def condition_jobs(condition: str, ranking: list[dict[str, Any]], moderators: dict[str, Any],
                    network: dict[str, Any] | None) -> list[PlotJob]:
-    """Ranking plot, one bubble plot per moderator and the network graph of a condition."""
+    """Ranking plot, one bubble plot per moderator, the network graph and network forest plot of a condition."""
     name = safe_name(condition, "condition")
     jobs = []
     if ranking:
@@ -166,6 +166,12 @@ def condition_jobs(condition: str, ranking: list[dict[str, Any]], moderators: di
     if graph.get("nodes") and netgraph_available():
         jobs.append(PlotJob(f"network.{name}", "metapsych.report.netgraph:network_graph",
                             {"nodes": graph["nodes"], "edges": graph.get("edges") or []}, None, 4))
+    estimates = (network or {}).get("estimates") or {}
+    if estimates and (network or {}).get("reference"):
+        jobs.append(PlotJob(f"network-forest.{name}", "metapsych.report.netgraph:network_forest",
+                            {"estimates": estimates, "reference": network["reference"],
+                             "title": f"{condition}: network estimates versus {network['reference']}",
+                             "xlabel": "Hedges' g versus"}, None, len(estimates) + 3))
     return jobs
 
 

@@ -41,6 +41,19 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = "")
     return "\n".join(lines)
 
 
+def _network_lines(network: dict[str, Any] | None, condition: str) -> list[str]:
+    """Network meta-analysis of a condition: estimates versus the reference, and where evidence disagrees."""
+    if not network:
+        return []
+    out = [f"Network meta-analysis versus **{md_escape(network['reference'])}**: tau² = {fmt(network['tau2'], 3)}; "
+           f"Q between designs = {fmt(network['Q_between'])}.", ""]
+    if network.get("forest_png"):
+        out += [f"![Network estimates, {md_escape(condition)}]({network['forest_png']})", ""]
+    out += [f"- Direct and indirect evidence disagree (p < 0.05) for {md_escape(s['comparison'])}: direct "
+            f"{fmt(s['direct'])}, indirect {fmt(s['indirect'])}" for s in network.get("disagreements") or []]
+    return out + ([""] if network.get("disagreements") else [])
+
+
 def readme(results: dict[str, Any], view: dict[str, Any]) -> str:
     """The report's README.md: methods, per-condition overview (ranking plot and table), every cell."""
     methods = results.get("methods") or {}
@@ -62,6 +75,7 @@ def readme(results: dict[str, Any], view: dict[str, Any]) -> str:
         if rows:
             out += [table(["rank", "approach", "comparator", "time", "k", "g", "95% CI",
                            "changes under sensitivity", "plot"], rows, "rlllrrrll"), ""]
+        out += _network_lines(condition.get("network"), condition["name"])
         for mod in condition.get("moderators", []):
             out += [f"Moderator **{md_escape(mod['name'])}**: {md_escape(mod['test_text'])}", ""]
             if mod["png"]:

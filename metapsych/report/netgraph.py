@@ -1,9 +1,7 @@
 """Network figures from the network payload: the network graph and the forest plot against the reference.
 
 Both return (svg, png) bytes and are deterministic: treatments sit on a circle in sorted order (no
-random layout). The graph, which every report draws, is drawn on the ``vector.Canvas`` (no matplotlib:
-importing it costs about a second); the forest plot goes through ``style.figure_bytes`` (fixed
-svg.hashsalt, no dates).
+random layout). Both are drawn on the ``vector.Canvas`` (no matplotlib: importing it costs about a second).
 """
 
 from __future__ import annotations
@@ -12,7 +10,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from metapsych.report.style import COLOURS, ROW_HEIGHT_IN, figure_bytes, fmt, fmt_ci, new_figure
+from metapsych.report.forest import interval_plot
+from metapsych.report.style import COLOURS
 
 Row = Mapping[str, Any]
 
@@ -80,26 +79,9 @@ def _blend(colour: str, opacity: float) -> str:
 
 def network_forest(estimates: Mapping[str, Row], reference: str, *, title: str = "",
                    xlabel: str = "Effect versus reference") -> tuple[bytes, bytes]:
-    """Forest plot of every treatment versus the reference (estimates as in the network payload)."""
-    names = sorted(estimates, key=lambda t: (-(estimates[t].get("estimate") or 0.0), t))
-    height = 1.1 + ROW_HEIGHT_IN * max(len(names), 1)
-    fig = new_figure(7.0, height)
-    ax = fig.add_axes((0.26, 0.75 / height, 0.44, 1.0 - 1.1 / height))
-    for i, name in enumerate(names):
-        e = estimates[name]
-        y = len(names) - i
-        if e.get("ci_lower") is not None and e.get("ci_upper") is not None:
-            ax.plot([e["ci_lower"], e["ci_upper"]], [y, y], color=COLOURS["point"], lw=1.2)
-        ax.plot([e["estimate"]], [y], marker="s", color=COLOURS["point"], ms=5)
-        ax.text(-0.03, y, name, transform=ax.get_yaxis_transform(), fontsize=8, ha="right", va="center",
-                parse_math=False)
-        ax.annotate(f"{fmt(e['estimate'])} {fmt_ci(e.get('ci_lower'), e.get('ci_upper'))}", (1.02, y),
-                    xycoords=("axes fraction", "data"), fontsize=8, va="center")
-    ax.axvline(0.0, color=COLOURS["muted"], lw=0.7)
-    ax.set_ylim(0.4, len(names) + 0.6)
-    ax.set_yticks([])
-    ax.spines["left"].set_visible(False)
-    ax.set_xlabel(f"{xlabel} ({reference})")
-    if title:
-        ax.set_title(title, fontsize=9, loc="left")
-    return figure_bytes(fig)
+    """Forest plot of every treatment versus the reference (estimates as in the network payload), best first."""
+    names = sorted((t for t in estimates if t != reference),
+                   key=lambda t: (-(estimates[t].get("estimate") or 0.0), t))
+    rows = [{"label": name, **{k: estimates[name].get(k) for k in ("estimate", "ci_lower", "ci_upper")}}
+            for name in names]
+    return interval_plot(rows, title=title, xlabel=f"{xlabel} ({reference}) [95% CI]")

@@ -283,6 +283,10 @@ def _network(payload: dict[str, Any] | None, stems: set[str], safe: str, prefix:
     return {
         **{k: payload.get(k) for k in ("reference", "tau2", "Q_total", "Q_within", "Q_between")},
         "graph_svg": plot_paths(stems, f"network.{safe}", prefix)[0],
+        "forest_svg": plot_paths(stems, f"network-forest.{safe}", prefix)[0],
+        "forest_png": plot_paths(stems, f"network-forest.{safe}", prefix)[1],
+        "multi_arm_studies": payload.get("multi_arm_studies") or [],
+        "multi_arm_handling": payload.get("multi_arm_handling") or {},
         "split": split,
         "disagreements": [s for s in split if s.get("p_value") is not None and s["p_value"] < 0.05],
         "ranking": [{"name": t, **{k: (estimates[t] or {}).get(k) for k in ("estimate", "ci_lower", "ci_upper")},
