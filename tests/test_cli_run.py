@@ -141,3 +141,13 @@ def test_no_change_run_says_so(built: Path) -> None:
     finally:
         os.chdir(cwd)
     assert out.exit_code == 0 and "up to date" in out.stderr
+
+
+def test_a_damaged_previous_results_json_starts_changes_afresh(built: Path, tmp_path: Path) -> None:
+    root = tmp_path / "review"
+    shutil.copytree(built, root)
+    (root / "reports" / "results.json").write_text("[1]")
+    out = run(root, "--force")
+    assert out.exit_code == 0, out.output
+    assert "first report" in (root / "reports" / "CHANGES.md").read_text()
+    assert json.loads((root / "reports" / "results.json").read_text())["cells"]

@@ -80,12 +80,15 @@ def _analyse(studies: Path, config: Path, cache_dir: Path, *, quiet: bool, force
 def _write(results: dict, out: Path, quiet: bool) -> object:
     from metapsych.report.build import write_report
 
+    from metapsych.commands.diff import read_results
+    from metapsych.errors import DataError
+
     previous_path = out / "results.json"
     previous = None
     if previous_path.is_file():
-        try:
-            previous = json.loads(previous_path.read_text(encoding="utf-8"))
-        except ValueError:
+        try:  # a damaged or foreign results.json is no previous report: CHANGES.md then starts afresh
+            previous = read_results(previous_path)
+        except DataError:
             previous = None
     return write_report(results, out, previous=previous, quiet=quiet)
 
