@@ -25,7 +25,7 @@ from functools import cached_property
 import numpy as np
 
 from metapsych.stats import distributions as dist
-from metapsych.stats.projection import grouped_sum_p2
+from metapsych.stats.projection import segment_sum_p2
 from metapsych.stats.rma import RmaFit, fit
 from metapsych.stats.tau2 import TIGHT, Control, canonical_estimator
 
@@ -112,8 +112,8 @@ class _Wls:
         return self.seg.sum(a * self.w * (1.0 - self.w / self.seg.spread(self.sw)))
 
     def sum_p2(self, a: np.ndarray | float = 1.0, b: np.ndarray | float = 1.0) -> np.ndarray:
-        """sum_ij a_i b_j P_ij^2 within each analysis (without cancellation: see ``grouped_sum_p2``)."""
-        return grouped_sum_p2(self.w, a, b, self.seg.gid, self.seg.k.size)
+        """sum_ij a_i b_j P_ij^2 within each analysis (without cancellation: see ``projection.grouped_sum_p2``)."""
+        return segment_sum_p2(self.w, a, b, self.seg.sum, self.seg.spread)
 
 
 def _wls(seg: _Segments, w: np.ndarray) -> _Wls:

@@ -7,6 +7,7 @@ P_ij = sqrt(w_i w_j) (delta_ij - Q_i . Q_j).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,25 +164,48 @@ def grouped_sum_p2(w: np.ndarray, a: np.ndarray | float, b: np.ndarray | float, 
     sum a b w^2 (1 - 2h) + (sum a w^2)(sum b w^2) / s^2 loses ~(w_max / w_min)^2 * eps when one study
     dominates, 1e-3 relative at a variance ratio of 1e6).
     """
-    a = np.broadcast_to(np.asarray(a, dtype=float), w.shape)
-    b = np.broadcast_to(np.asarray(b, dtype=float), w.shape)
+    return segment_sum_p2(w, a, b, lambda x: np.bincount(index, x, groups), lambda per_group: per_group[index])
+
+
+def segment_sum_p2(w: np.ndarray, a: np.ndarray | float, b: np.ndarray | float,
+                   total: Callable[[np.ndarray], np.ndarray],
+                   spread: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``grouped_sum_p2`` for any grouping: ``total`` sums per group, ``spread`` repeats per-group values.
+
+    Written with in-place operations: the per-study temporaries cost more (page faults) than the arithmetic.
+    """
+    scalar = np.ndim(a) == 0 and np.ndim(b) == 0
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # weights near 1e300: inf, as in R
-        s = np.bincount(index, w, groups)
-        bw2 = b * w * w
-        diag = a * b * (w * _complement(w, index, groups, s) / s[index]) ** 2
-        off = a * w * w * _complement(bw2, index, groups, np.bincount(index, bw2, groups))
-        return np.bincount(index, diag + off / s[index] ** 2, groups)
+        s = spread(total(w))
+        diag = _complement(w, total, spread, s)
+        diag *= w
+        diag /= s
+        diag *= diag
+        w2 = w * w
+        bw2 = w2 * b if not scalar or b != 1.0 else w2
+        off = _complement(bw2, total, spread, spread(total(bw2)))
+        off *= w2
+        s *= s
+        off /= s
+        if scalar:
+            diag *= float(a) * float(b)
+            off *= float(a)
+        else:
+            diag *= np.asarray(a, dtype=float) * np.asarray(b, dtype=float)
+            off *= np.asarray(a, dtype=float)
+        diag += off
+        return total(diag)
 
 
-def _complement(x: np.ndarray, index: np.ndarray, groups: int, total: np.ndarray) -> np.ndarray:
-    """For each element, the sum of the other (non-negative) x in its group.
+def _complement(x: np.ndarray, total: Callable[[np.ndarray], np.ndarray], spread: Callable[[np.ndarray], np.ndarray],
+                x_total: np.ndarray) -> np.ndarray:
+    """For each element, the sum of the other (non-negative) x in its group (``x_total``: the group sums, spread).
 
     total - x_i loses at most a bit unless x_i is more than half the total; that (at most one) element per
     group gets its complement summed directly.
     """
-    out = total[index] - x
-    dominant = x > 0.5 * total[index]
+    out = x_total - x
+    dominant = x > 0.5 * x_total
     if dominant.any():
-        rest = np.bincount(index, np.where(dominant, 0.0, x), groups)
-        out[dominant] = rest[index[dominant]]
+        out[dominant] = spread(total(np.where(dominant, 0.0, x)))[dominant]
     return out
