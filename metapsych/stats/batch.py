@@ -366,20 +366,22 @@ def _tau2_max(seg: _Segments) -> np.ndarray:
 
 
 def _scoring_step(sub: _Segments, tau2: np.ndarray, method: str, newton: np.ndarray | None,
-                  work: np.ndarray) -> np.ndarray:
+                  work: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """metafor's Fisher-scoring (ML, REML) or Morris (EB) update for the analyses in ``sub``.
 
     Where ``newton`` is set, ML and REML take the Newton-Raphson step instead if the observed information
     is positive (the log-likelihood is locally concave): it shares the scoring step's sign and converges
     quadratically where scoring crawls (a flat likelihood; up to ~140 steps at threshold 1e-10). Both are
-    ascent steps from metafor's start, so they stop at the same maximum.
+    ascent steps from metafor's start, so they stop at the same maximum. Returns the steps and where they
+    were Newton steps (None: none were).
     """
     if method == "EB":
-        return _morris_step(sub, tau2, work)
+        return _morris_step(sub, tau2, work), None
     score, fisher, observed = _information(sub, tau2, method, work, observed=newton is not None)
     if newton is None:
-        return score / fisher
-    return np.where(newton & (observed > 0), score / observed, score / fisher)
+        return score / fisher, None
+    quadratic = newton & (observed > 0)
+    return np.where(quadratic, score / observed, score / fisher), quadratic
 
 
 def _weights_and_residuals(sub: _Segments, tau2: np.ndarray, work: np.ndarray) -> tuple[Array, Array, Array]:
@@ -500,21 +502,32 @@ def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton
     if start.size == 0:  # every analysis has k = 1
         return t, live
     idx, cur, now, alive = np.arange(start.size), sub, t.copy(), live.copy()
+    last = np.full(start.size, np.inf)  # the previous Newton step's size (inf: not a Newton step)
     for iteration in range(control.maxiter + 1):
-        adj = _scoring_step(cur, now, method, newton if iteration >= NEWTON_AFTER else None, work)
+        adj, quadratic = _scoring_step(cur, now, method, newton if iteration >= NEWTON_AFTER else None, work)
         adj = np.where(alive & np.isfinite(adj), adj * control.stepadj, 0.0)
         new = now + _halve_until_feasible(now, adj)
-        alive &= np.abs(new - now) > control.threshold
+        change = np.abs(new - now)
+        alive &= change > control.threshold
+        if quadratic is not None:
+            alive &= ~(quadratic & _newton_done(change, last, control.threshold))
+            last = np.where(quadratic, change, np.inf)
         now = new
         if not alive.any():
             break
         if 2 * alive.sum() < alive.size:
             t[idx], live[idx] = now, alive
             keep = np.flatnonzero(alive)
-            idx, cur, now, alive = idx[keep], cur.take(keep), now[keep], alive[keep]
+            idx, cur, now, alive, last = idx[keep], cur.take(keep), now[keep], alive[keep], last[keep]
             newton = None if newton is None else newton[keep]
     t[idx], live[idx] = now, alive
     return t, live
+
+
+def _newton_done(change: Array, last: Array, threshold: float) -> Array:
+    """After two Newton steps whose sizes shrink quadratically, the next one would be ~change^3 / last^2:
+    when that is below threshold / 10 the maximum is reached to the threshold, one step early."""
+    return np.isfinite(last) & (change < last) & (change**3 < 0.1 * threshold * last**2)
 
 
 def _path_sensitive(sub: _Segments, tau2: Array, method: str, control: Control, work: Array) -> Array:
