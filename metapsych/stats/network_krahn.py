@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metapsych.stats.network_data import NetworkData, Study, design_label
+from metapsych.stats.network_data import NetworkData, design_label
+from metapsych.stats.network_model import study_baseline
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def basic_contrasts(data: NetworkData, reference: int) -> BasicContrasts:
     designs: list[str] = []
     by_size: dict[int, tuple[list[int], list[list[int]], list[np.ndarray]]] = {}
     for pos, s in enumerate(data.studies):
-        y_s, v_s, pairs_s = _study_contrasts(data, s, reference)
+        y_s, v_s, pairs_s = study_baseline(data, s, reference, sorted_arms=True)
         studies, idx, blocks = by_size.setdefault(len(y_s), ([], [], []))
         studies.append(pos)
         idx.append(list(range(len(ys), len(ys) + len(y_s))))
@@ -67,19 +68,6 @@ def basic_contrasts(data: NetworkData, reference: int) -> BasicContrasts:
     groups = tuple((np.array(st), np.array(idx), np.array(bl)) for _, (st, idx, bl) in sorted(by_size.items()))
     return BasicContrasts(y=np.array(ys), pairs=np.array(pairs, dtype=int), designs=tuple(designs),
                           n_studies=len(data.studies), groups=groups)
-
-
-def _study_contrasts(data: NetworkData, s: Study, reference: int) -> tuple[list[float], np.ndarray, list[tuple[int, int]]]:
-    yv: dict[tuple[int, int], tuple[float, float]] = {}
-    for r in s.rows:
-        a, b = int(data.treat1[r]), int(data.treat2[r])
-        yv[(a, b)] = (float(data.yi[r]), float(data.vi[r]))
-        yv[(b, a)] = (-float(data.yi[r]), float(data.vi[r]))
-    base = reference if reference in s.arms else min(s.arms)
-    others = sorted(t for t in s.arms if t != base)
-    v = np.array([[yv[(a, base)][1] if a == c else (yv[(a, base)][1] + yv[(c, base)][1] - yv[(a, c)][1]) / 2.0
-                   for c in others] for a in others])
-    return [yv[(a, base)][0] for a in others], v, [(a, base) for a in others]
 
 
 def consistency_design(bc: BasicContrasts, n_treatments: int, reference: int) -> np.ndarray:

@@ -162,7 +162,7 @@ def baseline_model(data: NetworkData, reference: int) -> BaselineModel:
     xrows: list[np.ndarray] = []
     by_size: dict[int, tuple[list[list[int]], list[np.ndarray]]] = {}
     for s in data.studies:
-        y_s, v_s, arms = _study_baseline(data, s, reference)
+        y_s, v_s, arms = study_baseline(data, s, reference)
         idx, blocks = by_size.setdefault(len(y_s), ([], []))
         idx.append(list(range(len(ys), len(ys) + len(y_s))))
         blocks.append(v_s)
@@ -175,20 +175,25 @@ def baseline_model(data: NetworkData, reference: int) -> BaselineModel:
     return BaselineModel(y=np.array(ys), x=np.array(xrows), groups=groups)
 
 
-def _study_baseline(data: NetworkData, s: Study, reference: int) -> tuple[list[float], np.ndarray, list[tuple[int, int]]]:
+def study_baseline(data: NetworkData, s: Study, reference: int, sorted_arms: bool = False
+                   ) -> tuple[list[float], np.ndarray, list[tuple[int, int]]]:
+    """A study's contrasts of every arm against its baseline arm, with their covariance (the shared arm's
+    variance, solved from the pairwise variances: cov(a-base, c-base) = (v_ab + v_cb - v_ac) / 2).
+
+    The baseline is the reference when the study has it, else its first arm (as rma.mv's data are given) or,
+    with ``sorted_arms``, its lowest-numbered arm with the others in order (as netmeta's nma.krahn).
+    """
     yv: dict[tuple[int, int], tuple[float, float]] = {}
     for r in s.rows:
         a, b = int(data.treat1[r]), int(data.treat2[r])
         yv[(a, b)] = (float(data.yi[r]), float(data.vi[r]))
         yv[(b, a)] = (-float(data.yi[r]), float(data.vi[r]))
-    base = reference if reference in s.arms else s.arms[0]
-    others = [t for t in s.arms if t != base]
-    y = [yv[(a, base)][0] for a in others]
-    v = np.empty((len(others), len(others)))
-    for i, a in enumerate(others):
-        for j, c in enumerate(others):
-            v[i, j] = yv[(a, base)][1] if i == j else (yv[(a, base)][1] + yv[(c, base)][1] - yv[(a, c)][1]) / 2.0
-    return y, v, [(a, base) for a in others]
+    arms = sorted(s.arms) if sorted_arms else list(s.arms)
+    base = reference if reference in arms else arms[0]
+    others = [t for t in arms if t != base]
+    v = np.array([[yv[(a, base)][1] if a == c else (yv[(a, base)][1] + yv[(c, base)][1] - yv[(a, c)][1]) / 2.0
+                   for c in others] for a in others]).reshape(len(others), len(others))
+    return [yv[(a, base)][0] for a in others], v, [(a, base) for a in others]
 
 
 def gls_effects(data: NetworkData, reference: int, tau2: float) -> np.ndarray:
