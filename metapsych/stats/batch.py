@@ -31,6 +31,7 @@ from metapsych.stats.tau2 import TIGHT, Control, canonical_estimator
 
 NEWTON_MAXITER = 500
 NEWTON_AFTER = 2  # ML/REML scoring steps taken before Newton steps may replace them
+NEWTON_RTOL = 1e-9  # Newton steps continue until they are this small relative to tau2 (tiny tau2)
 PATH_TOL = 1e-7  # relative distance between metafor's stopping point and the maximum that is tolerated
 Array = np.ndarray
 Estimate = tuple[np.ndarray, np.ndarray, np.ndarray]  # tau2, its se, converged
@@ -509,8 +510,10 @@ def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton
         new = now + _halve_until_feasible(now, adj)
         change = np.abs(new - now)
         alive &= change > control.threshold
-        if quadratic is not None:
-            alive &= ~(quadratic & _newton_done(change, last, control.threshold))
+        if quadratic is not None:  # Newton: on to the maximum relative to tau2, one step early where safe
+            tol = np.minimum(0.1 * control.threshold, NEWTON_RTOL * np.abs(new))
+            alive |= quadratic & (change > NEWTON_RTOL * np.abs(new))
+            alive &= ~(quadratic & _newton_done(change, last, tol))
             last = np.where(quadratic, change, np.inf)
         now = new
         if not alive.any():
@@ -524,10 +527,12 @@ def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton
     return t, live
 
 
-def _newton_done(change: Array, last: Array, threshold: float) -> Array:
+def _newton_done(change: Array, last: Array, tol: Array) -> Array:
     """After two Newton steps whose sizes shrink quadratically, the next one would be ~change^3 / last^2:
-    when that is below threshold / 10 the maximum is reached to the threshold, one step early."""
-    return np.isfinite(last) & (change < last) & (change**3 < 0.1 * threshold * last**2)
+    when that is below ``tol`` the maximum is reached, one step early."""
+    finite = np.isfinite(last)
+    last = np.where(finite, last, 0.0)
+    return finite & (change < last) & (change**3 < tol * last**2)
 
 
 def _path_sensitive(sub: _Segments, tau2: Array, method: str, control: Control, work: Array) -> Array:
