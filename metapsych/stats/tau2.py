@@ -183,8 +183,10 @@ def _pm(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control, *,
             float("nan"), float("nan"), False,
             message=f"{'PMM' if median else 'PM'}: Q(tau2) stays above k - p up to tau2.max = {upper:g}; no root",
         )
-    else:
-        tau2 = q_root(yi, vi, x, target, upper, control)
+    else:  # R's uniroot, as metafor: where control.tol is not small next to the root, its stop is the answer
+        from metapsych.stats.roots import r_uniroot
+
+        tau2 = r_uniroot(lambda t: generalised_q(t, yi, vi, x) - target, 0.0, upper, control.tol, control.maxiter)
     return Tau2Estimate(max(0.0, tau2), _pm_like_se(vi, max(0.0, tau2), k, p), True)
 
 

@@ -13,7 +13,7 @@ from metapsych.stats.batch import fit_many
 
 from .oracle import close, load_csv, load_json
 
-FIXTURES = ("random_grid", "random_tiny_tau2")
+FIXTURES = ("random_grid", "random_tiny_tau2", "random_large")
 CASES = [(name, case) for name in FIXTURES for case in sorted(load_json(name)["fits"])]
 KEYS = ["tau2", "se_tau2", "estimate", "se", "statistic", "p_value", "ci_lower", "ci_upper", "Q", "Q_p", "I2", "H2",
         "pi_lower", "pi_upper", "tau2_ci_lower", "tau2_ci_upper"]

@@ -41,3 +41,12 @@ def test_root_of_a_monotone_cubic_inside_the_bracket(root: float, left: float, r
 def test_needs_a_sign_change() -> None:
     with pytest.raises(ValueError):
         brent_root(lambda x: x * x + 1, -1.0, 1.0)
+
+
+def test_r_uniroot_stops_within_tol_of_the_root() -> None:
+    """R's zeroin2 stop: within tol of the root (and exactly R's point; parity in test_random_grid_parity)."""
+    from metapsych.stats.roots import r_uniroot
+
+    for f, a, b in CASES:
+        root = brentq(f, a, b, xtol=1e-15, rtol=4 * EPS)
+        assert abs(r_uniroot(f, a, b, tol=1e-6) - root) <= 1e-6 + 4 * EPS * abs(root)
