@@ -60,7 +60,7 @@ def _check_parent(out: Path) -> None:
 
 def check_trial_folder(studies: Path) -> None:
     """Raise when the trial folder holds no trial file, or a trial file name that is a broken link."""
-    from metapsych.data.load import SUFFIXES, trial_files
+    from metapsych.data.files import SUFFIXES, trial_files
 
     if not studies.is_dir():
         return  # a missing folder or a single trial file: the run command says what is wrong
@@ -74,6 +74,6 @@ def check_trial_folder(studies: Path) -> None:
 
 def broken_links(folder: Path) -> list[Path]:
     """Trial-file names under ``folder`` that are symbolic links to nothing (skipped by a plain listing)."""
-    from metapsych.data.load import SUFFIXES
+    from metapsych.data.files import SUFFIXES
 
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_symlink() and not p.exists())

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from metapsych.data.checks import Checker
+from metapsych.data.files import trial_files
 from metapsych.data.schema import Trial
 from metapsych.data.vocabulary import Vocabulary, load_vocabulary
 from metapsych.data.yaml_io import read_yaml_text
 from metapsych.errors import DataError, InputError, Problem
 
-SUFFIXES = (".yaml", ".yml")
 USER_VOCABULARY = Path("configs") / "vocabulary.yaml"
 
 
@@ -81,16 +81,6 @@ def default_vocabulary(extra: Path | None = None) -> Vocabulary:
     if extra is None and USER_VOCABULARY.is_file():
         extra = USER_VOCABULARY
     return load_vocabulary(extra)
-
-
-def trial_files(path: Path) -> list[Path]:
-    """The trial files under ``path`` (a file or a folder, searched recursively), sorted."""
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise InputError(f"{path}: no such file or folder (expected a trial file or a folder of trial files)")
-    return sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()
-                  and not p.name.startswith("."))
 
 
 def validate_studies(path: Path, vocabulary: Vocabulary | None = None) -> ValidationReport:
