@@ -490,17 +490,14 @@ def _scoring(method: str) -> Callable[[_Segments, Control], Estimate]:
         converged = ~active
         tau2 = np.maximum(tau2, 0.0)
         final = _wls(seg, 1.0 / (seg.v + seg.spread(tau2)))
-        if method in ("ML", "REML"):  # metafor's ll0check
-            zero = converged & (tau2 > control.threshold) & \
-                (_loglik(seg.fe, seg.sum(np.log(seg.v)), method)
-                 - _loglik(final, seg.sum(np.log(seg.v + seg.spread(tau2))), method) > control.tol)
-            tau2 = np.where(zero, 0.0, tau2)
-        if method in ("ML", "REML"):
-            se = _scoring_se(final, method)
-            if zero.any():
-                se = np.where(zero, _scoring_se(seg.fe, method), se)
-        else:
-            se = _pm_like_se(seg, tau2)
+        if method == "EB":
+            return tau2, _pm_like_se(seg, tau2), converged
+        zero = converged & (tau2 > control.threshold) & \
+            (_loglik(seg.fe, seg.sum(np.log(seg.v)), method)
+             - _loglik(final, seg.sum(np.log(seg.v + seg.spread(tau2))), method) > control.tol)  # ll0check
+        se = _scoring_se(final, method)
+        if zero.any():
+            tau2, se = np.where(zero, 0.0, tau2), np.where(zero, _scoring_se(seg.fe, method), se)
         return tau2, se, converged
 
     return run
@@ -508,9 +505,11 @@ def _scoring(method: str) -> Callable[[_Segments, Control], Estimate]:
 
 def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton: Array | None,
              work: Array) -> tuple[Array, Array]:
-    """Scoring iterations from ``start`` until every change is <= threshold; (tau2, still moving) per analysis.
+    """Scoring iterations from ``start``; (tau2, still moving) per analysis.
 
-    Converged analyses are dropped from the arithmetic once they are the majority.
+    An analysis stops when its change is <= threshold (metafor's rule); one on Newton steps also needs the
+    change to be below NEWTON_RTOL of tau2 (a tiny tau2), and stops a step early once its steps shrink
+    quadratically. Converged analyses are dropped from the arithmetic once they are the majority.
     """
     t, live = start.copy(), np.ones(start.size, bool)
     if start.size == 0:  # every analysis has k = 1
@@ -553,8 +552,8 @@ def _path_sensitive(sub: _Segments, tau2: Array, method: str, control: Control, 
 
     Scoring contracts towards the maximum by r = 1 - observed / expected information per step, so it
     stops about threshold * r / (1 - r) away from it. Where that exceeds PATH_TOL * tau2 (a tiny tau2,
-    or a flat likelihood with r near 1), I^2 would differ from metafor's beyond 1e-8 relative, so the
-    caller replays metafor's own path for those analyses.
+    or a flat likelihood with r near 1), tau2 and I^2 would differ from metafor's beyond PATH_TOL
+    (relative), so the caller replays metafor's own path for those analyses.
     """
     if sub.k.size == 0:
         return np.zeros(0, bool)
