@@ -90,7 +90,10 @@ def _write(results: dict, out: Path, quiet: bool) -> object:
             previous = read_results(previous_path)
         except DataError:
             previous = None
-    return write_report(results, out, previous=previous, quiet=quiet)
+    from metapsych.analysis.diff import diff_results
+
+    changes = None if previous is None else diff_results(previous, results)
+    return write_report(results, out, changes=changes, quiet=quiet)
 
 
 def _recorded(cache_dir: Path) -> str | None:

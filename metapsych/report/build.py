@@ -43,10 +43,10 @@ class ReportSummary:
     pages_rendered: int      # cell pages rendered (the others were reused)
 
 
-def write_report(results: dict[str, Any], out_dir: Path, *, previous: dict[str, Any] | None = None,
+def write_report(results: dict[str, Any], out_dir: Path, *, changes: dict[str, Any] | None = None,
                  quiet: bool = True, workers: int | None = None) -> ReportSummary:
-    """Render ``results`` (the results document) into ``out_dir``; ``previous`` is the last report's
-    results document (for CHANGES.md), or None for a first report."""
+    """Render ``results`` (the results document) into ``out_dir``; ``changes`` is what changed since the
+    last report (``analysis.diff.diff_results``, rendered as CHANGES.md), or None for a first report."""
     out_dir = Path(out_dir)
     _remove_stale_temporaries(out_dir)
     old = _read_manifest(out_dir)
@@ -59,7 +59,7 @@ def write_report(results: dict[str, Any], out_dir: Path, *, previous: dict[str, 
         pages = _page_keys(results, stems, digests)
         reused_pages = {rel for rel, key in pages.items() if old.get(rel) == key and (out_dir / rel).is_file()}
         lines = _unchanged_cell_lines(out_dir, old, digests)
-        files = _summary_files(results, previous, out_dir, stems, lines)
+        files = _summary_files(results, changes, out_dir, stems, lines)
         files.update(_cell_pages(results, stems, skip=reused_pages))
         for job, (svg, png) in zip(todo, rendered()):
             files[f"plots/{job.stem}.svg"], files[f"plots/{job.stem}.png"] = svg, png
@@ -96,7 +96,7 @@ def _plot_jobs(results: dict[str, Any], digests: dict[str, str]) -> list[jobs.Pl
     return out
 
 
-def _summary_files(results: dict[str, Any], previous: dict[str, Any] | None, out_dir: Path,
+def _summary_files(results: dict[str, Any], changes: dict[str, Any] | None, out_dir: Path,
                    stems: set[str], cell_lines: dict[str, str]) -> dict[str, bytes]:
     """The files that summarise every cell, keyed by their path relative to the report folder."""
     cells = views.cell_rows(results)
@@ -110,7 +110,7 @@ def _summary_files(results: dict[str, Any], previous: dict[str, Any] | None, out
                                                "not_estimable": not_estimable}).encode(),
         "results.json": current_json,
         "results.csv": tables.results_csv(results),
-        "CHANGES.md": _changes(results, previous, out_dir, current_json),
+        "CHANGES.md": _changes(changes, out_dir, current_json),
     }
 
 
@@ -191,14 +191,14 @@ def _cell_pages(results: dict[str, Any], stems: set[str], skip: set[str]) -> dic
     return pages
 
 
-def _changes(results: dict[str, Any], previous: dict[str, Any] | None, out_dir: Path, current_json: bytes) -> bytes:
+def _changes(changes: dict[str, Any] | None, out_dir: Path, current_json: bytes) -> bytes:
     """CHANGES.md; when the results equal those of the report in ``out_dir`` (its results.json has the same
     bytes), the existing file stays as it is, so a re-run with no change rewrites nothing and CHANGES.md
-    keeps describing the last real change. Comparing bytes spares re-serialising ``previous``."""
+    keeps describing the last real change."""
     existing = out_dir / "CHANGES.md"
     if existing.is_file() and _read_bytes(out_dir / "results.json") == current_json:
         return existing.read_bytes()
-    return changes_mod.changes_markdown(previous, results).encode()
+    return changes_mod.changes_markdown(changes).encode()
 
 
 def _read_bytes(path: Path) -> bytes | None:

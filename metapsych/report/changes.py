@@ -1,7 +1,7 @@
 """CHANGES.md: what changed between the previous report's results and this one.
 
-The comparison itself is ``metapsych.analysis.diff.diff_results`` (shared with ``metapsych diff``); this
-module renders it for the report, escaping every data string (trial labels come from the trial files):
+The comparison itself is ``metapsych.analysis.diff.diff_results`` (shared with ``metapsych diff``), made by
+the caller; this module renders it for the report, escaping every data string (trial labels come from the trial files):
 trials added, removed or edited, cells added or removed, per cell the change in k, g, its CI, tau^2 and
 I^2, and changes of conclusion (a CI that now includes or excludes zero, a changed rank).
 """
@@ -25,14 +25,12 @@ def conclusion(model: dict[str, Any] | None) -> str:
     return "unclear"
 
 
-def changes_markdown(previous: dict[str, Any] | None, current: dict[str, Any]) -> str:
-    """CHANGES.md text; ``previous`` None means this is the first report."""
-    if previous is None:
+def changes_markdown(diff: dict[str, Any] | None) -> str:
+    """CHANGES.md text from a ``diff_results`` dict; None means this is the first report."""
+    if diff is None:
         return "# Changes since the previous report\n\nThis is the first report: there is no previous report " \
                "to compare with.\n"
-    from metapsych.analysis.diff import diff_results
-
-    return render_diff(diff_results(previous, current))
+    return render_diff(diff)
 
 
 def render_diff(diff: dict[str, Any]) -> str:

@@ -61,7 +61,7 @@ def _check_page(page: Path, tmp: Path) -> None:
 
 def test_report_opens_in_chromium(tmp_path: Path, tiny_results: dict[str, Any]) -> None:
     out = tmp_path / "reports"
-    write_report(tiny_results, out, previous=None)
+    write_report(tiny_results, out, changes=None)
     _check_page(out / "index.html", tmp_path)
     cell = next(c for c in tiny_results["cells"] if c["status"] == "ok" and c["k"] == 12)
     _check_page(out / "cells" / f"{cell['id']}.html", tmp_path)

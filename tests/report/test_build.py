@@ -13,6 +13,7 @@ import pytest
 from factory import make_results, with_edit
 from metapsych.errors import DataError
 from metapsych.report import jobs
+from metapsych.analysis.diff import diff_results
 from metapsych.report.build import write_report
 from metapsych.report.tables import canonical
 
@@ -38,7 +39,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Pat
     doc["trials"][study["trial"]]["citation"] = EVIL
     doc["methods"]["text"] = EVIL
     out = tmp_path_factory.mktemp("built") / "reports"
-    return doc, out, write_report(doc, out, previous=None, workers=2)
+    return doc, out, write_report(doc, out, changes=None, workers=2)
 
 
 def test_report_files(built: tuple[dict[str, Any], Path, Any]) -> None:
@@ -82,35 +83,35 @@ def test_data_strings_are_escaped(built: tuple[dict[str, Any], Path, Any]) -> No
 
 
 def test_deterministic_and_no_change_writes_nothing(tmp_path: Path, tiny_results: dict[str, Any]) -> None:
-    write_report(tiny_results, tmp_path / "a", previous=None, workers=2)
-    write_report(copy.deepcopy(tiny_results), tmp_path / "b", previous=None, workers=1)
+    write_report(tiny_results, tmp_path / "a", changes=None, workers=2)
+    write_report(copy.deepcopy(tiny_results), tmp_path / "b", changes=None, workers=1)
     assert _tree(tmp_path / "a") == _tree(tmp_path / "b")
     before = _stats(tmp_path / "a")
-    summary = write_report(tiny_results, tmp_path / "a", previous=tiny_results)
+    summary = write_report(tiny_results, tmp_path / "a", changes=diff_results(tiny_results, tiny_results))
     assert not summary.changed and summary.plots_rendered == 0
     assert _stats(tmp_path / "a") == before
 
 
 def test_one_changed_cell_rerenders_only_that_cell(tmp_path: Path, tiny_results: dict[str, Any]) -> None:
     out = tmp_path / "reports"
-    write_report(tiny_results, out, previous=None)
+    write_report(tiny_results, out, changes=None)
     target = next(c for c in tiny_results["cells"] if c["status"] == "ok" and c["k"] == 12)
     new = with_edit(tiny_results, target["id"], 0.2)
     new["inputs"]["trials"]["new-trial-2025"] = "1" * 64
-    summary = write_report(new, out, previous=tiny_results)
+    summary = write_report(new, out, changes=diff_results(tiny_results, new))
     assert summary.changed and summary.cells_rendered == 1 and summary.pages_rendered == 1
     assert all(j.cell in (None, target["id"]) for j in jobs.cell_jobs(target, "x")) and summary.plots_reused > 0
     changes = (out / "CHANGES.md").read_text()
     assert "new-trial-2025" in changes and target["id"] in changes
     # a no-change re-run keeps CHANGES.md describing the last real change
-    again = write_report(new, out, previous=new)
+    again = write_report(new, out, changes=diff_results(new, new))
     assert not again.changed and (out / "CHANGES.md").read_text() == changes
 
 
 def test_interrupted_build_leaves_previous_report(tmp_path: Path, tiny_results: dict[str, Any],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "reports"
-    write_report(tiny_results, out, previous=None)
+    write_report(tiny_results, out, changes=None)
     before = _tree(out)
 
     def fail(*args: object, **kwargs: object) -> None:
@@ -118,7 +119,7 @@ def test_interrupted_build_leaves_previous_report(tmp_path: Path, tiny_results: 
 
     monkeypatch.setattr("metapsych.report.build._link_or_copy", fail)
     with pytest.raises(KeyboardInterrupt):
-        write_report(with_edit(tiny_results, tiny_results["cells"][0]["id"], 0.1), out, previous=tiny_results)
+        write_report(with_edit(tiny_results, tiny_results["cells"][0]["id"], 0.1), out, changes=None)
     assert _tree(out) == before
     assert sorted(os.listdir(tmp_path)) == ["reports"]
 
@@ -127,7 +128,7 @@ def test_interrupted_build_leaves_previous_report(tmp_path: Path, tiny_results: 
 def test_file_names_only_from_valid_ids(tmp_path: Path, small_results: dict[str, Any], bad: str) -> None:
     small_results["cells"][0]["id"] = bad
     with pytest.raises(DataError, match="cannot be used in a file name"):
-        write_report(small_results, tmp_path / "reports", previous=None)
+        write_report(small_results, tmp_path / "reports", changes=None)
     assert not (tmp_path / "reports").exists()
 
 
@@ -135,7 +136,7 @@ def test_not_estimable_moderator_has_no_plot(tmp_path: Path, tiny_results: dict[
     tiny_results["moderators"]["depression"]["mean_age"] = {"k": 0, "coefficients": {}, "QM": None, "QM_df": None,
                                                             "QM_p": None, "R2": None, "points": []}
     out = tmp_path / "reports"
-    write_report(tiny_results, out, previous=None)
+    write_report(tiny_results, out, changes=None)
     assert not (out / "plots" / "moderator.depression.mean_age.svg").exists()
     assert "Not estimable (k = 0)." in (out / "index.html").read_text()
     assert "(None)" not in (out / "README.md").read_text()
@@ -146,13 +147,13 @@ def test_results_json_reuses_the_lines_of_unchanged_cells_only(tmp_path: Path, t
     from metapsych.report import tables
 
     out = tmp_path / "reports"
-    write_report(tiny_results, out, previous=None, workers=1)
+    write_report(tiny_results, out, changes=None, workers=1)
     target = next(c for c in tiny_results["cells"] if c["status"] == "ok")
     new = with_edit(tiny_results, target["id"], 0.2)
     serialised: list[str] = []
     original = tables.cell_line
     monkeypatch.setattr(tables, "cell_line", lambda cell: serialised.append(cell.get("id")) or original(cell))
-    write_report(new, out, previous=tiny_results, workers=1)
+    write_report(new, out, changes=None, workers=1)
     assert serialised == [target["id"]]
     monkeypatch.setattr(tables, "cell_line", original)
     assert (out / "results.json").read_bytes() == tables.results_json(new)
@@ -162,7 +163,7 @@ def test_results_json_reuses_the_lines_of_unchanged_cells_only(tmp_path: Path, t
     newer = with_edit(new, target["id"], 0.1)
     serialised.clear()
     monkeypatch.setattr(tables, "cell_line", lambda cell: serialised.append(cell.get("id")) or original(cell))
-    write_report(newer, out, previous=new, workers=1)
+    write_report(newer, out, changes=None, workers=1)
     assert len(serialised) == len(newer["cells"])
     monkeypatch.setattr(tables, "cell_line", original)
     assert (out / "results.json").read_bytes() == tables.results_json(newer)

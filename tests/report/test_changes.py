@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 from factory import with_edit
+from metapsych.analysis.diff import diff_results
 from metapsych.report.changes import changes_markdown, conclusion
 
 
@@ -17,8 +18,8 @@ def test_conclusion_from_ci() -> None:
 
 
 def test_first_report_and_no_change(small_results: dict[str, Any]) -> None:
-    assert "first report" in changes_markdown(None, small_results)
-    assert "Nothing changed." in changes_markdown(small_results, copy.deepcopy(small_results))
+    assert "first report" in changes_markdown(None)
+    assert "Nothing changed." in changes_markdown(diff_results(small_results, copy.deepcopy(small_results)))
 
 
 def test_trials_and_cells_changes(small_results: dict[str, Any]) -> None:
@@ -34,7 +35,7 @@ def test_trials_and_cells_changes(small_results: dict[str, Any]) -> None:
                                        "condition": "depression", "rob": "low"}
     rows = [r for r in new["overview"][cell["condition"]] if r["comparator"] == cell["comparator"]]
     rows[0]["rank"], rows[1]["rank"] = rows[1]["rank"], rows[0]["rank"]
-    text = changes_markdown(old, new)
+    text = changes_markdown(diff_results(old, new))
     assert "## Trials added\n\n- new-trial-2025 (&lt;b&gt;Evil&lt;/b&gt; \\| 2025)" in text
     assert f"- {removed}" in text and "## Trials edited" in text
     assert "## Changed conclusions" in text and "now includes zero" in text
