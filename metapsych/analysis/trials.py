@@ -76,12 +76,15 @@ def _load_one(path: Path, vocabulary: Vocabulary, vocab_key: str, cache: Cache) 
 
 
 def _duplicate_ids(items: list) -> list[Problem]:
+    from metapsych.data.load import id_line
+
     seen: dict[str, str] = {}
     problems = []
     for trial in items:
         if trial.id in seen:
-            problems.append(Problem(trial.file, None, "id", f"duplicate trial id {trial.id!r}, also in "
-                                    f"{seen[trial.id]}", "ids unique across all trial files"))
+            problems.append(Problem(trial.file, id_line(Path(trial.file)), "id",
+                                    f"duplicate trial id {trial.id!r}, also in {seen[trial.id]}",
+                                    "ids unique across all trial files"))
         seen.setdefault(trial.id, trial.file)
     return problems
 

@@ -95,7 +95,7 @@ def validate_studies(path: Path, vocabulary: Vocabulary | None = None) -> Valida
         if trial is None:
             continue
         if trial.id in loaded:
-            problems.append(Problem(str(file), _id_line(file), "id", f"duplicate trial id {trial.id!r}, "
+            problems.append(Problem(str(file), id_line(file), "id", f"duplicate trial id {trial.id!r}, "
                                     f"also in {loaded[trial.id].file}", "ids unique across all trial files"))
             continue
         loaded[trial.id] = trial
@@ -165,7 +165,8 @@ def _decode(raw: bytes, file: str) -> str:
                                 "a UTF-8 YAML file")) from None
 
 
-def _id_line(path: Path) -> int | None:
+def id_line(path: Path) -> int | None:
+    """The line of a trial file's top-level ``id:`` (for messages about the id)."""
     for number, line in enumerate(path.read_text(encoding="utf-8-sig", errors="replace").splitlines(), 1):
         if line.startswith("id:"):
             return number
