@@ -158,12 +158,17 @@ def network(
     small_values: str = typer.Option("bad", "--small-values", help="'bad' (larger is better) or 'good'."),
     level: float = typer.Option(0.95, "--level", help="Confidence level.", callback=_level),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    funnel_order: Optional[str] = typer.Option(
+        None, "--funnel-order",
+        help="Comma-separated order of all treatments (e.g. oldest to newest): adds the comparison-adjusted "
+             "funnel's Egger test."),
 ) -> int:
     """Network meta-analysis: estimates against a reference, league table, P-scores, inconsistency."""
     from metapsych.commands import network as cmd
 
     return cmd.run(
-        file, reference=reference, random=random, small_values=small_values, level=level, as_json=json_out
+        file, reference=reference, random=random, small_values=small_values, level=level, as_json=json_out,
+        funnel_order=funnel_order,
     )
 
 

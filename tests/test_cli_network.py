@@ -133,3 +133,15 @@ def test_implausible_numbers_are_located_errors(tmp_path: Path) -> None:
     text = " ".join((result.stdout + result.stderr).split())
     assert result.exit_code == 2 and "big.csv:2: yi: 1e308 is implausibly large" in text
     assert "big.csv:3: vi: 1e-300 is implausibly small" in text
+
+
+def test_funnel_order_adds_the_comparison_adjusted_egger_test() -> None:
+    """Harrer et al. ch. 12.2 order (wlc, cau, ind, grp, tel, ush, gsh): netmeta's metabias gives p = 0.4011."""
+    path = str(FIXTURES / "therapyformats.csv")
+    result = runner.invoke(app, ["network", path, "--reference", "cau", "--common", "--json",
+                                 "--funnel-order", "wlc,cau,ind,grp,tel,ush,gsh"])
+    assert result.exit_code == 0, result.output
+    funnel = json.loads(result.stdout)["funnel"]
+    assert funnel["order"][0] == "wlc" and round(funnel["egger_p"], 4) == 0.4011
+    bad = runner.invoke(app, ["network", path, "--reference", "cau", "--funnel-order", "wlc,cau"])
+    assert bad.exit_code == 2 and "--funnel-order" in bad.output

@@ -39,7 +39,8 @@ class ContrastTable:
     layout: str
 
 
-def run(file: Path, *, reference: str | None, random: bool, small_values: str, level: float, as_json: bool) -> int:
+def run(file: Path, *, reference: str | None, random: bool, small_values: str, level: float, as_json: bool,
+        funnel_order: str | None = None) -> int:
     """Fit the network and print it; returns the exit code."""
     from metapsych.stats.network import fit_network, network_payload
     from metapsych.stats.network_data import NetworkDataError
@@ -61,6 +62,8 @@ def run(file: Path, *, reference: str | None, random: bool, small_values: str, l
     except ValueError as exc:
         raise InputError(str(exc)) from None
     payload = network_payload(fit)
+    if funnel_order is not None:
+        payload["funnel"] = _funnel(rows, funnel_order)
     if as_json:
         print(json.dumps(payload, indent=2, allow_nan=False))
     else:
@@ -84,6 +87,23 @@ def _column(field: str, layout: str) -> str:
     if layout == "metapsy":
         return {"treat1": "condition_arm1", "treat2": "condition_arm2", "yi": ".g", "vi": ".g_se"}.get(field, field)
     return field
+
+
+def _funnel(rows: Any, order: str) -> dict[str, Any]:
+    """The comparison-adjusted funnel's Egger test (netmeta metabias) for the given treatment order."""
+    from metapsych.stats.network_funnel import comparison_adjusted_funnel
+
+    treatments = [t.strip() for t in order.split(",") if t.strip()]
+    try:
+        f = comparison_adjusted_funnel(rows.study, rows.treat1, rows.treat2, rows.yi, rows.vi, treatments)
+    except ValueError as exc:
+        raise InputError(f"--funnel-order: {exc}") from None
+    from metapsych.stats.values import finite_or_none
+
+    return {"order": list(f.order), "egger_bias": finite_or_none(f.egger_bias), "egger_se": finite_or_none(f.egger_se),
+            "egger_statistic": finite_or_none(f.egger_statistic), "egger_df": f.egger_df,
+            "egger_p": finite_or_none(f.egger_p),
+            "method": "comparison-adjusted funnel (Chaimani 2013), Egger's regression as netmeta's metabias"}
 
 
 def read_contrasts(path: Path) -> ContrastTable:

@@ -45,6 +45,12 @@ def _render_one(p: dict[str, Any], console: Console) -> None:
         handling = p["multi_arm_handling"]
         console.print(f"multi-arm studies ({len(p['multi_arm_studies'])}): estimates use {handling['estimates']}; "
                       f"Q within and between designs use {handling['Q_within, Q_between, design_by_treatment_random']}")
+    if p.get("funnel"):
+        f = p["funnel"]
+        console.print(f"comparison-adjusted funnel (order {', '.join(f['order'])}): "
+                      f"Egger bias {_f(f['egger_bias'], 3)} (se {_f(f['egger_se'], 3)}), "
+                      f"t({f['egger_df']}) = {_f(f['egger_statistic'], 2)}, "
+                      f"p = {_p(f['egger_p'])}", highlight=False)
     for note in p["notes"]:
         console.print(f"note: {note}")
 
