@@ -47,8 +47,8 @@ def run(file: Path, *, reference: str | None, random: bool, small_values: str, l
 
     if small_values not in ("bad", "good"):
         raise InputError(f"--small-values must be 'bad' or 'good', not '{small_values}'")
-    if not 0 < level < 100 or level == 1:
-        raise InputError(f"--level must be a fraction such as 0.95 (or a percentage), not {level}")
+    if not 0 < level < 1:
+        raise InputError(f"--level: {level} is outside (0, 1) (expected e.g. 0.95)")
     table = read_contrasts(file)
     rows = _completed(table)
     try:

@@ -344,7 +344,7 @@ def _pm(seg: _Segments, control: Control, median: bool = False) -> Estimate:
     upper = _tau2_max(seg)
     root, status = _solve_q(seg, target, upper, control)
     tau2 = np.where(status == -1, 0.0, root)
-    for i in np.flatnonzero((status == 0) & (control.tol > PATH_TOL * tau2)).tolist():
+    for i in np.flatnonzero((status == 0) & np.isfinite(target) & (control.tol > PATH_TOL * tau2)).tolist():
         tau2[i] = _uniroot_q(seg, i, float(target[i]), float(upper[i]), control)
     return tau2, _pm_like_se(seg, tau2), status != 1
 
@@ -352,12 +352,12 @@ def _pm(seg: _Segments, control: Control, median: bool = False) -> Estimate:
 def _uniroot_q(seg: _Segments, i: int, target: float, upper: float, control: Control) -> float:
     """metafor's PM root of analysis i by R's uniroot: where control.tol is not small next to the root
     (a tiny tau2), the point where uniroot stops, not the exact root, is metafor's answer."""
-    from metapsych.stats.roots import r_uniroot
+    from metapsych.stats.roots import uniroot
     from metapsych.stats.tau2 import generalised_q
 
     part = slice(int(seg.starts[i]), int(seg.starts[i] + seg.k[i]))
     y, v, x = seg.y[part], seg.v[part], np.ones((int(seg.k[i]), 1))
-    return r_uniroot(lambda t: generalised_q(t, y, v, x) - target, 0.0, upper, control.tol, control.maxiter)
+    return uniroot(lambda t: generalised_q(t, y, v, x) - target, 0.0, upper, control.tol, control.maxiter)
 
 
 def _pmm(seg: _Segments, control: Control) -> Estimate:

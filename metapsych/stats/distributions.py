@@ -361,7 +361,7 @@ def _t_crit(alpha: float, df: float) -> float:
 
 def t_crit(alpha: float, df: ArrayLike) -> np.ndarray:
     """Upper alpha/2 quantile of t with df degrees of freedom (qt(alpha/2, df, lower.tail=FALSE))."""
-    return _elementwise(lambda d: _t_crit(float(alpha), d), df)
+    return t_from_two_sided_p(alpha, df)
 
 
 def t_from_two_sided_p(p: ArrayLike, df: ArrayLike) -> np.ndarray:

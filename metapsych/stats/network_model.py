@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metapsych.stats.network_data import NetworkData, Study
-from metapsych.stats.roots import brent_root
+from metapsych.stats.roots import uniroot
 
 
 @dataclass(frozen=True)
@@ -275,4 +275,4 @@ def tau2_reml(data: NetworkData, reference: int, start: float | None = None) -> 
         upper *= 4.0
         if upper > 1e8:
             raise ArithmeticError("REML tau2 diverges")
-    return brent_root(lambda t: reml_score(model, t), 0.0, upper, xtol=1e-15, rtol=4 * np.finfo(float).eps)
+    return uniroot(lambda t: reml_score(model, t), 0.0, upper, tol=1e-15)

@@ -84,10 +84,9 @@ def q_root(yi: Array, vi: Array, x: Design, target: float, upper: float, control
         t = min(t + step, upper)
         if step <= 4 * np.finfo(float).eps * max(t, control.tol * 1e-3):
             return t
-    from metapsych.stats.roots import brent_root
+    from metapsych.stats.roots import uniroot
 
-    return brent_root(lambda u: generalised_q(u, yi, vi, x) - target, 0.0, upper, xtol=control.tol * 1e-3,
-                      rtol=4 * np.finfo(float).eps, maxiter=control.maxiter)
+    return uniroot(lambda u: generalised_q(u, yi, vi, x) - target, 0.0, upper, control.tol * 1e-3, control.maxiter)
 
 
 def estimate_tau2(yi: Array, vi: Array, x: Design, estimator: str, control: Control = TIGHT) -> Tau2Estimate:
@@ -184,9 +183,9 @@ def _pm(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control, *,
             message=f"{'PMM' if median else 'PM'}: Q(tau2) stays above k - p up to tau2.max = {upper:g}; no root",
         )
     else:  # R's uniroot, as metafor: where control.tol is not small next to the root, its stop is the answer
-        from metapsych.stats.roots import r_uniroot
+        from metapsych.stats.roots import uniroot
 
-        tau2 = r_uniroot(lambda t: generalised_q(t, yi, vi, x) - target, 0.0, upper, control.tol, control.maxiter)
+        tau2 = uniroot(lambda t: generalised_q(t, yi, vi, x) - target, 0.0, upper, control.tol, control.maxiter)
     return Tau2Estimate(max(0.0, tau2), _pm_like_se(vi, max(0.0, tau2), k, p), True)
 
 
