@@ -48,11 +48,17 @@ def trial_comparisons(trial: Trial, vocabulary: Vocabulary) -> list[tuple[str, s
 
 def comparison_table(trials: Trials) -> pd.DataFrame:
     """The comparison table of all trials (columns :data:`COLUMNS`, then each trial's moderators)."""
-    import pandas as pd
-
     rows: list[dict[str, Any]] = []
     for loaded in trials:
         rows += trial_rows(loaded, trials.vocabulary)
+    return table_from_rows(rows)
+
+
+def table_from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The comparison table of rows made by :func:`trial_rows` (trials in order), with its column order and
+    numeric columns; callers that cache each trial's rows build the table from them without the trials."""
+    import pandas as pd
+
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=COLUMNS)
