@@ -12,7 +12,9 @@ import json
 import os
 import pickle
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from metapsych import __version__
 
@@ -27,6 +29,17 @@ def sha256_bytes(data: bytes) -> str:
 def sha256_json(value: object) -> str:
     """Hex sha256 of a JSON-serialisable value (sorted keys, so dict order does not matter)."""
     return sha256_bytes(json.dumps(value, sort_keys=True, separators=(",", ":")).encode())
+
+
+def sha256_columns(columns: Iterable[tuple[str, Any]]) -> str:
+    """Hex sha256 of named columns (numpy arrays), in order: numbers as their bytes, other values by ``repr``
+    (exact for floats, and it tells 1 from 1.0 and '1'); each column's name, dtype and length are included.
+    Cheap enough to key a cache entry by the rows it is computed from, without building anything from them."""
+    digest = hashlib.sha256()
+    for name, values in columns:
+        digest.update(f"{name}\0{values.dtype.str}\0{len(values)}\0".encode())
+        digest.update(values.tobytes() if values.dtype.kind in "fiub" else repr(values.tolist()).encode())
+    return digest.hexdigest()
 
 
 ANALYSIS_PACKAGES = ("data", "effects", "stats", "analysis")

@@ -9,15 +9,13 @@ changed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from metapsych.analysis.cache import code_version
+from metapsych.analysis.cache import code_version, sha256_columns, sha256_json
 from metapsych.analysis.plan import CellPlan
 
 if TYPE_CHECKING:
@@ -52,30 +50,17 @@ class CellInputs:
 
 def cell_key(plan: CellPlan, config: Config) -> str:
     """The hash of everything a cell's result depends on: its input rows (the ROW_COLUMNS, exactly, in the
-    plan's row order), the settings, the cell's coordinates and the analysis code. Computed column by
-    column (numbers as their bytes), so that a cached cell costs a hash and nothing more."""
-    rows = plan.rows
-    cols = [c for c in ROW_COLUMNS if c in rows]
-    digest = hashlib.sha256()
-    dtypes = []
-    for name in cols:
-        column = rows[name]
-        dtypes.append([name, str(column.dtype)])
-        if column.dtype.kind in "fiub":
-            digest.update(column.to_numpy().tobytes())
-        else:
-            digest.update(repr(column.tolist()).encode())
-        digest.update(b"\0")
+    plan's row order), the settings, the cell's coordinates and the analysis code. Hashed from the plan's
+    row positions in its analysis' columns, so that a cached cell costs a hash and nothing more."""
+    columns = [(name, plan.table.column(name)[plan.positions]) for name in ROW_COLUMNS if name in plan.table.frame]
     payload = {
         "version": code_version(),
         "cell": [plan.id, plan.analysis, list(plan.subgroups), plan.min_studies],
         "settings": config.model_dump(mode="json", include={"effect", "model", "dependency", "bias_min_studies",
                                                             "sensitivity"}),
-        "columns": dtypes,
-        "n_rows": len(rows),
-        "rows": digest.hexdigest(),
+        "rows": sha256_columns(columns),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return sha256_json(payload)
 
 
 def cell_inputs(plan: CellPlan, config: Config, key: str | None = None) -> CellInputs:

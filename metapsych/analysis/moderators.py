@@ -10,12 +10,11 @@ refits only its own condition's moderators.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from metapsych.analysis.cache import Cache, code_version, sha256_json
+from metapsych.analysis.cache import Cache, code_version, sha256_columns, sha256_json
 from metapsych.analysis.config import moderator_column
 from metapsych.analysis.inputs import trial_effects
 from metapsych.analysis.models import test_name
@@ -32,7 +31,9 @@ ROB_SCORE = {"low": 0.0, "some": 1.0, "some concerns": 1.0, "high": 2.0}
 def moderator_results(effects: pd.DataFrame, config: Config, cache: Cache | None = None) -> dict:
     """``{condition: {moderator: payload}}`` for every condition in the effect table (cached per condition)."""
     cache = cache or Cache(None)
-    rows = effects[(effects["kind_arm2"] == "control") & (effects["time"] == config.moderators.time)]
+    keep = (effects["kind_arm2"] == "control") & (effects["time"] == config.moderators.time)
+    columns = dict.fromkeys(["condition", "trial", "yi", "vi", *_moderator_columns(effects, config)])
+    rows = effects.loc[keep, list(columns)]
     out: dict[str, dict] = {}
     for condition, group in rows.groupby("condition", sort=True):
         group = group.sort_values("trial", kind="stable")
@@ -45,6 +46,11 @@ def moderator_results(effects: pd.DataFrame, config: Config, cache: Cache | None
     return out
 
 
+def _moderator_columns(effects: pd.DataFrame, config: Config) -> list[str]:
+    """The configured moderators' columns that the effect table has (sorted, each once)."""
+    return sorted({moderator_column(name) for name in config.moderators.variables} & set(effects.columns))
+
+
 def _condition(group: pd.DataFrame, config: Config) -> dict:
     """One condition's moderator models from its rows (sorted by trial)."""
     trials = tuple(sorted(group["trial"].unique()))
@@ -55,17 +61,10 @@ def _condition(group: pd.DataFrame, config: Config) -> dict:
 
 def _inputs_key(group: pd.DataFrame, config: Config) -> str:
     """Hash of everything a condition's models depend on: the code, the settings, and the rows' trial,
-    effect and moderator columns (floats exactly, as hex)."""
-    columns = ["trial", "yi", "vi"] + sorted({moderator_column(n) for n in config.moderators.variables} & set(group))
-    values = {name: [_exact(v) for v in group[name].tolist()] for name in columns}
+    effect and moderator columns (exactly, in the rows' order)."""
+    columns = dict.fromkeys(["trial", "yi", "vi", *_moderator_columns(group, config)])
     settings = config.model_dump(mode="json", include={"model", "dependency", "moderators"})
-    return sha256_json([code_version(), settings, values])
-
-
-def _exact(value: object) -> object:
-    if isinstance(value, float):
-        return None if math.isnan(value) else value.hex()
-    return value if value is None or isinstance(value, (str, int, bool)) else str(value)
+    return sha256_json([code_version(), settings, sha256_columns((name, group[name].to_numpy()) for name in columns)])
 
 
 def _one(name: str, first: pd.DataFrame, trials: tuple[str, ...], yi: np.ndarray, vi: np.ndarray,

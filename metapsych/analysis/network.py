@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from metapsych.analysis.cache import Cache, code_version, sha256_json
+from metapsych.analysis.cache import Cache, code_version, sha256_columns, sha256_json
 from metapsych.analysis.inputs import trial_effects
 
 if TYPE_CHECKING:
@@ -26,10 +26,16 @@ if TYPE_CHECKING:
 MAX_RETRIES = 50
 
 
+# The columns ``contrasts`` reads: a condition's network is cached under their values (and the settings).
+CONTRAST_COLUMNS = ("trial", "condition_arm1", "condition_arm2", "format", "format_arm2", "yi", "vi", "n_arm1",
+                    "n_arm2")
+
+
 def network_results(effects: pd.DataFrame, config: Config, cache: Cache | None = None) -> dict:
     """``{condition: network payload}``; an ``{"error": ...}`` entry where no network could be fitted.
 
-    Each condition's payload is cached under the hash of its contrasts and the network settings.
+    Each condition's payload is cached under the hash of its rows' contrast columns and the settings, so
+    that the contrasts are built only for the conditions whose network is not cached.
     """
     from metapsych.analysis.plan import usable_rows
 
@@ -37,19 +43,27 @@ def network_results(effects: pd.DataFrame, config: Config, cache: Cache | None =
         return {}
     cache = cache or Cache(None)
     rows = usable_rows(effects)
-    rows = rows[(rows["time"] == config.network.time) & (rows["condition_arm1"] != rows["condition_arm2"])]
+    keep = (rows["time"] == config.network.time) & (rows["condition_arm1"] != rows["condition_arm2"])
+    rows = rows.loc[keep, ["condition", *(name for name in CONTRAST_COLUMNS if name in rows)]]
     out = {}
     for condition, group in rows.groupby("condition", sort=True):
-        data, completion_notes = contrasts(group, config)
-        key = sha256_json([code_version(), config.network.model_dump(mode="json"), config.model.level,
-                           {name: [x if isinstance(x, str) else float(x).hex() for x in values]
-                            for name, values in data.items()}])
+        key = _network_key(group, config)
         payload = cache.get_json("networks", key)
         if payload is None:
+            data, completion_notes = contrasts(group, config)
             payload = _condition_network(data, config, completion_notes)
             cache.put_json("networks", key, payload)
         out[str(condition)] = payload
     return out
+
+
+def _network_key(rows: pd.DataFrame, config: Config) -> str:
+    """Hash of everything a condition's network depends on: the code, the settings (network, level and
+    dependency rule) and its rows' contrast columns, exactly and in order."""
+    settings = [config.network.model_dump(mode="json"), config.model.level,
+                config.dependency.model_dump(mode="json")]
+    columns = ((name, rows[name].to_numpy()) for name in CONTRAST_COLUMNS if name in rows)
+    return sha256_json([code_version(), settings, sha256_columns(columns)])
 
 
 def contrasts(rows: pd.DataFrame, config: Config) -> tuple[dict[str, np.ndarray], list[str]]:

@@ -10,9 +10,12 @@ flipping the sign of effects reported the other way round, so that one pair of a
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from metapsych.analysis.config import AnalysisConfig, Config
 from metapsych.errors import ConfigError, Problem
@@ -24,9 +27,26 @@ ALL_CONTROLS = "all-controls"
 CELL_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*(\.[a-z0-9]+(-[a-z0-9]+)*)*$")
 
 
+class RowTable:
+    """The rows of one analysis (filtered and oriented), which its cells share: each cell is a set of
+    positions in it. Columns are turned into numpy arrays once, when first asked for, so that a cell's rows
+    can be hashed (``inputs.cell_key``) without building a DataFrame per cell."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def column(self, name: str) -> np.ndarray:
+        """Column ``name`` as a numpy array (object for text), computed once."""
+        if name not in self._arrays:
+            self._arrays[name] = self.frame[name].to_numpy()
+        return self._arrays[name]
+
+
 @dataclass(frozen=True)
 class CellPlan:
-    """One grid point: its coordinates, the analysis that asked for it, and its effect rows (oriented)."""
+    """One grid point: its coordinates, the analysis that asked for it, and its effect rows (oriented):
+    ``positions`` in the analysis' ``table``, in table order."""
 
     id: str
     condition: str
@@ -36,12 +56,18 @@ class CellPlan:
     analysis: str
     subgroups: tuple[str, ...]
     min_studies: int
-    rows: pd.DataFrame
+    table: RowTable = field(repr=False, compare=False)
+    positions: np.ndarray = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def rows(self) -> pd.DataFrame:
+        """The cell's effect rows (built on first use: a cell found in the cache never needs them)."""
+        return self.table.frame.take(self.positions)
 
     @property
     def n_trials(self) -> int:
         """Number of distinct trials contributing to the cell."""
-        return int(self.rows["trial"].nunique())
+        return len(set(self.table.column("trial")[self.positions].tolist()))
 
 
 def usable_rows(effects: pd.DataFrame) -> pd.DataFrame:
@@ -81,17 +107,31 @@ def _analysis_cells(rows: pd.DataFrame, analysis: AnalysisConfig, config: Config
         if analysis.comparators == "each-control":
             keys.insert(2, "condition_arm2")
     min_studies = analysis.min_studies or config.min_studies
+    table = RowTable(rows)
     cells = []
-    for key, group in rows.groupby(keys, sort=True):
-        condition, approach, *rest = key
+    for (condition, approach, *rest), positions in _groups(rows, keys):
         comparator = rest[0] if len(rest) == 2 else ALL_CONTROLS
         time = rest[-1]
         cell_id = ".".join([condition, approach, "vs", comparator, time])
         if not CELL_ID.match(cell_id):
             continue
         cells.append(CellPlan(cell_id, condition, approach, comparator, time, analysis.name,
-                              tuple(analysis.subgroups), min_studies, group))
+                              tuple(analysis.subgroups), min_studies, table, positions))
     return cells
+
+
+def _groups(rows: pd.DataFrame, keys: list[str]) -> list[tuple[tuple, np.ndarray]]:
+    """(key values, row positions) of each group of ``rows`` by ``keys``, as ``groupby(keys, sort=True)``
+    iterates them (rows with a missing key in no group), without building the groups' frames."""
+    codes = rows.groupby(keys, sort=True).ngroup().to_numpy(dtype=float)
+    order = np.argsort(codes, kind="stable")
+    order = order[~np.isnan(codes[order])]
+    if order.size == 0:
+        return []
+    starts = np.flatnonzero(np.diff(codes[order], prepend=-1.0))
+    values = [rows[key].to_numpy() for key in keys]
+    return [(tuple(column[positions[0]] for column in values), positions)
+            for positions in np.split(order, starts[1:])]
 
 
 def _filter(rows: pd.DataFrame, analysis: AnalysisConfig) -> pd.DataFrame:

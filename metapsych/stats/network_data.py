@@ -98,7 +98,9 @@ def build_network_data(
     study_labels = tuple(dict.fromkeys(labels))
     s_code = {s: i for i, s in enumerate(study_labels)}
     row_study = np.array([s_code[s] for s in labels], dtype=int)
-    studies = tuple(_make_study(s, np.flatnonzero(row_study == i), a, b, y, v) for i, s in enumerate(study_labels))
+    order = np.argsort(row_study, kind="stable")  # each study's rows, in input order
+    bounds = np.searchsorted(row_study[order], np.arange(len(study_labels) + 1))
+    studies = tuple(_make_study(s, order[bounds[i]:bounds[i + 1]], a, b, y, v) for i, s in enumerate(study_labels))
     return NetworkData(
         treatments=treatments,
         study_labels=study_labels,
@@ -246,8 +248,10 @@ def complete_multiarm(
     out = CompletedRows(list(study), list(treat1), list(treat2), [float(y) for y in yi], [float(v) for v in vi],
                         None if n1 is None else list(n1), None if n2 is None else list(n2),
                         list(range(len(study))), [])
-    for label in dict.fromkeys(study):
-        rows = [i for i, s in enumerate(study) if s == label]
+    members: dict[str, list[int]] = {}
+    for i, label in enumerate(study):
+        members.setdefault(label, []).append(i)
+    for label, rows in members.items():
         arms = list(dict.fromkeys(t for i in rows for t in (treat1[i], treat2[i])))
         m = len(arms)
         if m < 3 or len(rows) != m - 1:

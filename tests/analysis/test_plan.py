@@ -72,3 +72,24 @@ def test_two_analyses_claiming_one_cell_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="both produce cell depression.cbt.vs."):
         plan_cells(table(ROWS), config({"name": "a", "comparators": "each-control"},
                                        {"name": "b", "comparators": "each-control", "time": ["post"]}))
+
+
+def test_cell_rows_are_the_groups_of_the_analysis_rows_and_keys_follow_every_input_value() -> None:
+    from metapsych.analysis.inputs import cell_key
+
+    rows = table(ROWS + [("t8", "depression", "cbt", "waitlist", "control", "post", 0.4, 0.03),
+                         ("t9", "depression", None, "waitlist", "control", "post", 0.4, 0.03)])
+    settings = config({"name": "a", "comparators": "each-control"})
+    cells = plan_cells(rows, settings)
+    usable = rows[rows["vi"] > 0]
+    expected = usable[usable["kind_arm2"] == "control"].groupby(["condition", "condition_arm1", "condition_arm2",
+                                                                 "time"], sort=True)
+    assert len(cells) == expected.ngroups
+    for cell, (key, group) in zip(cells, expected):
+        assert (cell.condition, cell.approach, cell.comparator, cell.time) == key
+        pd.testing.assert_frame_equal(cell.rows, group, check_exact=True)
+    keys = [cell_key(c, settings) for c in cells]
+    assert keys == [cell_key(c, settings) for c in plan_cells(rows.copy(), settings)]
+    changed = rows.assign(vi=rows["vi"].where(rows["trial"] != "t8", 0.031))
+    assert [a == b for a, b in zip(keys, [cell_key(c, settings) for c in plan_cells(changed, settings)])] == [
+        c.id != "depression.cbt.vs.waitlist.post" for c in cells]
