@@ -98,6 +98,12 @@ def _weights(bc: BasicContrasts, tau2: float) -> list[np.ndarray]:
     return [np.linalg.inv(blocks + tau2 * _pattern(idx.shape[1])) for _, idx, blocks in bc.groups]
 
 
+def _cross(a: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sum over stacked blocks of A_s' W_s B_s (a: (nb, m, p), w: (nb, m, m), b: (nb, m, q)) as one matrix product."""
+    wb = w @ b
+    return a.reshape(-1, a.shape[-1]).T @ wb.reshape(-1, wb.shape[-1])
+
+
 def _information(bc: BasicContrasts, x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
     """X'WX."""
     return sum(np.einsum("bip,bij,bjq->pq", x[idx], w, x[idx]) for (_, idx, _), w in zip(bc.groups, weights))
@@ -123,8 +129,7 @@ def tau2_within(bc: BasicContrasts, x: np.ndarray) -> float:
     fit = gls(bc, x, 0.0)
     weights = _weights(bc, 0.0)
     trace1 = sum(float(np.einsum("bij,ji->", w, _pattern(w.shape[1]))) for w in weights)
-    middle = sum(np.einsum("bip,bij,jk,bkl,blq->pq", x[idx], w, _pattern(w.shape[1]), w, x[idx])
-                 for (_, idx, _), w in zip(bc.groups, weights))
+    middle = sum(_cross(x[idx], w @ _pattern(w.shape[1]) @ w, x[idx]) for (_, idx, _), w in zip(bc.groups, weights))
     trace2 = float(np.sum(np.linalg.inv(_information(bc, x, weights)) * middle))
     if trace1 == trace2:
         return 0.0
