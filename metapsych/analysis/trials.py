@@ -54,7 +54,7 @@ def vocabulary_path(studies_dir: Path) -> Path | None:
 
 def load_effect_table(studies_dir: Path, config: Config, cache: Cache) -> EffectTable:
     """Validate all trial files (only those not cached), build the comparison table and compute effect sizes."""
-    from metapsych.data.load import trial_files
+    from metapsych.data.files import trial_files
     from metapsych.data.table import table_from_rows
     from metapsych.data.vocabulary import BUILTIN, load_vocabulary
     from metapsych.effects.compute import compute_effects
@@ -109,12 +109,13 @@ def _parse_one(path: Path, vocabulary: Vocabulary) -> tuple[ParsedTrial | None, 
 
 
 def _duplicate_ids(items: list) -> list[Problem]:
-    from metapsych.data.load import id_line
-
+    """A problem for each trial whose id an earlier file already has (the parsing stack is imported only then)."""
     seen: dict[str, str] = {}
     problems = []
     for trial in items:
         if trial.id in seen:
+            from metapsych.data.load import id_line
+
             problems.append(Problem(trial.file, id_line(Path(trial.file)), "id",
                                     f"duplicate trial id {trial.id!r}, also in {seen[trial.id]}",
                                     "ids unique across all trial files"))

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from metapsych.data.schema import Arm, Outcome, Trial
-
 if TYPE_CHECKING:
     import pandas as pd
 
     from metapsych.data.load import LoadedTrial, Trials
+    from metapsych.data.schema import Arm, Outcome, Trial
     from metapsych.data.vocabulary import Vocabulary
 
 KIND_ARM2 = {"control": "control", "therapy": "active", "pharmacotherapy": "pharmacotherapy",
