@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -61,15 +62,24 @@ def numpy_dl(y: np.ndarray, v: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.bincount(g, ws * y) / np.bincount(g, ws)
 
 
-def median_time(func, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    """Median wall time of ``func()`` in seconds over ``repeat`` runs (after one warm-up)."""
-    func()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
+def interleaved_times(funcs: dict[str, Callable[[], object]], rounds: int, calls: int = 5) -> dict[str, float]:
+    """Median over ``rounds`` of each function's best of ``calls`` consecutive calls, in seconds.
+
+    The functions take turns within every round, so a change of load on a shared machine hits all of them
+    alike; the best of a few calls is timeit's advice against one-off interruptions.
+    """
+    for func in funcs.values():  # warm-up
         func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    best: dict[str, list[float]] = {name: [] for name in funcs}
+    for _ in range(rounds):
+        for name, func in funcs.items():
+            times = []
+            for _ in range(calls):
+                start = time.perf_counter()
+                func()
+                times.append(time.perf_counter() - start)
+            best[name].append(min(times))
+    return {name: statistics.median(values) for name, values in best.items()}
 
 
 def process_times(commands: list[list[str]], repeat: int) -> list[float]:
@@ -95,12 +105,16 @@ def main() -> None:
     raw = np.genfromtxt(GRID, delimiter=",", names=True)
     g = np.unique(raw["analysis"], return_inverse=True)[1]
     y, v = raw["yi"], raw["vi"]
-    print(f"grid: {GRID.name}, {g.max() + 1} analyses, {y.size} studies; median of {opts.repeat} runs")
+    print(f"grid: {GRID.name}, {g.max() + 1} analyses, {y.size} studies; in process: median over {opts.repeat} "
+          f"interleaved rounds of the best of 5 calls; processes: median of {opts.repeat} runs")
 
-    t_dl = median_time(lambda: numpy_dl(y, v, g), opts.repeat * 4)
-    t_reml = median_time(lambda: fit_many(y, v, g, estimator="REML", qprofile=False), opts.repeat)
-    t_reml_ci = median_time(lambda: fit_many(y, v, g, estimator="REML"), opts.repeat)
-    t_dl_ours = median_time(lambda: fit_many(y, v, g, estimator="DL", qprofile=False), opts.repeat)
+    times = interleaved_times({
+        "dl": lambda: numpy_dl(y, v, g),
+        "reml": lambda: fit_many(y, v, g, estimator="REML", qprofile=False),
+        "reml_ci": lambda: fit_many(y, v, g, estimator="REML"),
+        "dl_ours": lambda: fit_many(y, v, g, estimator="DL", qprofile=False),
+    }, opts.repeat)
+    t_dl, t_reml, t_reml_ci, t_dl_ours = times["dl"], times["reml"], times["reml_ci"], times["dl_ours"]
     print("in process:")
     print(f"  numpy vectorised DL (reference)         {t_dl * 1e3:8.2f} ms")
     print(f"  fit_many DL                              {t_dl_ours * 1e3:8.2f} ms  ({t_dl_ours / t_dl:5.1f}x DL)")

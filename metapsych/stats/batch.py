@@ -32,24 +32,68 @@ from metapsych.stats.tau2 import TIGHT, Control, canonical_estimator
 NEWTON_MAXITER = 500
 NEWTON_AFTER = 2  # ML/REML scoring steps taken before Newton steps may replace them
 NEWTON_RTOL = 1e-9  # Newton steps continue until they are this small relative to tau2 (tiny tau2)
+SCALAR_REPLAY = 8  # up to this many replayed analyses follow the scalar path (no numpy call overhead)
+TR_PP_RTOL = 1e-4  # below this share of sum w^2, tr(PP) is summed in the cancellation-free form
 PATH_TOL = 1e-7  # relative distance between metafor's stopping point and the maximum that is tolerated
 Array = np.ndarray
 Estimate = tuple[np.ndarray, np.ndarray, np.ndarray]  # tau2, its se, converged
 
 
 @dataclass(frozen=True)
-class _Segments:
-    """Flat data sorted by analysis, with the segment bookkeeping for sums and broadcasts."""
+class _Groups:
+    """The segment bookkeeping alone: per-analysis sums and broadcasts over data sorted by analysis.
 
-    y: np.ndarray
-    v: np.ndarray
-    gid: np.ndarray
+    Weighted fits keep this, not the ``_Segments`` that cache them, so that no reference cycle holds
+    their per-study arrays until the next garbage collection (which leaked ~1 MB per 1,000-analysis
+    batch and made fresh allocations page-fault)."""
+
     starts: np.ndarray
     k: np.ndarray
-    order: np.ndarray
 
     def sum(self, a: np.ndarray) -> np.ndarray:
         return np.add.reduceat(a, self.starts)
+
+    def spread(self, per_group: np.ndarray) -> np.ndarray:
+        return np.repeat(per_group, self.k)
+
+    def sum_log(self, x: np.ndarray) -> np.ndarray:
+        """sum(log(x)) per analysis for positive x, as the log of the product: one log per analysis
+        instead of one per study (a log costs as much as five segment sums); the error is ~k * eps.
+        Where the product leaves the safe range of doubles, the logs are summed instead."""
+        with np.errstate(over="ignore", under="ignore"):
+            product = np.multiply.reduceat(x, self.starts)
+        out = np.log(product)
+        unsafe = ~((product > 1e-300) & (product < 1e300))
+        if unsafe.any():
+            out[unsafe] = self.sum(np.log(x))[unsafe]
+        return out
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """Flat data sorted by analysis, with the segment bookkeeping for sums and broadcasts.
+
+    ``order`` maps the sorted studies back to the caller's rows (None: they were sorted already, or this
+    is a sub-problem from ``take``, whose results never go back to rows).
+    """
+
+    y: np.ndarray
+    v: np.ndarray
+    starts: np.ndarray
+    k: np.ndarray
+    order: np.ndarray | None
+
+    @cached_property
+    def gid(self) -> np.ndarray:
+        """The analysis of each study (0..G-1)."""
+        return np.repeat(np.arange(self.k.size), self.k)
+
+    def sum(self, a: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(a, self.starts)
+
+    @cached_property
+    def groups(self) -> _Groups:
+        return _Groups(self.starts, self.k)
 
     @cached_property
     def fe(self) -> _Wls:
@@ -59,14 +103,25 @@ class _Segments:
     def spread(self, per_group: np.ndarray) -> np.ndarray:
         return np.repeat(per_group, self.k)
 
+    def wls_at(self, tau2: np.ndarray) -> _Wls:
+        """The weighted fit with weights 1 / (vi + tau2); the last one is kept, as the estimator and the
+        assembly of the results both need the fit at the final tau2."""
+        last = self.__dict__.get("_last_wls")
+        if last is not None and np.array_equal(last[0], tau2):
+            return last[1]
+        fit = _wls(self, 1.0 / (self.v + self.spread(tau2)))
+        self.__dict__["_last_wls"] = (tau2.copy(), fit)
+        return fit
+
     def take(self, groups: np.ndarray) -> _Segments:
         """The sub-problem of the given analyses (sorted indices into this one), renumbered 0..len(groups)-1."""
+        if groups.size == self.k.size:
+            return self
         keep = np.zeros(self.k.size, bool)
         keep[groups] = True
         elements = np.repeat(keep, self.k)
         k = self.k[groups]
-        return _Segments(y=self.y[elements], v=self.v[elements], gid=np.repeat(np.arange(k.size), k),
-                         starts=np.cumsum(k) - k, k=k, order=self.order[elements])
+        return _Segments(y=self.y[elements], v=self.v[elements], starts=np.cumsum(k) - k, k=k, order=None)
 
 
 def _segments(yi: np.ndarray, vi: np.ndarray, group_index: np.ndarray) -> _Segments:
@@ -75,14 +130,12 @@ def _segments(yi: np.ndarray, vi: np.ndarray, group_index: np.ndarray) -> _Segme
     if labels.size and np.all(labels[1:] >= labels[:-1]):  # already sorted (the usual case): no sort needed
         starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))
         k = np.diff(np.append(starts, labels.size))
-        return _Segments(y=y, v=v, gid=np.repeat(np.arange(k.size), k), starts=starts, k=k,
-                         order=np.arange(labels.size))
+        return _Segments(y=y, v=v, starts=starts, k=k, order=None)
     _, inverse = np.unique(labels, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
-    gid = inverse[order]
-    k = np.bincount(gid)
+    k = np.bincount(inverse)
     starts = np.concatenate(([0], np.cumsum(k)[:-1]))
-    return _Segments(y=y[order], v=v[order], gid=gid, starts=starts, k=k, order=order)
+    return _Segments(y=y[order], v=v[order], starts=starts, k=k, order=order)
 
 
 def _by_unique(func: Callable[[Array], Array], df: Array) -> Array:
@@ -95,32 +148,49 @@ def _by_unique(func: Callable[[Array], Array], df: Array) -> Array:
 class _Wls:
     """Intercept-only weighted least squares per analysis, with the P-traces the estimators need."""
 
-    seg: _Segments
+    groups: _Groups
     w: np.ndarray
     sw: np.ndarray
     beta: np.ndarray
     r: np.ndarray
 
-    @property
+    @cached_property
     def rss(self) -> np.ndarray:
-        return self.seg.sum(self.w * self.r**2)
+        return self.groups.sum(self.w * self.r**2)
 
-    @property
+    @cached_property
     def tr_p(self) -> np.ndarray:
-        return self.sw - self.seg.sum(self.w**2) / self.sw
+        return self.sw - self.groups.sum(self.w**2) / self.sw
 
     def tr_pv(self, a: np.ndarray) -> np.ndarray:
-        return self.seg.sum(a * self.w * (1.0 - self.w / self.seg.spread(self.sw)))
+        return self.groups.sum(a * self.w * (1.0 - self.w / self.groups.spread(self.sw)))
 
     def sum_p2(self, a: np.ndarray | float = 1.0, b: np.ndarray | float = 1.0) -> np.ndarray:
         """sum_ij a_i b_j P_ij^2 within each analysis (without cancellation: see ``projection.grouped_sum_p2``)."""
-        return segment_sum_p2(self.w, a, b, self.seg.sum, self.seg.spread)
+        if np.ndim(a) == 0 and np.ndim(b) == 0 and a == 1.0 and b == 1.0:
+            return self.tr_pp
+        return segment_sum_p2(self.w, a, b, self.groups.sum, self.groups.spread)
+
+    @cached_property
+    def tr_pp(self) -> np.ndarray:
+        """tr(PP) per analysis: the expanded sums sum w^2 - 2 sum w^3 / sum w + (sum w^2 / sum w)^2 where
+        they lose nothing visible (tr(PP) > TR_PP_RTOL * sum w^2: error below ~k * eps / TR_PP_RTOL), the
+        complement form of ``projection.segment_sum_p2`` where one study dominates the weights."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            w2 = self.w * self.w
+            sw2 = self.groups.sum(w2)
+            w2 *= self.w
+            fast = sw2 - 2.0 * self.groups.sum(w2) / self.sw + (sw2 / self.sw) ** 2
+            accurate = fast > TR_PP_RTOL * sw2
+        if accurate.all():
+            return fast
+        return np.where(accurate, fast, segment_sum_p2(self.w, 1.0, 1.0, self.groups.sum, self.groups.spread))
 
 
 def _wls(seg: _Segments, w: np.ndarray) -> _Wls:
     sw = seg.sum(w)
     beta = seg.sum(w * seg.y) / sw
-    return _Wls(seg, w, sw, beta, seg.y - seg.spread(beta))
+    return _Wls(seg.groups, w, sw, beta, seg.y - seg.spread(beta))
 
 
 @dataclass(frozen=True)
@@ -223,12 +293,17 @@ def fit_many(
     if test not in ("z", "knha", "adhoc", "t"):
         raise ValueError(f"unknown test {test!r}")
     seg = _segments(yi, vi, group_index)
-    if seg.y.size == 0 or not (np.all(np.isfinite(seg.y)) and np.all(np.isfinite(seg.v))) or np.any(seg.v <= 0):
+    if seg.y.size == 0 or not (_all_finite(seg.y) and _all_finite(seg.v)) or not seg.v.min() > 0:
         raise ValueError("yi and vi must be finite, non-empty, and vi positive")
     with np.errstate(divide="ignore", invalid="ignore"):
         tau2, tau2_se, converged = _estimate(seg, method, control)
         result = _assemble(seg, method, test, level, tau2, tau2_se, converged, control, qprofile)
     return _refit_failures(result, yi, vi, group_index, method, test, level, control)
+
+
+def _all_finite(a: Array) -> bool:
+    """No NaN or infinity in ``a``: a finite sum proves it in one pass (NaN and inf propagate)."""
+    return bool(np.isfinite(a.sum()) or np.isfinite(a).all())
 
 
 def _estimate(seg: _Segments, method: str, control: Control) -> Estimate:
@@ -259,15 +334,19 @@ def _hsk(seg: _Segments, control: Control) -> Estimate:
     return _hs(seg, control, small_sample=True)
 
 
-def _he_raw(seg: _Segments) -> tuple[np.ndarray, _Wls]:
-    m = _wls(seg, np.ones_like(seg.y))
-    return (m.rss - m.tr_pv(seg.v)) / (seg.k - 1), m
+def _he_raw(seg: _Segments) -> np.ndarray:
+    """Hedges' (HE) tau^2 before truncation: (RSS - tr(PV)) / (k - 1) of the unweighted fit, where
+    tr(PV) = sum v (k - 1) / k; also the start of ML, REML and EB (as in metafor)."""
+    k = seg.k
+    r = seg.y - seg.spread(seg.sum(seg.y) / k)
+    r *= r
+    return (seg.sum(r) - seg.sum(seg.v) * ((k - 1) / k)) / (k - 1)
 
 
 def _he(seg: _Segments, control: Control) -> Estimate:
     k = seg.k
-    raw, m = _he_raw(seg)
-    t = np.maximum(raw, 0.0)
+    m = _wls(seg, np.ones_like(seg.y))
+    t = np.maximum(_he_raw(seg), 0.0)
     trpv = m.tr_pv(seg.v)
     se = _se_from((2 * m.sum_p2(seg.v, seg.v) + 4 * t * trpv + 2 * t**2 * (k - 1)) / (k - 1) ** 2)
     return t, se, np.ones(k.size, bool)
@@ -379,23 +458,24 @@ def _tau2_max(seg: _Segments) -> np.ndarray:
     return np.maximum(100.0, 10.0 * mad**2)
 
 
-def _scoring_step(sub: _Segments, tau2: np.ndarray, method: str, newton: np.ndarray | None,
-                  work: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def _scoring_step(sub: _Segments, tau2: np.ndarray, method: str, newton: Array | None,
+                  work: np.ndarray) -> tuple[Array, Array | None, Array | None]:
     """metafor's Fisher-scoring (ML, REML) or Morris (EB) update for the analyses in ``sub``.
 
     Where ``newton`` is set, ML and REML take the Newton-Raphson step instead if the observed information
     is positive (the log-likelihood is locally concave): it shares the scoring step's sign and converges
     quadratically where scoring crawls (a flat likelihood; up to ~140 steps at threshold 1e-10). Both are
-    ascent steps from metafor's start, so they stop at the same maximum. Returns the steps and where they
-    were Newton steps (None: none were).
+    ascent steps from metafor's start, so they stop at the same maximum. Returns the steps, where they
+    were Newton steps, and scoring's contraction per step |1 - observed / expected information| there
+    (both None without Newton steps).
     """
     if method == "EB":
-        return _morris_step(sub, tau2, work), None
+        return _morris_step(sub, tau2, work), None, None
     score, fisher, observed = _information(sub, tau2, method, work, observed=newton is not None)
     if newton is None:
-        return score / fisher, None
+        return score / fisher, None, None
     quadratic = newton & (observed > 0)
-    return np.where(quadratic, score / observed, score / fisher), quadratic
+    return np.where(quadratic, score / observed, score / fisher), quadratic, np.abs(1.0 - observed / fisher)
 
 
 def _weights_and_residuals(sub: _Segments, tau2: np.ndarray, work: np.ndarray) -> tuple[Array, Array, Array]:
@@ -406,13 +486,11 @@ def _weights_and_residuals(sub: _Segments, tau2: np.ndarray, work: np.ndarray) -
     """
     n = sub.y.size
     w, r, a = work[0, :n], work[1, :n], work[2, :n]
-    np.take(tau2, sub.gid, out=w, mode="clip")
-    np.add(w, sub.v, out=w)
+    np.add(sub.spread(tau2), sub.v, out=w)
     np.divide(1.0, w, out=w)
     sw = sub.sum(w)
     np.multiply(w, sub.y, out=a)
-    np.take(sub.sum(a) / sw, sub.gid, out=r, mode="clip")
-    np.subtract(sub.y, r, out=r)
+    np.subtract(sub.y, sub.spread(sub.sum(a) / sw), out=r)
     return w, r, sw
 
 
@@ -436,7 +514,8 @@ def _information(sub: _Segments, tau2: np.ndarray, method: str, work: np.ndarray
     np.multiply(w, w, out=a)
     sw2 = sub.sum(a)
     sw3 = sub.sum(np.multiply(a, w, out=b)) if method == "REML" else None
-    sw2r = sub.sum(np.multiply(a, r, out=a))
+    np.multiply(a, r, out=a)
+    sw2r = sub.sum(a) if observed else None
     py_sq = sub.sum(np.multiply(a, r, out=a))
     if method == "ML":
         score, fisher = py_sq - sw, sw2
@@ -471,30 +550,23 @@ def _halve_until_feasible(t: np.ndarray, adj: np.ndarray) -> np.ndarray:
 def _scoring(method: str) -> Callable[[_Segments, Control], Estimate]:
     def run(seg: _Segments, control: Control) -> Estimate:
         k = seg.k
-        tau2 = np.where(k == 1, 0.0, np.maximum(0.0, _he_raw(seg)[0]))
+        tau2 = np.where(k == 1, 0.0, np.maximum(0.0, _he_raw(seg)))
         idx = np.flatnonzero(k > 1)
         sub, start = seg.take(idx), tau2[idx]
         interior = _newton_allowed(seg, method, control)
-        interior = None if interior is None else interior[idx]
-        work = np.empty((4, sub.y.size))
-        t, live = _iterate(sub, start, method, control, interior, work)
-        if interior is not None:  # replay metafor's path where its stopping point differs visibly
-            replay = np.flatnonzero(interior & ~live)
-            replay = replay[_path_sensitive(sub.take(replay), t[replay], method, control, work)]
-            if replay.size:
-                t[replay], live[replay] = _iterate(sub.take(replay), start[replay], method, control, None, work)
+        t, live = _maximise(sub, start, method, control, None if interior is None else interior[idx])
         tau2[idx] = t
         idx = idx[live]
         active = np.zeros(k.size, bool)
         active[idx] = True
         converged = ~active
         tau2 = np.maximum(tau2, 0.0)
-        final = _wls(seg, 1.0 / (seg.v + seg.spread(tau2)))
+        final = seg.wls_at(tau2)
         if method == "EB":
             return tau2, _pm_like_se(seg, tau2), converged
         zero = converged & (tau2 > control.threshold) & \
-            (_loglik(seg.fe, seg.sum(np.log(seg.v)), method)
-             - _loglik(final, seg.sum(np.log(seg.v + seg.spread(tau2))), method) > control.tol)  # ll0check
+            (_loglik(seg.fe, seg.groups.sum_log(seg.v), method)
+             - _loglik(final, seg.groups.sum_log(seg.v + seg.spread(tau2)), method) > control.tol)  # ll0check
         se = _scoring_se(final, method)
         if zero.any():
             tau2, se = np.where(zero, 0.0, tau2), np.where(zero, _scoring_se(seg.fe, method), se)
@@ -503,21 +575,47 @@ def _scoring(method: str) -> Callable[[_Segments, Control], Estimate]:
     return run
 
 
+def _maximise(sub: _Segments, start: Array, method: str, control: Control,
+              interior: Array | None) -> tuple[Array, Array]:
+    """Where metafor's ML/REML/EB iteration ends for each analysis: (tau2, still moving after maxiter).
+
+    Without ``interior`` (a loose threshold, EB) metafor's path is followed. Otherwise analyses whose
+    maximum is interior take Newton steps to it, and metafor's path is replayed only where its stopping
+    point differs visibly from the maximum (``_path_sensitive``); the others (on the way to tau2 = 0)
+    follow metafor's path in the same batch.
+    """
+    work = np.empty((4, sub.y.size))
+    t, live, contraction = _iterate(sub, start, method, control, interior, work)
+    if interior is None:
+        return t, live
+    replay = np.flatnonzero(interior & ~live & _path_sensitive(t, contraction, control))
+    if replay.size > SCALAR_REPLAY:
+        t[replay], live[replay], _ = _iterate(sub.take(replay), start[replay], method, control, None, work)
+    for i in replay if replay.size <= SCALAR_REPLAY else ():
+        part = slice(sub.starts[i], sub.starts[i] + sub.k[i])
+        t[i], live[i] = _scoring_path(sub.y[part], sub.v[part], float(start[i]), method, control)
+    return t, live
+
+
 def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton: Array | None,
-             work: Array) -> tuple[Array, Array]:
-    """Scoring iterations from ``start``; (tau2, still moving) per analysis.
+             work: Array) -> tuple[Array, Array, Array]:
+    """Scoring iterations from ``start``; (tau2, still moving, contraction) per analysis.
 
     An analysis stops when its change is <= threshold (metafor's rule); one on Newton steps also needs the
     change to be below NEWTON_RTOL of tau2 (a tiny tau2), and stops a step early once its steps shrink
-    quadratically. Converged analyses are dropped from the arithmetic once they are the majority.
+    quadratically. Converged analyses are dropped from the arithmetic once they are the majority. The
+    contraction is scoring's at the last point where the observed information was evaluated (NaN: never),
+    one step before the end: close enough to the maximum for ``_path_sensitive``.
     """
-    t, live = start.copy(), np.ones(start.size, bool)
+    t, live, contraction = start.copy(), np.ones(start.size, bool), np.full(start.size, np.nan)
     if start.size == 0:  # every analysis has k = 1
-        return t, live
+        return t, live, contraction
     idx, cur, now, alive = np.arange(start.size), sub, t.copy(), live.copy()
     last = np.full(start.size, np.inf)  # the previous Newton step's size (inf: not a Newton step)
     for iteration in range(control.maxiter + 1):
-        adj, quadratic = _scoring_step(cur, now, method, newton if iteration >= NEWTON_AFTER else None, work)
+        adj, quadratic, rate = _scoring_step(cur, now, method, newton if iteration >= NEWTON_AFTER else None, work)
+        if rate is not None:
+            contraction[idx] = np.where(alive, rate, contraction[idx])
         adj = np.where(alive & np.isfinite(adj), adj * control.stepadj, 0.0)
         new = now + _halve_until_feasible(now, adj)
         change = np.abs(new - now)
@@ -536,7 +634,35 @@ def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton
             idx, cur, now, alive, last = idx[keep], cur.take(keep), now[keep], alive[keep], last[keep]
             newton = None if newton is None else newton[keep]
     t[idx], live[idx] = now, alive
-    return t, live
+    return t, live, contraction
+
+
+def _scoring_path(y: Array, v: Array, tau2: float, method: str, control: Control) -> tuple[float, bool]:
+    """metafor's ML/REML Fisher scoring for one analysis, from ``tau2``: (tau2, still moving after maxiter).
+
+    The scalar twin of ``_iterate`` without Newton steps, for the few analyses whose path is replayed: a
+    vectorised iteration over one analysis costs ~70 us of numpy call overhead, this one ~15 us.
+    """
+    for _ in range(control.maxiter + 1):
+        w = 1.0 / (v + tau2)
+        sw = float(w.sum())
+        r = y - float(w @ y) / sw
+        w2 = w * w
+        sw2 = float(w2.sum())
+        py_sq = float((w2 * r) @ r)
+        if method == "ML":
+            score, fisher = py_sq - sw, sw2
+        else:
+            score, fisher = py_sq - (sw - sw2 / sw), sw2 - 2.0 * float(w2 @ w) / sw + (sw2 / sw) ** 2
+        adj = score / fisher * control.stepadj if fisher != 0 and math.isfinite(score / fisher) else 0.0
+        if tau2 + adj < 0:  # metafor halves the step until it is feasible; from 0 that ends at no step
+            adj = _halve_until_feasible(np.array([tau2]), np.array([adj]))[0]
+        new = tau2 + adj
+        moving = abs(new - tau2) > control.threshold
+        tau2 = new
+        if not moving:
+            return tau2, False
+    return tau2, True
 
 
 def _newton_done(change: Array, last: Array, tol: Array) -> Array:
@@ -547,24 +673,20 @@ def _newton_done(change: Array, last: Array, tol: Array) -> Array:
     return finite & (change < last) & (change**3 < tol * last**2)
 
 
-def _path_sensitive(sub: _Segments, tau2: Array, method: str, control: Control, work: Array) -> Array:
+def _path_sensitive(tau2: Array, r: Array, control: Control) -> Array:
     """Where metafor's stopping point is visibly off the maximum that Newton steps find exactly.
 
-    Scoring contracts towards the maximum by r = 1 - observed / expected information per step, so it
+    Scoring contracts towards the maximum by r = |1 - observed / expected information| per step, so it
     stops about threshold * r / (1 - r) away from it. Where that exceeds PATH_TOL * tau2 (a tiny tau2,
     or a flat likelihood with r near 1), tau2 and I^2 would differ from metafor's beyond PATH_TOL
-    (relative), so the caller replays metafor's own path for those analyses.
+    (relative), so the caller replays metafor's own path for those analyses (also where r is unknown).
     """
-    if sub.k.size == 0:
-        return np.zeros(0, bool)
-    _, fisher, observed = _information(sub, tau2, method, work, observed=True)
-    r = np.abs(1.0 - observed / fisher)
     return ~(r < 1.0) | (control.threshold * r >= PATH_TOL * tau2 * (1.0 - r))
 
 
 def _scoring_se(m: _Wls, method: str) -> np.ndarray:
     """metafor's se of the ML (inverse expected information 2 / sum w^2) or REML (2 / tr(PP)) tau2."""
-    return _se_from(2.0 / (m.seg.sum(m.w**2) if method == "ML" else m.sum_p2()))
+    return _se_from(2.0 / (m.groups.sum(m.w**2) if method == "ML" else m.sum_p2()))
 
 
 def _newton_allowed(seg: _Segments, method: str, control: Control) -> np.ndarray | None:
@@ -583,7 +705,7 @@ def _newton_allowed(seg: _Segments, method: str, control: Control) -> np.ndarray
 
 def _loglik(m: _Wls, sum_log_var: np.ndarray, method: str) -> np.ndarray:
     """metafor's ll0check log-likelihood, from the weighted fit ``m`` and sum(log(vi + tau2)) at that tau2."""
-    k = m.seg.k
+    k = m.groups.k
     ll = -0.5 * sum_log_var - 0.5 * m.rss
     if method == "ML":
         return ll - 0.5 * k * np.log(2 * np.pi)
@@ -599,7 +721,7 @@ def _assemble(seg: _Segments, method: str, test: str, level: float, tau2: Array,
     k = seg.k
     alpha = dist.alpha_from_level(level)
     tau2 = np.where(converged, tau2, 0.0)
-    m = _wls(seg, 1.0 / (seg.v + seg.spread(tau2)))
+    m = seg.wls_at(tau2)
     beta, vb = m.beta, 1.0 / m.sw
     if method == "GENQ":
         a = seg.fe
@@ -635,11 +757,14 @@ def _assemble(seg: _Segments, method: str, test: str, level: float, tau2: Array,
     half = crit * np.sqrt(se**2 + tau2)
     no_pi = method == "EE"
     w_pct = (100.0 * (fe.w if method == "GENQ" else m.w) / seg.spread(fe.sw if method == "GENQ" else m.sw))
-    weights = np.empty_like(w_pct)
-    weights[seg.order] = w_pct
+    if seg.order is None:
+        weights, order = w_pct, np.arange(w_pct.size)
+    else:
+        weights, order = np.empty_like(w_pct), seg.order
+        weights[order] = w_pct
     lo, hi, ci_null, at_limit = _qprofile(seg, tau2, alpha, control, converged & (k > 1) & (method != "EE")) \
         if qprofile else (np.full(k.size, np.nan),) * 2 + (np.zeros(k.size, bool),) * 2
-    nan_if_failed = lambda a: np.where(converged, a, np.nan)  # noqa: E731 - local shorthand
+    nan_if_failed = (lambda a: a) if converged.all() else lambda a: np.where(converged, a, np.nan)
     return BatchFit(
         estimator=method, test=test, level=level, k=k, converged=converged,
         messages=_messages(method, test, k, converged),
@@ -651,7 +776,7 @@ def _assemble(seg: _Segments, method: str, test: str, level: float, tau2: Array,
         pi_lower=np.full(k.size, np.nan) if no_pi else nan_if_failed(beta - half),
         pi_upper=np.full(k.size, np.nan) if no_pi else nan_if_failed(beta + half),
         tau2_ci_lower=lo, tau2_ci_upper=hi, ci_null=ci_null, ub_at_limit=at_limit,
-        weights=weights, study_order=seg.order, starts=seg.starts,
+        weights=weights, study_order=order, starts=seg.starts,
     )
 
 
@@ -694,7 +819,7 @@ def _refit_failures(result: BatchFit, yi: Array, vi: Array, group_index: Array, 
         return result
     from metapsych.stats.heterogeneity import confint_tau2
 
-    values, inverse = np.unique(np.asarray(group_index), return_inverse=True)
+    _, inverse = np.unique(np.asarray(group_index), return_inverse=True)
     arrays = {name: getattr(result, name).copy() for name in (
         "converged", "estimate", "se", "statistic", "p_value", "ci_lower", "ci_upper", "s2w", "tau2", "tau2_se",
         "I2", "H2", "pi_lower", "pi_upper", "tau2_ci_lower", "tau2_ci_upper", "ci_null", "ub_at_limit", "weights")}
