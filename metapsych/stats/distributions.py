@@ -373,7 +373,44 @@ def t_from_two_sided_p(p: ArrayLike, df: ArrayLike) -> np.ndarray:
             return math.inf
         return _t_crit(prob, d)
 
-    return _elementwise(one, p, df)
+    ps, ds = np.broadcast_arrays(np.asarray(p, dtype=float), np.asarray(df, dtype=float))
+    regular = (ds > 0) & (ps > 0) & (ps < 1)
+    if ps.size <= SMALL or not regular.all():
+        return _elementwise(one, ps, ds)
+    return _t_crit_array(ps.ravel(), ds.ravel()).reshape(ps.shape)
+
+
+def _t_crit_array(alpha: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """``_t_crit`` for many (alpha, df) at once: ``_newton_bracketed``'s steps in lock-step.
+
+    Newton from the normal quantile inside a bracket that every step narrows, bisecting where a step would
+    leave it; an element stops where the scalar solver stops (a zero, or a step below 4 eps relative).
+    """
+    x = np.array([norm_crit(a) for a in alpha.tolist()])
+    lo, hi = np.zeros(x.shape), np.full(x.shape, math.inf)
+    moving = np.ones(x.shape, bool)
+    for _ in range(400):
+        idx = np.flatnonzero(moving)
+        if idx.size == 0:
+            break
+        xs = x[idx]
+        fx = t_two_sided_p(xs, df[idx]) - alpha[idx]
+        lo[idx] = np.where(fx > 0, xs, lo[idx])  # the tail decreases: x is left of the root
+        hi[idx] = np.where(fx > 0, hi[idx], xs)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            new = xs + fx / (2.0 * _t_pdf_array(xs, df[idx]))
+        outside = ~np.isfinite(new) | (new <= lo[idx]) | (new >= hi[idx])
+        new = np.where(outside, np.where(np.isfinite(hi[idx]), (lo[idx] + hi[idx]) / 2.0,
+                                         np.maximum(2.0 * xs, xs + 1.0)), new)
+        x[idx] = np.where(fx == 0, xs, new)
+        moving[idx] = (fx != 0) & (np.abs(new - xs) > 4 * EPS * np.abs(new))
+    return x
+
+
+def _t_pdf_array(t: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """The t density element-wise (``_t_pdf`` for arrays)."""
+    return np.exp(_lgamma((df + 1.0) / 2.0) - _lgamma(df / 2.0) - 0.5 * np.log(df * math.pi)
+                  - (df + 1.0) / 2.0 * np.log1p(t * t / df))
 
 
 def norm_cdf(x: ArrayLike) -> np.ndarray:
