@@ -610,30 +610,33 @@ def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton
     t, live, contraction = start.copy(), np.ones(start.size, bool), np.full(start.size, np.nan)
     if start.size == 0:  # every analysis has k = 1
         return t, live, contraction
-    idx, cur, now, alive = np.arange(start.size), sub, t.copy(), live.copy()
-    last = np.full(start.size, np.inf)  # the previous Newton step's size (inf: not a Newton step)
+    idx, cur, now, alive, rates = np.arange(start.size), sub, t.copy(), live.copy(), contraction.copy()
+    last = np.zeros(start.size)  # the previous Newton step's size (0: not a Newton step)
     for iteration in range(control.maxiter + 1):
-        adj, quadratic, rate = _scoring_step(cur, now, method, newton if iteration >= NEWTON_AFTER else None, work)
+        newton_now = newton is not None and iteration >= NEWTON_AFTER and bool((newton & alive).any())
+        adj, quadratic, rate = _scoring_step(cur, now, method, newton if newton_now else None, work)
         if rate is not None:
-            contraction[idx] = np.where(alive, rate, contraction[idx])
-        adj = np.where(alive & np.isfinite(adj), adj * control.stepadj, 0.0)
+            np.copyto(rates, rate, where=alive)
+        adj = np.where(alive & np.isfinite(adj), adj if control.stepadj == 1 else adj * control.stepadj, 0.0)
         new = now + _halve_until_feasible(now, adj)
         change = np.abs(new - now)
         alive &= change > control.threshold
         if quadratic is not None:  # Newton: on to the maximum relative to tau2, one step early where safe
-            tol = np.minimum(0.1 * control.threshold, NEWTON_RTOL * np.abs(new))
-            alive |= quadratic & (change > NEWTON_RTOL * np.abs(new))
-            alive &= ~(quadratic & _newton_done(change, last, tol))
-            last = np.where(quadratic, change, np.inf)
+            rtol = NEWTON_RTOL * np.abs(new)
+            alive |= quadratic & (change > rtol)
+            alive &= ~(quadratic & _newton_done(change, last, np.minimum(0.1 * control.threshold, rtol)))
+            last = np.where(quadratic, change, 0.0)
         now = new
-        if not alive.any():
+        moving = np.count_nonzero(alive)
+        if moving == 0:
             break
-        if 2 * alive.sum() < alive.size:
-            t[idx], live[idx] = now, alive
+        if 2 * moving < alive.size:
+            t[idx], live[idx], contraction[idx] = now, alive, rates
             keep = np.flatnonzero(alive)
-            idx, cur, now, alive, last = idx[keep], cur.take(keep), now[keep], alive[keep], last[keep]
+            idx, cur, now, alive, last, rates = idx[keep], cur.take(keep), now[keep], alive[keep], last[keep], \
+                rates[keep]
             newton = None if newton is None else newton[keep]
-    t[idx], live[idx] = now, alive
+    t[idx], live[idx], contraction[idx] = now, alive, rates
     return t, live, contraction
 
 
@@ -646,14 +649,14 @@ def _scoring_path(y: Array, v: Array, tau2: float, method: str, control: Control
     for _ in range(control.maxiter + 1):
         w = 1.0 / (v + tau2)
         sw = float(w.sum())
-        r = y - float(w @ y) / sw
+        r = y - float((w * y).sum()) / sw  # sums, not BLAS dot products: those wake OpenBLAS threads
         w2 = w * w
         sw2 = float(w2.sum())
-        py_sq = float((w2 * r) @ r)
+        py_sq = float((w2 * r * r).sum())
         if method == "ML":
             score, fisher = py_sq - sw, sw2
         else:
-            score, fisher = py_sq - (sw - sw2 / sw), sw2 - 2.0 * float(w2 @ w) / sw + (sw2 / sw) ** 2
+            score, fisher = py_sq - (sw - sw2 / sw), sw2 - 2.0 * float((w2 * w).sum()) / sw + (sw2 / sw) ** 2
         adj = score / fisher * control.stepadj if fisher != 0 and math.isfinite(score / fisher) else 0.0
         if tau2 + adj < 0:  # metafor halves the step until it is feasible; from 0 that ends at no step
             adj = _halve_until_feasible(np.array([tau2]), np.array([adj]))[0]
@@ -667,10 +670,8 @@ def _scoring_path(y: Array, v: Array, tau2: float, method: str, control: Control
 
 def _newton_done(change: Array, last: Array, tol: Array) -> Array:
     """After two Newton steps whose sizes shrink quadratically, the next one would be ~change^3 / last^2:
-    when that is below ``tol`` the maximum is reached, one step early."""
-    finite = np.isfinite(last)
-    last = np.where(finite, last, 0.0)
-    return finite & (change < last) & (change**3 < tol * last**2)
+    when that is below ``tol`` the maximum is reached, one step early (``last`` 0: no Newton step before)."""
+    return (change < last) & (change**3 < tol * last**2)
 
 
 def _path_sensitive(tau2: Array, r: Array, control: Control) -> Array:
