@@ -59,14 +59,26 @@ class _Groups:
     def sum_log(self, x: np.ndarray) -> np.ndarray:
         """sum(log(x)) per analysis for positive x, as the log of the product: one log per analysis
         instead of one per study (a log costs as much as five segment sums); the error is ~k * eps.
-        Where the product leaves the safe range of doubles, the logs are summed instead."""
-        with np.errstate(over="ignore", under="ignore"):
+        Where a partial product could leave the normal range of doubles (min(x)^k or max(x)^k beyond
+        1e-300 .. 1e300), the logs are summed instead."""
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
             product = np.multiply.reduceat(x, self.starts)
+            if _safe_products(float(x.min()), float(x.max()), self.k.max()):
+                return np.log(product)
+            low = self.k * np.log10(np.minimum(np.minimum.reduceat(x, self.starts), 1.0))
+            high = self.k * np.log10(np.maximum(np.maximum.reduceat(x, self.starts), 1.0))
         out = np.log(product)
-        unsafe = ~((product > 1e-300) & (product < 1e300))
+        unsafe = ~((low > -300.0) & (high < 300.0))
         if unsafe.any():
             out[unsafe] = self.sum(np.log(x))[unsafe]
         return out
+
+
+def _safe_products(low: float, high: float, k: int) -> bool:
+    """Whether every partial product of up to k values in [low, high] stays within 1e-300 .. 1e300."""
+    if not low > 0:
+        return False
+    return k * math.log10(min(low, 1.0)) > -300.0 and k * math.log10(max(high, 1.0)) < 300.0
 
 
 @dataclass(frozen=True)
@@ -180,11 +192,19 @@ class _Wls:
             w2 = self.w * self.w
             sw2 = self.groups.sum(w2)
             w2 *= self.w
-            fast = sw2 - 2.0 * self.groups.sum(w2) / self.sw + (sw2 / self.sw) ** 2
-            accurate = fast > TR_PP_RTOL * sw2
-        if accurate.all():
-            return fast
-        return np.where(accurate, fast, segment_sum_p2(self.w, 1.0, 1.0, self.groups.sum, self.groups.spread))
+            return _trace_pp(self.groups, self.w, self.sw, sw2, self.groups.sum(w2))
+
+
+def _trace_pp(groups: _Groups, w: Array, sw: Array, sw2: Array, sw3: Array) -> Array:
+    """tr(PP) = sum w^2 - 2 sum w^3 / sum w + (sum w^2 / sum w)^2 per analysis where that loses nothing
+    visible (tr(PP) > TR_PP_RTOL * sum w^2: error below ~k * eps / TR_PP_RTOL), the cancellation-free
+    complement form of ``projection.segment_sum_p2`` where one study dominates the weights (the expanded
+    sums then cancel to ~eps (w_max / w_rest)^2, enough to move REML's steps on the way to tau2 = 0)."""
+    fast = sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
+    accurate = fast > TR_PP_RTOL * sw2
+    if accurate.all():
+        return fast
+    return np.where(accurate, fast, segment_sum_p2(w, 1.0, 1.0, groups.sum, groups.spread))
 
 
 def _wls(seg: _Segments, w: np.ndarray) -> _Wls:
@@ -520,7 +540,7 @@ def _information(sub: _Segments, tau2: np.ndarray, method: str, work: np.ndarray
     if method == "ML":
         score, fisher = py_sq - sw, sw2
     else:
-        score, fisher = py_sq - (sw - sw2 / sw), sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
+        score, fisher = py_sq - (sw - sw2 / sw), _trace_pp(sub.groups, w, sw, sw2, sw3)
     if not observed:
         return score, fisher, None
     return score, fisher, 2.0 * (sub.sum(np.multiply(a, w, out=a)) - sw2r * sw2r / sw) - fisher
@@ -588,7 +608,7 @@ def _maximise(sub: _Segments, start: Array, method: str, control: Control,
     t, live, contraction = _iterate(sub, start, method, control, interior, work)
     if interior is None:
         return t, live
-    replay = np.flatnonzero(interior & ~live & _path_sensitive(t, contraction, control))
+    replay = np.flatnonzero(interior & ~live & _path_sensitive(t, start, contraction, control))
     if replay.size > SCALAR_REPLAY:
         t[replay], live[replay], _ = _iterate(sub.take(replay), start[replay], method, control, None, work)
     for i in replay if replay.size <= SCALAR_REPLAY else ():
@@ -643,23 +663,34 @@ def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton
 def _scoring_path(y: Array, v: Array, tau2: float, method: str, control: Control) -> tuple[float, bool]:
     """metafor's ML/REML Fisher scoring for one analysis, from ``tau2``: (tau2, still moving after maxiter).
 
-    The scalar twin of ``_iterate`` without Newton steps, for the few analyses whose path is replayed: a
-    vectorised iteration over one analysis costs ~70 us of numpy call overhead, this one ~15 us.
+    The scalar twin of ``_iterate`` without Newton steps, for the few analyses whose path is replayed (a
+    vectorised iteration over one analysis costs ~70 us of numpy call overhead, this one ~20 us). It does
+    the same floating-point operations in the same order, with sums by ``np.add.reduceat`` as the batch
+    takes them, so a replayed analysis gets the same bits whichever path its batch took.
     """
+    one = _Groups(np.zeros(1, np.intp), np.array([y.size]))
+
+    def total(a: Array) -> float:
+        return float(one.sum(a)[0])
+
     for _ in range(control.maxiter + 1):
         w = 1.0 / (v + tau2)
-        sw = float(w.sum())
-        r = y - float((w * y).sum()) / sw  # sums, not BLAS dot products: those wake OpenBLAS threads
+        sw = total(w)
+        r = y - total(w * y) / sw
         w2 = w * w
-        sw2 = float(w2.sum())
-        py_sq = float((w2 * r * r).sum())
+        sw2 = total(w2)
+        py_sq = total(w2 * r * r)
         if method == "ML":
             score, fisher = py_sq - sw, sw2
         else:
-            score, fisher = py_sq - (sw - sw2 / sw), sw2 - 2.0 * float((w2 * w).sum()) / sw + (sw2 / sw) ** 2
-        adj = score / fisher * control.stepadj if fisher != 0 and math.isfinite(score / fisher) else 0.0
+            sw3 = total(w2 * w)
+            score, fisher = py_sq - (sw - sw2 / sw), sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
+            if not fisher > TR_PP_RTOL * sw2:  # as _trace_pp decides
+                fisher = float(_trace_pp(one, w, np.array([sw]), np.array([sw2]), np.array([sw3]))[0])
+        adj = score / fisher if fisher != 0 else math.nan
+        adj = adj * control.stepadj if math.isfinite(adj) else 0.0
         if tau2 + adj < 0:  # metafor halves the step until it is feasible; from 0 that ends at no step
-            adj = _halve_until_feasible(np.array([tau2]), np.array([adj]))[0]
+            adj = float(_halve_until_feasible(np.array([tau2]), np.array([adj]))[0])
         new = tau2 + adj
         moving = abs(new - tau2) > control.threshold
         tau2 = new
@@ -674,15 +705,20 @@ def _newton_done(change: Array, last: Array, tol: Array) -> Array:
     return (change < last) & (change**3 < tol * last**2)
 
 
-def _path_sensitive(tau2: Array, r: Array, control: Control) -> Array:
-    """Where metafor's stopping point is visibly off the maximum that Newton steps find exactly.
+def _path_sensitive(tau2: Array, start: Array, r: Array, control: Control) -> Array:
+    """Where metafor's own path matters: its stopping point is visibly off the maximum that Newton steps
+    find exactly, or it may run out of iterations before it gets there.
 
     Scoring contracts towards the maximum by r = |1 - observed / expected information| per step, so it
     stops about threshold * r / (1 - r) away from it. Where that exceeds PATH_TOL * tau2 (a tiny tau2,
     or a flat likelihood with r near 1), tau2 and I^2 would differ from metafor's beyond PATH_TOL
-    (relative), so the caller replays metafor's own path for those analyses (also where r is unknown).
+    (relative). From ``start`` it needs about log(threshold / ((1 - r) |start - tau2|)) / log(r) steps;
+    where that could exceed maxiter (half of it, for safety), metafor may stop with "did not converge".
+    The caller replays metafor's path for these analyses (also where r is unknown).
     """
-    return ~(r < 1.0) | (control.threshold * r >= PATH_TOL * tau2 * (1.0 - r))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        steps = np.log(control.threshold / ((1.0 - r) * np.abs(start - tau2))) / np.log(r)
+    return ~(r < 1.0) | (control.threshold * r >= PATH_TOL * tau2 * (1.0 - r)) | (steps > control.maxiter / 2)
 
 
 def _scoring_se(m: _Wls, method: str) -> np.ndarray:
@@ -763,8 +799,11 @@ def _assemble(seg: _Segments, method: str, test: str, level: float, tau2: Array,
     else:
         weights, order = np.empty_like(w_pct), seg.order
         weights[order] = w_pct
-    lo, hi, ci_null, at_limit = _qprofile(seg, tau2, alpha, control, converged & (k > 1) & (method != "EE")) \
-        if qprofile else (np.full(k.size, np.nan),) * 2 + (np.zeros(k.size, bool),) * 2
+    if qprofile:
+        lo, hi, ci_null, at_limit = _qprofile(seg, tau2, alpha, control, converged & (k > 1) & (method != "EE"))
+    else:  # four arrays, not one twice: callers may write into them
+        lo, hi, ci_null, at_limit = np.full(k.size, np.nan), np.full(k.size, np.nan), np.zeros(k.size, bool), \
+            np.zeros(k.size, bool)
     nan_if_failed = (lambda a: a) if converged.all() else lambda a: np.where(converged, a, np.nan)
     return BatchFit(
         estimator=method, test=test, level=level, k=k, converged=converged,

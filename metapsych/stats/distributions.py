@@ -21,7 +21,6 @@ from numpy.typing import ArrayLike
 EPS = 1e-16
 TINY = 1e-300
 MAXITER = 10000
-SMALL = 16  # below this many values, scalar loops beat lock-step array iterations
 _NORMAL = NormalDist()
 
 
@@ -119,8 +118,6 @@ def _chi2_pdf(x: float, df: float) -> float:
 def chi2_sf(x: ArrayLike, df: ArrayLike) -> np.ndarray:
     """Upper tail P(X > x) of chi-square with df degrees of freedom (pchisq(x, df, lower.tail=FALSE))."""
     xs, ds = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(df, dtype=float))
-    if xs.size <= SMALL:
-        return _elementwise(lambda a, d: _gamma_pq(d / 2.0, a / 2.0)[1] if d > 0 else math.nan, xs, ds)
     half_x, d = xs.ravel() / 2.0, ds.ravel()
     finite = (d >= 1) & (d <= FINITE_SUM_MAX_DF) & (d == np.round(d)) & (half_x >= 0) & (half_x <= 700.0)
     out = np.empty(d.shape)
@@ -275,28 +272,12 @@ def _beta_inc(a: float, b: float, x: float, one_minus_x: float) -> float:
     return 1.0 - math.exp(log_front) * _beta_cf(b, a, one_minus_x) / b
 
 
-def _t_two_sided(t: float, df: float) -> float:
-    if df <= 0:
-        return math.nan
-    if math.isinf(t):
-        return 0.0
-    t2 = t * t
-    return _beta_inc(df / 2.0, 0.5, df / (df + t2), t2 / (df + t2))
-
-
-def _t_pdf(t: float, df: float) -> float:
-    return math.exp(math.lgamma((df + 1.0) / 2.0) - math.lgamma(df / 2.0) - 0.5 * math.log(df * math.pi)
-                    - (df + 1.0) / 2.0 * math.log1p(t * t / df))
-
-
 def t_two_sided_p(t: ArrayLike, df: ArrayLike) -> np.ndarray:
     """2 * P(T_df > |t|)."""
     ts, ds = np.broadcast_arrays(np.asarray(t, dtype=float), np.asarray(df, dtype=float))
-    if ts.size <= SMALL:
-        return _elementwise(_t_two_sided, ts, ds)
-    t2 = ts.ravel() ** 2
     d = ds.ravel()
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # |t| > 1e154: t^2 = inf, p = 0
+        t2 = ts.ravel() ** 2
         x, y = d / (d + t2), t2 / (d + t2)
     out = _beta_inc_array(d / 2.0, np.full(d.shape, 0.5), x, y)
     out[np.isinf(t2) & (d > 0)] = 0.0
@@ -350,38 +331,52 @@ def _beta_cf_array(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
     return h
 
 
-@lru_cache(maxsize=4096)
-def _t_crit(alpha: float, df: float) -> float:
-    """t > 0 with 2 P(T > t) = alpha: Newton from the normal quantile, monotone on the convex tail."""
-    if df <= 0 or not 0 < alpha < 1:
-        return math.nan
-    return _newton_bracketed(lambda t: _t_two_sided(t, df) - alpha, lambda t: -2.0 * _t_pdf(t, df),
-                             norm_crit(alpha), increasing=False)
-
-
 def t_crit(alpha: float, df: ArrayLike) -> np.ndarray:
     """Upper alpha/2 quantile of t with df degrees of freedom (qt(alpha/2, df, lower.tail=FALSE))."""
     return t_from_two_sided_p(alpha, df)
 
 
 def t_from_two_sided_p(p: ArrayLike, df: ArrayLike) -> np.ndarray:
-    """|t| whose two-sided p-value is p (qt(p/2, df, lower.tail=FALSE)): 0 at p = 1, inf at p = 0."""
-    def one(prob: float, d: float) -> float:
-        if d > 0 and prob == 1.0:
-            return 0.0
-        if d > 0 and prob == 0.0:
-            return math.inf
-        return _t_crit(prob, d)
+    """|t| whose two-sided p-value is p (qt(p/2, df, lower.tail=FALSE)): 0 at p = 1, inf at p = 0.
 
+    Every value comes from the same lock-step solver, whatever else is in the array, so a quantile never
+    depends on the batch it was asked for in (reports must not change with what was cached); solved values
+    are kept for the process (``_T_QUANTILES``), as a report asks for the same few df again and again.
+    """
     ps, ds = np.broadcast_arrays(np.asarray(p, dtype=float), np.asarray(df, dtype=float))
-    regular = (ds > 0) & (ps > 0) & (ps < 1)
-    if ps.size <= SMALL or not regular.all():
-        return _elementwise(one, ps, ds)
-    return _t_crit_array(ps.ravel(), ds.ravel()).reshape(ps.shape)
+    prob, d = ps.ravel(), ds.ravel()
+    out = np.full(prob.shape, math.nan)
+    out[(d > 0) & (prob == 1.0)] = 0.0
+    out[(d > 0) & (prob == 0.0)] = math.inf
+    inside = (d > 0) & (prob > 0) & (prob < 1)
+    large = inside & (d > LARGE_DF)
+    out[large] = _t_crit_large_df(prob[large], d[large])
+    solve = inside & ~large
+    if solve.any():
+        keys = list(zip(prob[solve].tolist(), d[solve].tolist()))
+        missing = sorted(set(keys) - _T_QUANTILES.keys())
+        if missing:
+            if len(_T_QUANTILES) > 100_000:
+                _T_QUANTILES.clear()
+            found = _t_crit_array(np.array([a for a, _ in missing]), np.array([b for _, b in missing]))
+            _T_QUANTILES.update(zip(missing, found.tolist()))
+        out[solve] = [_T_QUANTILES[key] for key in keys]
+    return out.reshape(ps.shape)
+
+
+_T_QUANTILES: dict[tuple[float, float], float] = {}
+LARGE_DF = 1e6  # above this, the Cornish-Fisher expansion in 1/df is exact to double precision
+
+
+def _t_crit_large_df(alpha: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """t quantiles for huge df from the normal one: z + (z^3 + z) / (4 df) + (5z^5 + 16z^3 + 3z) / (96 df^2)
+    (the next term is O(df^-3), below 1e-18 here), where the incomplete beta loses digits to lgamma."""
+    z = np.array([norm_crit(a) for a in alpha.tolist()])
+    return z + (z**3 + z) / (4.0 * df) + (5.0 * z**5 + 16.0 * z**3 + 3.0 * z) / (96.0 * df**2)
 
 
 def _t_crit_array(alpha: np.ndarray, df: np.ndarray) -> np.ndarray:
-    """``_t_crit`` for many (alpha, df) at once: ``_newton_bracketed``'s steps in lock-step.
+    """t > 0 with 2 P(T > t) = alpha for many (alpha, df) at once: ``_newton_bracketed``'s steps in lock-step.
 
     Newton from the normal quantile inside a bracket that every step narrows, bisecting where a step would
     leave it; an element stops where the scalar solver stops (a zero, or a step below 4 eps relative).
@@ -432,21 +427,8 @@ def log_gamma(x: ArrayLike) -> np.ndarray:
     return out
 
 
-def _f_sf(x: float, df1: float, df2: float) -> float:
-    if df1 <= 0 or df2 <= 0:
-        return math.nan
-    if x <= 0:
-        return 1.0
-    if math.isinf(x):
-        return 0.0
-    denom = df2 + df1 * x
-    return _beta_inc(df2 / 2.0, df1 / 2.0, df2 / denom, df1 * x / denom)
-
-
 def f_sf(x: ArrayLike, df1: ArrayLike, df2: ArrayLike) -> np.ndarray:
     """Upper tail of the F distribution (pf(x, df1, df2, lower.tail=FALSE))."""
-    if np.size(x) <= SMALL and np.size(df1) <= SMALL and np.size(df2) <= SMALL:
-        return _elementwise(_f_sf, x, df1, df2)
     xs, d1, d2 = (a.ravel() for a in np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, df1, df2))))
     shape = np.broadcast(np.asarray(x), np.asarray(df1), np.asarray(df2)).shape
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):

@@ -1,10 +1,9 @@
 """Edge cases of ``batch.fit_many`` against ``rma.fit`` (the per-analysis reference, itself checked against
 metafor): batches of k = 1 and k = 2 analyses, ties and identical effects, variances from 1e-8 to 1e4 in one
 analysis, one dominating study, labels of any type and order, metafor's replayed scoring path (scalar and
-vectorised), aliasing of the returned arrays, and the vectorised t quantiles.
-
-Tests marked ``xfail(strict=True)`` pin down bugs found in review (the reason says which, and whether the
-fit_many speed-up of issue #4 introduced it); a fix turns them into failures, so the marker goes with it.
+vectorised), aliasing of the returned arrays, and the vectorised t quantiles. The last tests pin down bugs
+found in review: results that depended on the rest of the batch, a log-sum through subnormal products,
+REML's path with a dominating study, metafor's iteration limit under Newton steps, huge-df t quantiles.
 """
 
 from __future__ import annotations
@@ -200,12 +199,7 @@ def test_label_types_and_order_change_nothing() -> None:
         np.testing.assert_array_equal(batch[i].weights, reference[i].weights)
 
 
-@pytest.mark.parametrize("qprofile", [
-    True,
-    pytest.param(False, marks=pytest.mark.xfail(strict=True, reason=(
-        "pre-existing: without qprofile, tau2_ci_lower is tau2_ci_upper and ci_null is ub_at_limit (one "
-        "array each, from `(np.full(...),) * 2` in _assemble); writing into one changes the other"))),
-])
+@pytest.mark.parametrize("qprofile", [True, False])
 def test_returned_arrays_share_no_memory(qprofile: bool) -> None:
     """No array of a BatchFit is another field's array or the caller's input."""
     yi, vi, groups = _flatten(_edge_analyses())
@@ -319,11 +313,6 @@ def test_t_quantiles_of_irregular_values_in_long_arrays() -> None:
 # ------------------------------------------------------------------------------------ bugs found in review
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "new in f5a8907: fit_many replays metafor's path with the scalar _scoring_path when at most SCALAR_REPLAY "
-    "(8) analyses need it and with the vectorised _iterate otherwise; their sums round differently (np.sum "
-    "vs np.add.reduceat), so an analysis' tau2 depends on how many other analyses share its batch (the "
-    "report's batches are the cells not in the cache). Before f5a8907 both were the same code path"))
 def test_replay_does_not_depend_on_the_rest_of_the_batch() -> None:
     rng = np.random.default_rng(5)
     analyses = [_near_boundary(rng, 12, 1e-4) for _ in range(12)]
@@ -333,11 +322,6 @@ def test_replay_does_not_depend_on_the_rest_of_the_batch() -> None:
         assert alone.tau2[0] == together.tau2[i] and alone.estimate[0] == together.estimate[i], i
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "new in 7f5f8a4: with more than SMALL (16) distinct df, t_crit takes the lock-step _t_crit_array, whose "
-    "tail probabilities come from the array incomplete beta (1e-15..5e-13 off the scalar solver's), so the "
-    "knha/t CI and PI bounds of an analysis change in the last digits with the number of distinct k in its "
-    "batch (p-values and Q_p already did so before; CI bounds did not)"))
 def test_t_based_intervals_do_not_depend_on_the_rest_of_the_batch() -> None:
     rng = np.random.default_rng(2)
     analyses = []
@@ -351,10 +335,6 @@ def test_t_based_intervals_do_not_depend_on_the_rest_of_the_batch() -> None:
             assert getattr(alone, name)[0] == getattr(together, name)[i], (i, name)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "new in f5a8907: _Groups.sum_log checks only the final product's range, but a partial product can pass "
-    "through the subnormal range (losing digits) and come back; the promised ~k eps error then becomes "
-    "1e-7 relative here. Only extreme variances reach it, and then not the ll0check decision"))
 def test_sum_log_of_a_product_that_dips_below_the_normal_range() -> None:
     from metapsych.stats.batch import _Groups
 
@@ -363,22 +343,12 @@ def test_sum_log_of_a_product_that_dips_below_the_normal_range() -> None:
     assert got == pytest.approx(math.fsum(np.log(x).tolist()), rel=1e-13)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pre-existing (as at b4dbc05): the vectorised Fisher information (_information, and the new scalar "
-    "_scoring_path) takes tr(PP) as sum w^2 - 2 sum w^3 / sum w + (sum w^2 / sum w)^2, which cancels to "
-    "~eps (w_max / w_rest)^2 when one study dominates; on REML's way to tau2 = 0 the steps, and so "
-    "metafor's stopping point, move: tau2 4.49e-11 against rma.fit's and metafor's 4.635e-11, statistic "
-    "off by 7e-6 relative"))
 def test_reml_boundary_path_with_a_dominating_study() -> None:
     yi, vi = np.array([2.67e-04, -0.665, 0.3295]), np.array([1e-7, 0.368, 0.146])
     groups = np.zeros(3, int)
     _assert_like_fit(fit_many(yi, vi, groups), yi, vi, groups, "REML", "z")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pre-existing (as at b4dbc05): under a tight threshold fit_many's Newton steps reach the maximum in "
-    "fewer iterations than metafor's scoring, so with maxiter = 3 it reports convergence (tau2 = 0.686) "
-    "where rma.fit and metafor (checked in R) stop with 'did not converge'"))
 def test_maxiter_counts_metafors_iterations() -> None:
     yi, vi = np.array([0.7, -1.27, 0.33, 0.82]), np.array([0.1, 0.21, 0.08, 0.28])
     groups = np.zeros(4, int)
@@ -387,9 +357,6 @@ def test_maxiter_counts_metafors_iterations() -> None:
     _assert_like_fit(batch, yi, vi, groups, "REML", "z", control=control)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pre-existing, scalar and lock-step alike: t quantiles for df >~ 1e8 lose digits (lgamma differences "
-    "of huge arguments): df = 1e12 gives 1.95991 instead of 1.959964, df = 1e15 gives 1.75"))
 def test_t_quantiles_for_huge_df() -> None:
     from scipy import stats
 
