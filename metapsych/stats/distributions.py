@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike
 EPS = 1e-16
 TINY = 1e-300
 MAXITER = 10000
+SMALL = 16  # up to this many values, scalar loops beat lock-step array iterations (same results)
 _NORMAL = NormalDist()
 
 
@@ -272,9 +273,20 @@ def _beta_inc(a: float, b: float, x: float, one_minus_x: float) -> float:
     return 1.0 - math.exp(log_front) * _beta_cf(b, a, one_minus_x) / b
 
 
+def _t_two_sided(t: float, df: float) -> float:
+    if df <= 0:
+        return math.nan
+    t2 = t * t
+    if math.isinf(t2):
+        return 0.0
+    return _beta_inc(df / 2.0, 0.5, df / (df + t2), t2 / (df + t2))
+
+
 def t_two_sided_p(t: ArrayLike, df: ArrayLike) -> np.ndarray:
-    """2 * P(T_df > |t|)."""
+    """2 * P(T_df > |t|); a few values by the scalar algorithm, many in lock-step (same bits)."""
     ts, ds = np.broadcast_arrays(np.asarray(t, dtype=float), np.asarray(df, dtype=float))
+    if ts.size <= SMALL:
+        return _elementwise(_t_two_sided, ts, ds)
     d = ds.ravel()
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # |t| > 1e154: t^2 = inf, p = 0
         t2 = ts.ravel() ** 2
@@ -284,8 +296,15 @@ def t_two_sided_p(t: ArrayLike, df: ArrayLike) -> np.ndarray:
     return out.reshape(ts.shape)
 
 
+def _libm(func: Callable[[float], float], values: np.ndarray) -> np.ndarray:
+    """A ``math`` function element-wise."""
+    return np.fromiter(map(func, values.tolist()), float, count=values.size)
+
+
 def _beta_inc_array(a: np.ndarray, b: np.ndarray, x: np.ndarray, one_minus_x: np.ndarray) -> np.ndarray:
-    """Regularised incomplete beta I_x(a, b) for arrays (the scalar algorithm, in lock-step)."""
+    """Regularised incomplete beta I_x(a, b) for arrays: the scalar algorithm in lock-step, the same
+    operations in the same order per element (an element stops where ``_beta_cf`` would), so both give
+    the same bits and a value does not depend on the size of the array it was asked for in."""
     out = np.full(x.shape, np.nan)
     valid = (a > 0) & (b > 0) & ~np.isnan(x) & ~np.isnan(one_minus_x)
     out[valid & (x <= 0)] = 0.0
@@ -294,10 +313,12 @@ def _beta_inc_array(a: np.ndarray, b: np.ndarray, x: np.ndarray, one_minus_x: np
     if not work.any():
         return out
     a, b, x, y = a[work], b[work], x[work], one_minus_x[work]
-    log_front = _lgamma(a + b) - _lgamma(a) - _lgamma(b) + a * np.log(x) + b * np.log(y)
+    # log and exp from the C library, as the scalar algorithm takes them (numpy's own SIMD versions, used
+    # on some CPUs, may differ in the last bit)
+    log_front = _lgamma(a + b) - _lgamma(a) - _lgamma(b) + a * _libm(math.log, x) + b * _libm(math.log, y)
     direct = x < (a + 1.0) / (a + b + 2.0)
     pa, pb, px = np.where(direct, a, b), np.where(direct, b, a), np.where(direct, x, y)
-    value = np.exp(log_front) * _beta_cf_array(pa, pb, px) / pa
+    value = _libm(math.exp, log_front) * _beta_cf_array(pa, pb, px) / pa
     out[work] = np.where(direct, value, 1.0 - value)
     return out
 
@@ -317,7 +338,7 @@ def _beta_cf_array(a: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
         d = 1.0 / np.where(np.abs(d) < TINY, TINY, d)
         c = 1.0 + aa / c
         c = np.where(np.abs(c) < TINY, TINY, c)
-        h = np.where(active, h * d * c, h)
+        h = np.where(active, h * (d * c), h)  # as the scalar ``h *= d * c``: same bits either way
         aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
         d = 1.0 + aa * d
         d = 1.0 / np.where(np.abs(d) < TINY, TINY, d)
@@ -343,6 +364,8 @@ def t_from_two_sided_p(p: ArrayLike, df: ArrayLike) -> np.ndarray:
     depends on the batch it was asked for in (reports must not change with what was cached); solved values
     are kept for the process (``_T_QUANTILES``), as a report asks for the same few df again and again.
     """
+    if np.ndim(p) == 0 and np.ndim(df) == 0 and (hit := _T_QUANTILES.get((float(p), float(df)))) is not None:
+        return np.array(hit)
     ps, ds = np.broadcast_arrays(np.asarray(p, dtype=float), np.asarray(df, dtype=float))
     prob, d = ps.ravel(), ds.ravel()
     out = np.full(prob.shape, math.nan)
@@ -427,8 +450,22 @@ def log_gamma(x: ArrayLike) -> np.ndarray:
     return out
 
 
+def _f_sf(x: float, df1: float, df2: float) -> float:
+    if df1 <= 0 or df2 <= 0:
+        return math.nan
+    if x <= 0:
+        return 1.0
+    if math.isinf(x):
+        return 0.0
+    denom = df2 + df1 * x
+    return _beta_inc(df2 / 2.0, df1 / 2.0, df2 / denom, df1 * x / denom)
+
+
 def f_sf(x: ArrayLike, df1: ArrayLike, df2: ArrayLike) -> np.ndarray:
-    """Upper tail of the F distribution (pf(x, df1, df2, lower.tail=FALSE))."""
+    """Upper tail of the F distribution (pf(x, df1, df2, lower.tail=FALSE)); a few values by the scalar
+    algorithm, many in lock-step (same bits)."""
+    if np.size(x) <= SMALL and np.size(df1) <= SMALL and np.size(df2) <= SMALL:
+        return _elementwise(_f_sf, x, df1, df2)
     xs, d1, d2 = (a.ravel() for a in np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, df1, df2))))
     shape = np.broadcast(np.asarray(x), np.asarray(df1), np.asarray(df2)).shape
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):

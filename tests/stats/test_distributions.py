@@ -92,3 +92,21 @@ def test_effect_size_helpers_match_scipy() -> None:
     g = np.array([0.5, 1.5, 7.25, 400.5, 1e5, -2.5])
     assert _rel(dist.log_gamma(g), special.gammaln(g)) < 1e-13
     assert np.isnan(dist.log_gamma([0.0, -3.0, np.nan])).all()
+
+
+def test_a_value_does_not_depend_on_the_array_it_is_asked_for_in() -> None:
+    """The scalar and lock-step algorithms give the same bits, so a cell's p-values and intervals are the
+    same whether it was fitted alone (an incremental run) or with hundreds of others (a cold run)."""
+    rng = np.random.default_rng(3)
+    t = rng.standard_normal(200) * rng.choice([0.1, 1.0, 3.0, 30.0], 200)
+    df = rng.choice([1.0, 2.5, 4.0, 19.0, 259.0], 200)
+    alone = [float(dist.t_two_sided_p(a, b)) for a, b in zip(t, df)]
+    assert dist.t_two_sided_p(t, df).tolist() == alone
+    x, d1, d2 = np.abs(t), rng.choice([1.0, 3.0], 200), rng.choice([5.0, 40.0], 200)
+    assert dist.f_sf(x, d1, d2).tolist() == [float(dist.f_sf(a, b, c)) for a, b, c in zip(x, d1, d2)]
+    assert dist.chi2_sf(x * 5, d1).tolist() == [float(dist.chi2_sf(a, b)) for a, b in zip(x * 5, d1)]
+    alphas = rng.choice([0.05, 0.01, 0.1], 40)
+    dfs = rng.choice(np.arange(1.0, 300.0), 40)
+    together = dist.t_from_two_sided_p(alphas, dfs).tolist()
+    dist._T_QUANTILES.clear()
+    assert [float(dist.t_from_two_sided_p(a, b)) for a, b in zip(alphas, dfs)] == together
