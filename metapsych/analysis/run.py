@@ -1,10 +1,10 @@
 """Run the whole grid: from a studies folder and a config to the results document (docs/architecture.md).
 
-``build_results`` is the engine behind ``metapsych run``. Steps: load trials (cached per file), compute
-effects, plan the cells, reduce each cell to one effect per trial; for the cells that are not cached, start
-their diagnostics and sensitivity tables (worker processes when there is enough work), fit their main and
-cumulative models in two vectorised batches meanwhile, with the per-condition moderators and networks
-(cached per condition), then add each cell's subgroups; finally the overview. The document is
+``build_results`` is the engine behind ``metapsych run``. Steps: load trials (parsing only new or changed
+files), compute effects, plan the cells, reduce each cell to one effect per trial; for the cells that are
+not cached, start their diagnostics and sensitivity tables (worker processes when there is enough work), fit
+their main and cumulative models in two vectorised batches meanwhile, with the per-condition moderators and
+networks (cached per condition), then add each cell's subgroups; finally the overview. The document is
 deterministic: the same inputs give the same dict, so the report and its diff are reproducible.
 """
 
