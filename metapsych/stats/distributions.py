@@ -48,10 +48,6 @@ def _elementwise(func: Callable[..., float], *args: ArrayLike) -> np.ndarray:
 # ----------------------------------------------------------------------------------------- normal
 
 
-def _norm_two_sided(z: float) -> float:
-    return math.erfc(abs(z) / math.sqrt(2.0))
-
-
 def norm_two_sided_p(z: ArrayLike) -> np.ndarray:
     """2 * P(Z > |z|) for a standard normal Z."""
     values = np.asarray(z, dtype=float)
