@@ -62,12 +62,11 @@ class _Groups:
         Where a partial product could leave the normal range of doubles (min(x)^k or max(x)^k beyond
         1e-300 .. 1e300), the logs are summed instead."""
         with np.errstate(over="ignore", under="ignore", divide="ignore"):
-            product = np.multiply.reduceat(x, self.starts)
+            out = np.log(np.multiply.reduceat(x, self.starts))
             if _safe_products(float(x.min()), float(x.max()), self.k.max()):
-                return np.log(product)
+                return out
             low = self.k * np.log10(np.minimum(np.minimum.reduceat(x, self.starts), 1.0))
             high = self.k * np.log10(np.maximum(np.maximum.reduceat(x, self.starts), 1.0))
-        out = np.log(product)
         unsafe = ~((low > -300.0) & (high < 300.0))
         if unsafe.any():
             out[unsafe] = self.sum(np.log(x))[unsafe]
@@ -82,8 +81,8 @@ def _safe_products(low: float, high: float, k: int) -> bool:
 
 
 @dataclass(frozen=True)
-class _Segments:
-    """Flat data sorted by analysis, with the segment bookkeeping for sums and broadcasts.
+class _Segments(_Groups):
+    """Flat data sorted by analysis, with the segment bookkeeping for sums and broadcasts (``_Groups``).
 
     ``order`` maps the sorted studies back to the caller's rows (None: they were sorted already, or this
     is a sub-problem from ``take``, whose results never go back to rows).
@@ -91,8 +90,6 @@ class _Segments:
 
     y: np.ndarray
     v: np.ndarray
-    starts: np.ndarray
-    k: np.ndarray
     order: np.ndarray | None
 
     @cached_property
@@ -100,20 +97,15 @@ class _Segments:
         """The analysis of each study (0..G-1)."""
         return np.repeat(np.arange(self.k.size), self.k)
 
-    def sum(self, a: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(a, self.starts)
-
     @cached_property
     def groups(self) -> _Groups:
+        """The bookkeeping alone, for the fits this object caches (see ``_Groups``)."""
         return _Groups(self.starts, self.k)
 
     @cached_property
     def fe(self) -> _Wls:
         """The inverse-variance (common-effect, tau2 = 0) fit, which several estimators and Q need."""
         return _wls(self, 1.0 / self.v)
-
-    def spread(self, per_group: np.ndarray) -> np.ndarray:
-        return np.repeat(per_group, self.k)
 
     def wls_at(self, tau2: np.ndarray) -> _Wls:
         """The weighted fit with weights 1 / (vi + tau2); the last one is kept, as the estimator and the
@@ -585,8 +577,8 @@ def _scoring(method: str) -> Callable[[_Segments, Control], Estimate]:
         if method == "EB":
             return tau2, _pm_like_se(seg, tau2), converged
         zero = converged & (tau2 > control.threshold) & \
-            (_loglik(seg.fe, seg.groups.sum_log(seg.v), method)
-             - _loglik(final, seg.groups.sum_log(seg.v + seg.spread(tau2)), method) > control.tol)  # ll0check
+            (_loglik(seg.fe, seg.sum_log(seg.v), method)
+             - _loglik(final, seg.sum_log(seg.v + seg.spread(tau2)), method) > control.tol)  # ll0check
         se = _scoring_se(final, method)
         if zero.any():
             tau2, se = np.where(zero, 0.0, tau2), np.where(zero, _scoring_se(seg.fe, method), se)
