@@ -82,7 +82,7 @@ def cell_diagnostics(yi: np.ndarray, vi: np.ndarray, trials: list[str], config: 
 DIAGNOSTICS_MODULES = ("metapsych.analysis.diagnostics", "metapsych.analysis.sensitivity", "metapsych.stats.bias",
                        "metapsych.stats.selection", "metapsych.stats.multilevel", "metapsych.stats.robust",
                        "metapsych.stats.influence", "metapsych.stats.heterogeneity", "metapsych.stats.aggregate",
-                       "metapsych.effects.nnt", "scipy.optimize", "scipy.special")
+                       "metapsych.effects.nnt")
 
 
 def preload_diagnostics() -> None:

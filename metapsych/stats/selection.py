@@ -6,11 +6,15 @@ Studies are grouped by their one-sided p-value, p = 1 - Phi(yi / sqrt(vi)), into
 (delta_1 = 1). beta, tau2 and delta are estimated by maximum likelihood; standard errors come from the
 Hessian of the log-likelihood in (beta, tau2, delta), as metafor computes them. The likelihood-ratio test
 compares with the model without selection (all delta = 1), i.e. the ML random-effects model.
+
+The maximum is found by projected Newton steps on the analytic gradient and Hessian (metafor uses optim's
+BFGS and a numerical Hessian; both reach the same optimum, this one to machine precision and without
+importing scipy.optimize, which costs more than the fit).
 """
 
 from __future__ import annotations
 
-import warnings
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +22,8 @@ import numpy as np
 from metapsych.stats import distributions as dist
 
 DELTA_MAX = 100.0
+MAX_ITERATIONS = 200
+TAU2_AT_ZERO = 1e-8  # below this tau2 is held fixed at its bound when computing standard errors
 
 
 @dataclass(frozen=True)
@@ -42,37 +48,23 @@ class SelectionModel:
 
 def step_selection_model(yi, vi, steps: tuple[float, ...] = (0.025,), level: float = 0.95) -> SelectionModel:
     """Fit the intercept-only step-function selection model. ValueError if an interval has no study."""
-    from scipy import optimize, special
-
     y = np.asarray(yi, dtype=float).ravel()
     v = np.asarray(vi, dtype=float).ravel()
     cuts = np.unique(np.append(np.asarray(steps, dtype=float), 1.0))
-    pvals = special.ndtr(-y / np.sqrt(v))
-    group = np.searchsorted(cuts, pvals, side="left")
+    group = np.searchsorted(cuts, dist.norm_cdf(-y / np.sqrt(v)), side="left")
     counts = np.bincount(group, minlength=cuts.size)
     if np.any(counts == 0):
         raise ValueError("a p-value interval of the selection model holds no study; the model is not identified")
-    bounds_q = -np.sqrt(v)[:, None] * special.ndtri(cuts[None, :])  # y above q_j <=> p <= s_j
+    model = _Likelihood(y, v, group, cuts)
+    theta = _maximise(model, model.start())
+    ll = model.loglik(theta)
     n_delta = cuts.size - 1
-
-    def negll(theta: np.ndarray) -> float:
-        return -_loglik(theta[0], theta[1], np.concatenate([[1.0], theta[2:]]), y, v, group, bounds_q)
-
-    start = np.concatenate([[np.mean(y)], [max(np.var(y) - np.mean(v), 0.0) + 0.001], np.ones(n_delta)])
-    bounds = [(None, None), (0.0, None)] + [(0.0, DELTA_MAX)] * n_delta
-    with warnings.catch_warnings():  # finite differences may step where the likelihood is infinite
-        warnings.simplefilter("ignore", RuntimeWarning)
-        opt = optimize.minimize(negll, start, method="L-BFGS-B", bounds=bounds,
-                                options={"ftol": 1e-12, "gtol": 1e-8, "maxiter": 10000})
-    theta = _polish(negll, opt.x, bounds)
-    ll = -negll(theta)
-    ll0 = _ml_null_loglik(y, v)
     delta = np.concatenate([[1.0], theta[2:]])
-    cov = _covariance(negll, theta)
+    cov = _covariance(model, theta)
     se = float(np.sqrt(cov[0, 0]))
     delta_se = np.concatenate([[np.nan], np.sqrt(np.diag(cov)[2:])])
     crit = dist.norm_crit(dist.alpha_from_level(level))
-    lrt = max(0.0, 2 * (ll - ll0))
+    lrt = max(0.0, 2 * (ll - _ml_null_loglik(y, v)))
     at_bound = np.any(delta[1:] >= DELTA_MAX - 1e-3) or np.any(delta[1:] <= 1e-6)
     return SelectionModel(
         estimate=float(theta[0]), se=se, p_value=float(dist.norm_two_sided_p(theta[0] / se)),
@@ -83,78 +75,140 @@ def step_selection_model(yi, vi, steps: tuple[float, ...] = (0.025,), level: flo
     )
 
 
-def _loglik(mu, tau2, delta, y, v, group, q) -> float:
-    from scipy import special
+class _Likelihood:
+    """The log-likelihood of theta = (mu, tau2, delta_2, ..., delta_m) with its gradient and Hessian.
 
-    s = np.sqrt(v + tau2)
-    upper = special.ndtr((mu - q) / s[:, None])  # P(y > q_j)
-    upper[:, -1] = 1.0
-    probs = np.diff(np.concatenate([np.zeros((y.size, 1)), upper], axis=1), axis=1)
-    a = probs @ delta
-    with np.errstate(divide="ignore"):
-        dens = -0.5 * np.log(2 * np.pi * s**2) - 0.5 * (y - mu) ** 2 / s**2
-        return float(np.sum(np.log(delta[group]) + dens - np.log(a)))
+    Study i contributes log delta_{g_i} + log N(y_i; mu, v_i + tau2) - log A_i, where A_i is its
+    probability of publication: sum_j delta_j P(y_i falls in interval j). With u_ij = P(y_i > q_ij), the
+    probability that study i's p-value is at most cut j, A_i = sum_j c_j u_ij with c_j = delta_j - delta_{j+1}
+    (delta_{m+1} = 0; the last u is 1), so the derivatives of A follow from those of the normal tail u.
+    """
+
+    def __init__(self, y: np.ndarray, v: np.ndarray, group: np.ndarray, cuts: np.ndarray) -> None:
+        self.y, self.v, self.group = y, v, group
+        self.n_delta = cuts.size - 1
+        quantiles = np.array([dist.norm_quantile(c) for c in cuts[:-1]])
+        self.q = -np.sqrt(v)[:, None] * quantiles[None, :]  # y above q_ij <=> one-sided p <= cut j
+        self.size = 2 + self.n_delta
+        self.lower = np.array([-np.inf, 0.0] + [0.0] * self.n_delta)
+        self.upper = np.array([np.inf, np.inf] + [DELTA_MAX] * self.n_delta)
+
+    def start(self) -> np.ndarray:
+        """The starting values: mean, a moment estimate of tau2 (kept off its bound), no selection."""
+        y, v = self.y, self.v
+        return np.concatenate([[np.mean(y)], [max(np.var(y) - np.mean(v), 0.0) + 0.001], np.ones(self.n_delta)])
+
+    def _tails(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+        """s2, z and u = P(y > q) for the finite cuts, and A (probability of publication) per study."""
+        s2 = self.v + theta[1]
+        z = (theta[0] - self.q) / np.sqrt(s2)[:, None]
+        u = dist.norm_cdf(z)
+        delta = np.concatenate([[1.0], theta[2:]])
+        c = delta[:-1] - delta[1:]
+        return s2, z, u, u @ c + delta[-1], delta, c
+
+    def loglik(self, theta: np.ndarray) -> float:
+        """The log-likelihood; -inf where a delta of an occupied interval is 0 or A vanishes."""
+        s2, _, _, a, delta, _ = self._tails(theta)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dens = -0.5 * np.log(2 * np.pi * s2) - 0.5 * (self.y - theta[0]) ** 2 / s2
+            value = float(np.sum(np.log(delta[self.group]) + dens - np.log(a)))
+        return value if math.isfinite(value) else -math.inf
+
+    def derivatives(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gradient and Hessian of the log-likelihood at theta (an interior or boundary point)."""
+        s2, z, u, a, delta, c = self._tails(theta)
+        s = np.sqrt(s2)[:, None]
+        phi = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+        du = np.stack([phi / s, -phi * z / (2 * s * s)])                  # d u / d(mu, tau2)
+        ddu = np.stack([-z * phi / s**2, phi * (z * z - 1) / (2 * s**3),  # d2 u / d mu2, d mu d tau2, d tau2^2
+                        phi * z * (3 - z * z) / (4 * s**4)])
+        n, m = self.size, self.n_delta
+        da = np.empty((n, self.y.size))                                    # d A_i / d theta
+        da[:2] = du @ c
+        probs = np.diff(np.concatenate([u, np.ones((u.shape[0], 1))], axis=1), axis=1)  # P(interval j+1)
+        da[2:] = probs.T
+        dda = np.zeros((n, n, self.y.size))
+        dda[0, 0], dda[0, 1], dda[1, 1] = ddu[0] @ c, ddu[1] @ c, ddu[2] @ c
+        dprobs = np.diff(np.concatenate([du, np.zeros((2, u.shape[0], 1))], axis=2), axis=2)
+        dda[:2, 2:] = dprobs.transpose(0, 2, 1)
+        grad = -(da / a).sum(axis=1)
+        hess = -(dda / a).sum(axis=2) + (da / a) @ (da / a).T
+        r = self.y - theta[0]
+        s2 = s2.ravel()
+        grad[0] += np.sum(r / s2)
+        grad[1] += np.sum(-0.5 / s2 + 0.5 * r * r / s2**2)
+        hess[0, 0] -= np.sum(1 / s2)
+        hess[0, 1] -= np.sum(r / s2**2)
+        hess[1, 1] += np.sum(0.5 / s2**2 - r * r / s2**3)
+        counts = np.bincount(self.group, minlength=m + 1)[1:]
+        grad[2:] += counts / delta[1:]
+        hess[2:, 2:] -= np.diag(counts / delta[1:] ** 2)
+        hess = np.triu(hess) + np.triu(hess, 1).T
+        return grad, hess
 
 
-def _polish(f, x, bounds, iterations: int = 8) -> np.ndarray:
-    """Newton steps on the numerical Hessian for interior optima (L-BFGS-B stops slightly short)."""
-    for _ in range(iterations):
-        interior = [lo is None or xi > lo + 1e-8 for xi, (lo, _) in zip(x, bounds)]
-        if not all(interior) or np.any(x[2:] >= DELTA_MAX - 1e-6):
-            return x
-        g, h = _grad(f, x), _hessian(f, x)
-        try:
-            step = np.linalg.solve(h, g)
-        except np.linalg.LinAlgError:
-            return x
-        new = x - step
-        if not all(lo is None or ni >= lo for ni, (lo, _) in zip(new, bounds)) or f(new) > f(x) + 1e-12:
-            return x
-        x = new
-        if np.max(np.abs(step) / np.maximum(1.0, np.abs(x))) < 1e-10:
+def _maximise(model: _Likelihood, theta: np.ndarray) -> np.ndarray:
+    """Projected Newton ascent within the bounds, with step halving (and a Levenberg shift where the
+    Hessian is not negative definite); stops when a full step no longer changes theta."""
+    value = model.loglik(theta)
+    for _ in range(MAX_ITERATIONS):
+        grad, hess = model.derivatives(theta)
+        free = ~(((theta <= model.lower) & (grad < 0)) | ((theta >= model.upper) & (grad > 0)))
+        step = np.zeros_like(theta)
+        step[free] = _ascent_direction(grad[free], hess[np.ix_(free, free)])
+        new, new_value = _line_search(model, theta, value, grad, step)
+        if new_value < value or not np.any(new != theta):
+            return theta
+        change = np.max(np.abs(new - theta) / np.maximum(1.0, np.abs(theta)))
+        theta, value = new, new_value
+        if change < 1e-12:
             break
-    return x
+    return theta
 
 
-def _grad(f, x, h: float = 1e-6) -> np.ndarray:
-    e = np.eye(x.size) * h * np.maximum(1.0, np.abs(x))
-    return np.array([(f(x + d) - f(x - d)) / (2 * d.max()) for d in e])
+def _ascent_direction(grad: np.ndarray, hess: np.ndarray) -> np.ndarray:
+    """The Newton direction -H^-1 g where -H is positive definite, else that of -H + lambda I."""
+    neg = -hess
+    shift = 0.0
+    scale = max(1e-12, float(np.max(np.abs(np.diag(neg)))))
+    for _ in range(60):
+        try:
+            chol = np.linalg.cholesky(neg + shift * np.eye(grad.size))
+        except np.linalg.LinAlgError:
+            shift = max(2 * shift, 1e-8 * scale)
+            continue
+        return np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
+    return grad / scale
 
 
-def _hessian(f, x, h: float = 1e-4) -> np.ndarray:
-    n = x.size
-    steps = h * np.maximum(1.0, np.abs(x))
-    out = np.empty((n, n))
-    for i in range(n):
-        for j in range(i, n):
-            ei = np.eye(n)[i] * steps[i]
-            ej = np.eye(n)[j] * steps[j]
-            val = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * steps[i] * steps[j])
-            out[i, j] = out[j, i] = val
-    return out
+def _line_search(model: _Likelihood, theta: np.ndarray, value: float, grad: np.ndarray,
+                 step: np.ndarray) -> tuple[np.ndarray, float]:
+    """The first of the projected points theta + step / 2^h that increases the log-likelihood (Armijo);
+    theta itself if none does."""
+    for halvings in range(60):
+        new = np.clip(theta + step / 2.0**halvings, model.lower, model.upper)
+        new_value = model.loglik(new)
+        if new_value >= value + 1e-4 * float(grad @ (new - theta)):
+            return new, new_value
+    return theta, value
 
 
-def _covariance(f, x) -> np.ndarray:
-    """Inverse Hessian of the negative log-likelihood; with tau2 at 0 it is held fixed (dropped).
+def _covariance(model: _Likelihood, theta: np.ndarray) -> np.ndarray:
+    """Inverse of the negative Hessian of the log-likelihood; with tau2 at 0 it is held fixed (dropped).
 
     NaN entries where the Hessian cannot be inverted.
     """
-    keep = np.ones(x.size, bool)
-    keep[1] = x[1] > 1e-8
-    out = np.full((x.size, x.size), np.nan)
+    keep = np.ones(theta.size, bool)
+    keep[1] = theta[1] > TAU2_AT_ZERO
+    out = np.full((theta.size, theta.size), np.nan)
     try:
-        inv = np.linalg.inv(_hessian(lambda t: f(_embed(t, x, keep)), x[keep]))
+        inv = np.linalg.inv(-model.derivatives(theta)[1][np.ix_(keep, keep)])
     except np.linalg.LinAlgError:
         return out
     if np.all(np.diag(inv) > 0):
         out[np.ix_(keep, keep)] = inv
     return out
-
-
-def _embed(t: np.ndarray, x: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    full = x.copy()
-    full[keep] = t
-    return full
 
 
 def _ml_null_loglik(y: np.ndarray, v: np.ndarray) -> float:
