@@ -101,3 +101,25 @@ def test_factory_document_renders_every_cell_size() -> None:
     doc = make_results(sizes=(3,), conditions={"gad": ["cbt"]})
     cell = doc["cells"][0]
     _check(forest.forest_plot(cell["studies"], cell["main"]))
+
+
+def test_cached_text_masks_draw_the_pixels_pillow_draws() -> None:
+    """The PNG text path reuses glyph masks across strings and plots; the pixels must be Pillow's own."""
+    from PIL import ImageDraw
+
+    from metapsych.report import vector
+
+    ops = [{"x": 10.0 + 37.25 * i, "y": 12.5 + 9.75 * i, "text": text, "size": size, "anchor": anchor,
+            "bold": bold, "colour": colour, "vertical": False}
+           for i, (text, size, anchor, bold, colour) in enumerate([
+               ("Smith 2019", 12.0, "start", False, "#222222"), ("0.42 [0.10; 0.74]", 11.0, "end", False, "#1f4e79"),
+               ("Smith 2019", 12.0, "start", False, "#222222"), ("Total (k = 12)", 12.0, "middle", True, "#000000"),
+               ("-0.5", 10.0, "middle", False, "#555555")])]
+    cached = Image.new("RGB", (260, 70), "#ffffff")
+    direct = cached.copy()
+    on_cached, on_direct = ImageDraw.Draw(cached, "RGBA"), ImageDraw.Draw(direct, "RGBA")
+    for op in ops:
+        vector._png_text(cached, on_cached, op)
+        on_direct.text((op["x"], op["y"]), op["text"], font=vector._font(op["bold"], op["size"]),
+                       fill=vector._rgba(op["colour"]), anchor=vector.PIL_ANCHOR[op["anchor"]])
+    assert cached.tobytes() == direct.tobytes()
