@@ -206,8 +206,34 @@ def init(directory: Path = typer.Argument(..., help="Folder to create the review
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    When the command has finished, its output is flushed and the process ends at once instead of tearing
+    the interpreter down: freeing a report's results object by object took 0.4 s, 7% of an incremental
+    run. Every file is closed and every worker pool shut down before a command returns.
+    """
+    try:
+        app()
+    except SystemExit as done:
+        code = _exit_status(done.code)
+    else:
+        code = 0
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a closed pipe: the reader has gone, there is no one left to tell
+            pass
+    os._exit(code)
+
+
+def _exit_status(code: object) -> int:
+    """The process status ``sys.exit(code)`` would give: 0 for None, the int, else 1 (message on stderr)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
