@@ -125,3 +125,23 @@ def test_random_sets_including_boundaries(s: int) -> None:
     want = ref["robust_CR1_adjust"]
     assert_close([rob.se[0], rob.ci_lower[0], rob.ci_upper[0], rob.p_value[0]],
                  [want["se"], want["ci.lb"], want["ci.ub"], want["pval"]])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_block_reml_equals_dense_reml(seed: int) -> None:
+    """The REML quantities from M^-1's cluster blocks equal those from the k x k matrices."""
+    from metapsych.stats import multilevel as ml
+
+    rng = np.random.default_rng(seed)
+    codes = np.repeat(np.arange(40), rng.integers(1, 5, 40))
+    rng.shuffle(codes)
+    v = rng.uniform(0.01, 0.3, codes.size)
+    y = rng.normal(0.3, np.sqrt(v + 0.05))
+    x = np.column_stack([np.ones(codes.size), rng.normal(size=codes.size)])[:, :1 + seed % 2]
+    vmat = np.diag(v) if seed % 3 else ml.compound_symmetric_v(v, list(codes), 0.6)
+    design = ml._design(ml.cluster_codes(list(codes)), vmat)
+    assert design.block_diagonal
+    for s2 in (np.array([0.05, 0.02]), np.array([0.0, 0.1]), np.array([0.2, 0.0])):
+        dense, blocks = ml._reml_dense(y, vmat, x, design, s2), ml._reml_blocks(y, vmat, x, design, s2)
+        for name in ("loglik", "score", "info", "observed"):
+            np.testing.assert_allclose(getattr(blocks, name), getattr(dense, name), rtol=1e-10, atol=1e-12)
