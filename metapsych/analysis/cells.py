@@ -78,16 +78,16 @@ def cell_diagnostics(yi: np.ndarray, vi: np.ndarray, trials: list[str], config: 
     return {"influence": influence, "bias": payload}
 
 
-# Modules the diagnostics and sensitivity tasks import lazily (see ``preload_diagnostics``).
+# Modules the diagnostics, sensitivity, moderator and network tasks import lazily (see ``preload_diagnostics``).
 DIAGNOSTICS_MODULES = ("metapsych.analysis.diagnostics", "metapsych.analysis.sensitivity", "metapsych.stats.bias",
                        "metapsych.stats.selection", "metapsych.stats.multilevel", "metapsych.stats.robust",
                        "metapsych.stats.influence", "metapsych.stats.heterogeneity", "metapsych.stats.aggregate",
-                       "metapsych.effects.nnt")
+                       "metapsych.effects.nnt", "metapsych.stats.rma", "metapsych.stats.network")
 
 
 def preload_diagnostics() -> None:
     """Import what ``cell_diagnostics`` and ``sensitivity_rows`` need, once, in this process: worker
-    processes forked afterwards inherit the modules instead of importing them each (about a second)."""
+    processes forked afterwards inherit the modules instead of importing them each."""
     import importlib
 
     for name in DIAGNOSTICS_MODULES:

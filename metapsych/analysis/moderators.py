@@ -18,6 +18,7 @@ from metapsych.analysis.cache import Cache, code_version, sha256_columns, sha256
 from metapsych.analysis.config import moderator_column
 from metapsych.analysis.inputs import trial_effects
 from metapsych.analysis.models import test_name
+from metapsych.analysis.pending import Pending, Planned
 from metapsych.stats.values import finite_or_none
 
 if TYPE_CHECKING:
@@ -31,19 +32,25 @@ ROB_SCORE = {"low": 0.0, "some": 1.0, "some concerns": 1.0, "high": 2.0}
 def moderator_results(effects: pd.DataFrame, config: Config, cache: Cache | None = None) -> dict:
     """``{condition: {moderator: payload}}`` for every condition in the effect table (cached per condition)."""
     cache = cache or Cache(None)
+    return moderator_plan(effects, config, cache).compute_here(cache)
+
+
+def moderator_plan(effects: pd.DataFrame, config: Config, cache: Cache) -> Planned:
+    """The conditions' moderator payloads found in the cache, and those to compute (``_condition``)."""
     keep = (effects["kind_arm2"] == "control") & (effects["time"] == config.moderators.time)
     columns = dict.fromkeys(["condition", "trial", "yi", "vi", *_moderator_columns(effects, config)])
     rows = effects.loc[keep, list(columns)]
-    out: dict[str, dict] = {}
+    conditions, cached, pending = [], {}, []
     for condition, group in rows.groupby("condition", sort=True):
         group = group.sort_values("trial", kind="stable")
         key = _inputs_key(group, config)
+        conditions.append(str(condition))
         payload = cache.get_json("moderators", key)
-        if not isinstance(payload, dict):
-            payload = _condition(group, config)
-            cache.put_json("moderators", key, payload)
-        out[str(condition)] = payload
-    return out
+        if isinstance(payload, dict):
+            cached[str(condition)] = payload
+        else:
+            pending.append(Pending(str(condition), "moderators", key, _condition, (group, config), len(group)))
+    return Planned(conditions, cached, pending)
 
 
 def _moderator_columns(effects: pd.DataFrame, config: Config) -> list[str]:

@@ -17,6 +17,7 @@ import numpy as np
 
 from metapsych.analysis.cache import Cache, code_version, sha256_columns, sha256_json
 from metapsych.analysis.inputs import trial_effects
+from metapsych.analysis.pending import Pending, Planned
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,7 +33,13 @@ CONTRAST_COLUMNS = ("trial", "condition_arm1", "condition_arm2", "format", "form
 
 
 def network_results(effects: pd.DataFrame, config: Config, cache: Cache | None = None) -> dict:
-    """``{condition: network payload}``; an ``{"error": ...}`` entry where no network could be fitted.
+    """``{condition: network payload}``; an ``{"error": ...}`` entry where no network could be fitted."""
+    cache = cache or Cache(None)
+    return network_plan(effects, config, cache).compute_here(cache)
+
+
+def network_plan(effects: pd.DataFrame, config: Config, cache: Cache) -> Planned:
+    """The conditions' networks found in the cache, and those to fit (``condition_network``).
 
     Each condition's payload is cached under the hash of its rows' contrast columns and the settings, so
     that the contrasts are built only for the conditions whose network is not cached.
@@ -40,21 +47,26 @@ def network_results(effects: pd.DataFrame, config: Config, cache: Cache | None =
     from metapsych.analysis.plan import usable_rows
 
     if not config.network.enabled:
-        return {}
-    cache = cache or Cache(None)
+        return Planned([], {}, [])
     rows = usable_rows(effects)
     keep = (rows["time"] == config.network.time) & (rows["condition_arm1"] != rows["condition_arm2"])
     rows = rows.loc[keep, ["condition", *(name for name in CONTRAST_COLUMNS if name in rows)]]
-    out = {}
+    conditions, cached, pending = [], {}, []
     for condition, group in rows.groupby("condition", sort=True):
         key = _network_key(group, config)
+        conditions.append(str(condition))
         payload = cache.get_json("networks", key)
         if payload is None:
-            data, completion_notes = contrasts(group, config)
-            payload = _condition_network(data, config, completion_notes)
-            cache.put_json("networks", key, payload)
-        out[str(condition)] = payload
-    return out
+            pending.append(Pending(str(condition), "networks", key, condition_network, (group, config), len(group)))
+        else:
+            cached[str(condition)] = payload
+    return Planned(conditions, cached, pending)
+
+
+def condition_network(rows: pd.DataFrame, config: Config) -> dict:
+    """One condition's network payload from its rows: contrasts, then the fitted network."""
+    data, completion_notes = contrasts(rows, config)
+    return _condition_network(data, config, completion_notes)
 
 
 def _network_key(rows: pd.DataFrame, config: Config) -> str:

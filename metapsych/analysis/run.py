@@ -2,9 +2,9 @@
 
 ``build_results`` is the engine behind ``metapsych run``. Steps: load trials (parsing only new or changed
 files), compute effects, plan the cells, reduce each cell to one effect per trial; for the cells that are
-not cached, start their diagnostics and sensitivity tables (worker processes when there is enough work), fit
-their main and cumulative models in two vectorised batches meanwhile, with the per-condition moderators and
-networks (cached per condition), then add each cell's subgroups; finally the overview. The document is
+not cached, start their diagnostics and sensitivity tables, and the moderator models and networks of the
+conditions not cached (worker processes when there is enough work), fit their main and cumulative models in
+two vectorised batches meanwhile, then add each cell's subgroups; finally the overview. The document is
 deterministic: the same inputs give the same dict, so the report and its diff are reproducible.
 """
 
@@ -25,10 +25,11 @@ if TYPE_CHECKING:
 
     from metapsych.analysis.config import Config
     from metapsych.analysis.inputs import CellInputs
+    from metapsych.analysis.pending import Pending
     from metapsych.analysis.plan import CellPlan
 
 SCHEMA_VERSION = 1
-PARALLEL_FROM_K = 60  # trials (summed over the cells to diagnose) before worker processes pay off
+PARALLEL_FROM_K = 60  # trials (summed over the tasks: cells, conditions) before worker processes pay off
 MAX_WORKERS = 8
 Progress = Callable[[str, int, int], None]
 
@@ -55,28 +56,28 @@ def results_from_effects(effects: pd.DataFrame, config: Config, file_hashes: dic
                          progress: Progress = _silent) -> dict:
     """The results document of an effect table (comparison table with ``yi``/``vi``).
 
-    The diagnostics of the cells to compute start first (in worker processes when there is enough work);
-    the main models, moderators and networks are fitted here meanwhile.
+    The diagnostics of the cells to compute, and the moderator models and networks of the conditions not
+    cached, start first (in worker processes when there is enough work); the main models are fitted here
+    meanwhile.
     """
-    from metapsych.analysis.moderators import moderator_results
-    from metapsych.analysis.network import network_results
+    from metapsych.analysis.moderators import moderator_plan
+    from metapsych.analysis.network import network_plan
     from metapsych.analysis.plan import plan_cells
 
     cache = cache or Cache(None)
     plans = plan_cells(effects, config)
     done, todo = _reuse_cells(plans, config, cache)
-    with _diagnostics(todo, config) as diagnostics:
+    per_condition = moderator_plan(effects, config, cache), network_plan(effects, config, cache)
+    with _diagnostics(todo, config, [item for planned in per_condition for item in planned.pending]) as diagnostics:
         fits = _fit_cells(todo, config, progress)
-        progress("moderators", 0, 1)
-        moderators = moderator_results(effects, config, cache)
-        progress("moderators", 1, 1)
-        progress("networks", 0, 1)
-        networks = network_results(effects, config, cache)
-        progress("networks", 1, 1)
-        for i, (item, cell_diagnostics) in enumerate(zip(todo, diagnostics(progress))):
-            done[item.plan.id] = fits(i, cell_diagnostics)
+        cell_diagnostics, payloads = diagnostics(progress)
+        for i, item in enumerate(todo):
+            done[item.plan.id] = fits(i, cell_diagnostics[i])
             cache.put_pickle("cells", item.inputs_sha256, done[item.plan.id])
             progress("cells", i + 1, len(todo))
+    split = len(per_condition[0].pending)
+    moderators = per_condition[0].finish(payloads[:split], cache)
+    networks = per_condition[1].finish(payloads[split:], cache)
     cells = [done[plan.id] for plan in plans]
     return {
         "schema_version": SCHEMA_VERSION,
@@ -143,9 +144,11 @@ def _fit_cells(todo: list[CellInputs], config: Config, progress: Progress) -> Ca
 
 
 @contextmanager
-def _diagnostics(todo: list[CellInputs], config: Config) -> Iterator[Callable[[Progress], list[dict]]]:
-    """Start the cells' diagnostics and sensitivity tables; yields ``collect(progress)``, which returns one
-    dict (``influence``, ``bias``, ``sensitivity``) per cell of ``todo``.
+def _diagnostics(todo: list[CellInputs], config: Config,
+                 pending: list[Pending]) -> Iterator[Callable[[Progress], tuple[list[dict], list[dict]]]]:
+    """Start the cells' diagnostics and sensitivity tables and the ``pending`` per-condition payloads;
+    yields ``collect(progress)``, which returns one dict (``influence``, ``bias``, ``sensitivity``) per cell
+    of ``todo`` and the payloads in the order of ``pending``.
 
     Every cell gives one diagnostics task and one task per part of its sensitivity table (the three-level
     models of a large cell are as costly as the rest). With enough work they run in worker processes (one
@@ -156,10 +159,15 @@ def _diagnostics(todo: list[CellInputs], config: Config) -> Iterator[Callable[[P
 
     from metapsych.analysis.cells import preload_diagnostics
 
-    tasks = _diagnostic_tasks(todo, config)
+    tasks = _diagnostic_tasks(todo, config) + [(item.func, item.args, item.cost) for item in pending]
+    cells = len(tasks) - len(pending)
+
+    def split(results: list) -> tuple[list[dict], list[dict]]:
+        return _assemble(todo, config, results[:cells]), results[cells:]
+
     workers = min(os.cpu_count() or 1, MAX_WORKERS, len(tasks))
-    if workers < 2 or sum(item.k for item in todo) < PARALLEL_FROM_K:
-        yield lambda progress: _assemble(todo, config, _run_here(tasks, progress))
+    if workers < 2 or sum(cost for _, _, cost in tasks) < PARALLEL_FROM_K:
+        yield lambda progress: split(_run_here(tasks, progress))
         return
     import multiprocessing
     import sys
@@ -172,11 +180,11 @@ def _diagnostics(todo: list[CellInputs], config: Config) -> Iterator[Callable[[P
         order = sorted(range(len(tasks)), key=lambda i: (-tasks[i][2], i))
         futures = {i: pool.submit(tasks[i][0], *tasks[i][1]) for i in order}
 
-        def collect(progress: Progress) -> list[dict]:
+        def collect(progress: Progress) -> tuple[list[dict], list[dict]]:
             progress("diagnostics", 0, len(tasks))
             for done, _ in enumerate(as_completed(futures.values()), 1):
                 progress("diagnostics", done, len(tasks))
-            return _assemble(todo, config, [futures[i].result() for i in range(len(tasks))])
+            return split([futures[i].result() for i in range(len(tasks))])
 
         yield collect
     except BaseException:
