@@ -37,7 +37,7 @@ def run(studies: Path, *, config: Path, out: Path, quiet: bool = False, force: b
         _say(quiet, f"{out}: up to date (no trial, config or version change); nothing written")
         return 0
     results = _analyse(studies, config, cache_dir, quiet=quiet, force=force)
-    summary = _write(results, out, quiet)
+    summary = _write(results, out, quiet, cache_dir)
     _record(cache_dir, input_fingerprint(studies, config, out))
     _say(quiet, f"{out}: {_describe(summary)}")
     return 0
@@ -77,11 +77,12 @@ def _analyse(studies: Path, config: Path, cache_dir: Path, *, quiet: bool, force
     return results
 
 
-def _write(results: dict, out: Path, quiet: bool) -> object:
-    from metapsych.report.build import write_report
-
+def _write(results: dict, out: Path, quiet: bool, cache_dir: Path) -> object:
+    from metapsych.analysis.diff import diff_results
     from metapsych.commands.diff import read_results
     from metapsych.errors import DataError
+    from metapsych.report.build import write_report
+    from metapsych.report.html import cache_compiled_templates
 
     previous_path = out / "results.json"
     previous = None
@@ -90,9 +91,8 @@ def _write(results: dict, out: Path, quiet: bool) -> object:
             previous = read_results(previous_path)
         except DataError:
             previous = None
-    from metapsych.analysis.diff import diff_results
-
     changes = None if previous is None else diff_results(previous, results)
+    cache_compiled_templates(cache_dir / "templates")
     return write_report(results, out, changes=changes, quiet=quiet)
 
 

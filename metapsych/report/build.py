@@ -27,6 +27,7 @@ from metapsych.report import html, jobs, markdown, tables, views
 MANIFEST = "manifest.json"
 RESULTS_LINE = "results.json/"   # manifest key prefix: cell id -> digest (_cell_digests) of the cell on its line
 RESULTS_HASH = "results.json"    # manifest key: sha256 of the results.json written with the manifest
+RESULTS_ORDER = "results.json#cells"  # manifest key: the cell id of each line of its cells block, in order
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def write_report(results: dict[str, Any], out_dir: Path, *, changes: dict[str, A
             files[f"plots/{job.stem}.svg"], files[f"plots/{job.stem}.png"] = svg, png
     manifest = {**{f"plots/{j.stem}": j.key for j in plot_jobs}, **pages,
                 **{f"{RESULTS_LINE}{cid}": digest for cid, digest in digests.items()},
-                RESULTS_HASH: hashlib.sha256(files["results.json"]).hexdigest()}
+                RESULTS_HASH: hashlib.sha256(files["results.json"]).hexdigest(), RESULTS_ORDER: _cell_order(results)}
     files[MANIFEST] = (json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode()
     linked = sorted(reused_pages) + [f"plots/{stem}.{ext}" for stem in sorted(reused_plots) for ext in ("svg", "png")]
     changed = not _up_to_date(out_dir, files, linked)
@@ -147,25 +148,24 @@ def _digest(value: Any) -> str:
 def _unchanged_cell_lines(out_dir: Path, old: dict[str, str], digests: dict[str, str]) -> dict[str, str]:
     """Lines of the existing results.json for cells whose digest is the one the manifest recorded when that
     file was written (so re-serialising them would give the same line); {} if the file is not the one
-    the manifest describes (edited, or an older report)."""
+    the manifest describes (edited, or an older report). The manifest names each line's cell, so no line
+    is parsed."""
     data = _read_bytes(out_dir / "results.json")
-    if data is None or old.get(RESULTS_HASH) != hashlib.sha256(data).hexdigest():
+    order = old.get(RESULTS_ORDER)
+    if data is None or old.get(RESULTS_HASH) != hashlib.sha256(data).hexdigest() or not isinstance(order, str):
         return {}
-    lines = {}
-    for line in tables.cells_block(data.decode("utf-8")):
-        cid = _line_id(line)
-        if cid is not None and cid in digests and old.get(f"{RESULTS_LINE}{cid}") == digests[cid]:
-            lines[cid] = line
-    return lines
+    block = tables.cells_block(data.decode("utf-8"))
+    ids = order.split("\n")
+    if len(ids) != len(block):
+        return {}
+    return {cid: line for cid, line in zip(ids, block)
+            if cid in digests and old.get(f"{RESULTS_LINE}{cid}") == digests[cid]}
 
 
-def _line_id(line: str) -> str | None:
-    """The cell id of a results.json cell line (compact JSON, keys sorted: ``"id"`` is a top-level key)."""
-    try:
-        value = json.loads(line)
-    except ValueError:
-        return None
-    return str(value["id"]) if isinstance(value, dict) and "id" in value else None
+def _cell_order(results: dict[str, Any]) -> str:
+    """The cell id of every element of the results' cells list, one per line ('' for one without an id)."""
+    cells = results.get("cells") or []
+    return "\n".join(str(c["id"]) if isinstance(c, dict) and "id" in c else "" for c in cells)
 
 
 def _page_keys(results: dict[str, Any], stems: set[str], digests: dict[str, str]) -> dict[str, str]:

@@ -8,6 +8,7 @@ without console errors.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metapsych.report.style import fmt, fmt_ci, fmt_p
@@ -31,6 +32,15 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(fmt=fmt, ci=fmt_ci, p=fmt_p, heat=heat_colour)
     return env
+
+
+def cache_compiled_templates(folder: Path) -> None:
+    """Keep the compiled templates in ``folder`` (jinja2's bytecode cache, keyed by each template's source),
+    so that a run loads them instead of compiling them again (a tenth of a second)."""
+    import jinja2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    environment().bytecode_cache = jinja2.FileSystemBytecodeCache(str(folder))
 
 
 def render(template: str, **context: Any) -> str:
