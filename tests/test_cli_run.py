@@ -151,3 +151,29 @@ def test_a_damaged_previous_results_json_starts_changes_afresh(built: Path, tmp_
     assert out.exit_code == 0, out.output
     assert "first report" in (root / "reports" / "CHANGES.md").read_text()
     assert json.loads((root / "reports" / "results.json").read_text())["cells"]
+
+
+def test_a_trial_edited_during_a_run_is_analysed_by_the_next_run(built: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run records the inputs as it read them before analysing: an edit made meanwhile is not
+    mistaken for what the report shows."""
+    from metapsych.commands import run as command
+
+    root = tmp_path / "review"
+    shutil.copytree(built, root)
+    trial = sorted((root / "studies").rglob("*.yaml"))[0]
+    analyse = command._analyse
+
+    def edit_while_analysing(*args: object, **kwargs: object) -> dict:
+        results = analyse(*args, **kwargs)
+        trial.write_text(trial.read_text() + "\n# edited during the run\n")
+        return results
+
+    monkeypatch.setattr(command, "_analyse", edit_while_analysing)
+    assert run(root, "--force").exit_code == 0
+    calls: list[int] = []
+    monkeypatch.setattr(command, "_analyse", lambda *a, **k: calls.append(1) or analyse(*a, **k))
+    assert run(root).exit_code == 0
+    assert calls == [1]
+    assert run(root).exit_code == 0
+    assert calls == [1]  # and then it is up to date

@@ -32,13 +32,13 @@ def run(studies: Path, *, config: Path, out: Path, quiet: bool = False, force: b
     if not studies.exists():
         raise InputError(f"{studies}: no such folder (expected the folder of trial files, e.g. studies/)")
     cache_dir = studies.resolve().parent / CACHE_DIR
-    fingerprint = input_fingerprint(studies, config, out)
-    if not force and _recorded(cache_dir) == fingerprint:
+    inputs = input_hashes(studies, config)
+    if not force and _recorded(cache_dir) == fingerprint(inputs, out):
         _say(quiet, f"{out}: up to date (no trial, config or version change); nothing written")
         return 0
     results = _analyse(studies, config, cache_dir, quiet=quiet, force=force)
     summary = _write(results, out, quiet, cache_dir)
-    _record(cache_dir, input_fingerprint(studies, config, out))
+    _record(cache_dir, fingerprint(inputs, out))  # the inputs as read before the run, if edited since
     _say(quiet, f"{out}: {_describe(summary)}")
     return 0
 
@@ -50,17 +50,29 @@ def single_threaded_blas() -> None:
         os.environ.setdefault(name, "1")
 
 
-def input_fingerprint(studies: Path, config: Path, out: Path) -> str:
-    """sha256 over everything a report depends on; cheap (hashlib only) so a no-change run is fast."""
-    from metapsych.analysis.cache import code_version, trial_files
+def input_hashes(studies: Path, config: Path) -> list[tuple[str, bytes]]:
+    """(path, sha256) of the config, the review's vocabulary and every trial file; cheap (hashlib only) so
+    that a no-change run is fast."""
+    from metapsych.analysis.cache import trial_files
     from metapsych.analysis.trials import VOCABULARY_FILE
 
-    digest = hashlib.sha256(code_version(()).encode())
     vocabulary = studies.resolve().parent / VOCABULARY_FILE
-    for path in [config, vocabulary, out / "results.json", *trial_files(studies)]:
-        digest.update(str(path).encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"-")
+    return [(str(path), _file_hash(path)) for path in [config, vocabulary, *trial_files(studies)]]
+
+
+def fingerprint(inputs: list[tuple[str, bytes]], out: Path) -> str:
+    """sha256 over everything a report depends on: the metapsych code, the ``inputs`` and the report's
+    results.json (a report edited or removed since is rebuilt)."""
+    from metapsych.analysis.cache import code_version
+
+    digest = hashlib.sha256(code_version(()).encode())
+    for path, file_hash in [*inputs, (str(out / "results.json"), _file_hash(out / "results.json"))]:
+        digest.update(path.encode() + b"\0" + file_hash)
     return digest.hexdigest()
+
+
+def _file_hash(path: Path) -> bytes:
+    return hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"-"
 
 
 def _analyse(studies: Path, config: Path, cache_dir: Path, *, quiet: bool, force: bool) -> dict:
