@@ -185,8 +185,9 @@ def render_job(job: PlotJob) -> tuple[bytes, bytes]:
 def rendering(jobs: Sequence[PlotJob], workers: int) -> Iterator[Callable[[], list[tuple[bytes, bytes]]]]:
     """Start rendering ``jobs``; yields ``collect()``, which returns their (svg, png) bytes in order.
 
-    With several jobs they render in a pool of worker processes (forked, so already imported modules are
-    reused), the most expensive first for better load balance, while the caller does other work; with few
+    With several jobs they render in a pool of worker processes (forked after the plot modules and Pillow
+    are imported here, so that the workers do not import them each), the most expensive first for better
+    load balance, while the caller does other work; with few
     jobs they render here when collected.
     """
     if len(jobs) < PARALLEL_MIN_JOBS or workers <= 1:
@@ -195,6 +196,11 @@ def rendering(jobs: Sequence[PlotJob], workers: int) -> Iterator[Callable[[], li
     import concurrent.futures
     import multiprocessing
 
+    from metapsych.report.vector import import_pillow
+
+    import_pillow()  # imported once here, inherited by the workers
+    for module in sorted({job.func.split(":")[0] for job in jobs}):
+        importlib.import_module(module)
     order = sorted(range(len(jobs)), key=lambda i: (-jobs[i].cost, i))
     method = "fork" if sys.platform.startswith("linux") else None
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))

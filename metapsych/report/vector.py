@@ -90,6 +90,13 @@ class Canvas:
         return sorted(found)
 
 
+def import_pillow() -> None:
+    """Import the parts of Pillow the PNG output uses, with its basic image plugins (the PNG writer)."""
+    from PIL import Image, ImageDraw, ImageFont  # noqa: F401
+
+    Image.preinit()
+
+
 def png_bytes(image: Any, colours: list[str]) -> bytes:
     """Encode as a palette PNG without metadata: a third of the RGB size, and faster to write.
 
