@@ -85,6 +85,23 @@ def test_one_added_trial_changes_only_its_cells(built: Path, tmp_path: Path) -> 
     assert new_id in changes and all(cid in changes for cid in with_trial & set(old))
 
 
+def test_changes_md_is_the_same_whether_the_previous_results_come_from_the_cache_or_the_file(
+        built: Path, tmp_path: Path) -> None:
+    """The run keeps what the next diff reads of the report in the cache; diffing against it gives the
+    CHANGES.md that diffing against the previous results.json itself gives."""
+    texts = []
+    for keep in (True, False):
+        copy = tmp_path / f"copy-{keep}"
+        shutil.copytree(built, copy)
+        assert (copy / ".metapsych-cache" / "last-results.json").is_file()
+        if not keep:
+            (copy / ".metapsych-cache" / "last-results.json").unlink()
+        (copy / "studies" / "trial-900.yaml").write_text(trial_yaml(900), encoding="utf-8")
+        assert run(copy).exit_code == 0
+        texts.append((copy / "reports" / "CHANGES.md").read_text())
+    assert "trial-900" in texts[0] and texts[0] == texts[1]
+
+
 def test_incremental_run_after_adding_a_trial_equals_a_cold_run(built: Path, tmp_path: Path) -> None:
     """Cached cells, plots and pages reused by an incremental run give exactly the bytes a cold run gives
     (CHANGES.md aside: it describes the change since the previous report, which a cold run does not have)."""

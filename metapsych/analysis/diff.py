@@ -38,6 +38,16 @@ def diff_results(old: dict, new: dict) -> dict:
     }
 
 
+def diff_basis(results: dict) -> dict:
+    """The parts of a results document that ``diff_results`` reads of the older document, itself a results
+    document (a few percent of the whole: cells without their studies and diagnostics)."""
+    cells = [{key: cell[key] for key in ("id", "status", "k") if key in cell}
+             | ({"main": {key: cell["main"].get(key) for key in MAIN_KEYS}} if cell.get("main") else {})
+             for cell in results.get("cells", [])]
+    return {"cells": cells, **{key: results[key] for key in ("inputs", "trials", "overview", "metapsych_version")
+                               if key in results}}
+
+
 def _trial_changes(old: dict, new: dict, info: dict) -> dict:
     def described(ids: set[str]) -> list[dict]:
         return [{"trial": t, "study": (info.get(t) or {}).get("study")} for t in sorted(ids)]

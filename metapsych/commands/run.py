@@ -18,6 +18,7 @@ from pathlib import Path
 
 CACHE_DIR = ".metapsych-cache"
 MANIFEST = "last-run.json"
+DIFF_BASIS = "last-results.json"  # what the next run's diff reads of the report (see _previous_results)
 # The run spreads its work over worker processes, one per core. A multi-threaded BLAS in each of them
 # (OpenBLAS starts a thread per core, which spins while it waits) oversubscribes the cores: it made the
 # three-level fits of a large cell three times slower on a busy two-core machine. The user's setting wins.
@@ -91,21 +92,51 @@ def _analyse(studies: Path, config: Path, cache_dir: Path, *, quiet: bool, force
 
 def _write(results: dict, out: Path, quiet: bool, cache_dir: Path) -> object:
     from metapsych.analysis.diff import diff_results
-    from metapsych.commands.diff import read_results
-    from metapsych.errors import DataError
     from metapsych.report.build import write_report
     from metapsych.report.html import cache_compiled_templates
 
-    previous_path = out / "results.json"
-    previous = None
-    if previous_path.is_file():
-        try:  # a damaged or foreign results.json is no previous report: CHANGES.md then starts afresh
-            previous = read_results(previous_path)
-        except DataError:
-            previous = None
+    previous = _previous_results(out, cache_dir)
     changes = None if previous is None else diff_results(previous, results)
     cache_compiled_templates(cache_dir / "templates")
-    return write_report(results, out, changes=changes, quiet=quiet)
+    summary = write_report(results, out, changes=changes, quiet=quiet)
+    _keep_diff_basis(results, out, cache_dir)
+    return summary
+
+
+def _previous_results(out: Path, cache_dir: Path) -> dict | None:
+    """What the diff reads of the report's results.json: the part the last run kept in the cache when the
+    file is the one that run wrote (parsing the whole file costs a tenth of a second), else the file itself;
+    None without a usable previous report (a damaged or foreign results.json: CHANGES.md then starts afresh)."""
+    from metapsych.commands.diff import read_results
+    from metapsych.errors import DataError
+
+    path = out / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        kept = json.loads((cache_dir / DIFF_BASIS).read_text(encoding="utf-8"))
+        if kept["results_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() and isinstance(kept["basis"], dict):
+            return kept["basis"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        return read_results(path)
+    except DataError:
+        return None
+
+
+def _keep_diff_basis(results: dict, out: Path, cache_dir: Path) -> None:
+    """Keep what the next run's diff reads of this report, rounded as results.json stores it, with the hash
+    of the results.json it stands for."""
+    from metapsych.analysis.cache import atomic_write
+    from metapsych.analysis.diff import diff_basis
+    from metapsych.report.tables import canonical
+
+    digest = hashlib.sha256((out / "results.json").read_bytes()).hexdigest()
+    kept = json.dumps({"results_sha256": digest, "basis": canonical(diff_basis(results))}, sort_keys=True).encode()
+    target = cache_dir / DIFF_BASIS
+    if not target.is_file() or target.read_bytes() != kept:
+        atomic_write(target, kept)
 
 
 def _recorded(cache_dir: Path) -> str | None:
