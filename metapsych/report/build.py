@@ -28,6 +28,8 @@ MANIFEST = "manifest.json"
 RESULTS_LINE = "results.json/"   # manifest key prefix: cell id -> digest (_cell_digests) of the cell on its line
 RESULTS_HASH = "results.json"    # manifest key: sha256 of the results.json written with the manifest
 RESULTS_ORDER = "results.json#cells"  # manifest key: the cell id of each line of its cells block, in order
+CSV_HASH = "results.csv"         # manifest key: sha256 of the results.csv written with the manifest
+CSV_LAYOUT = "results.csv#cells"  # manifest key: "<cell id> <number of lines>" per cell, in file order
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,17 @@ def write_report(results: dict[str, Any], out_dir: Path, *, changes: dict[str, A
         pages = _page_keys(results, stems, digests)
         reused_pages = {rel for rel, key in pages.items() if old.get(rel) == key and (out_dir / rel).is_file()}
         lines = _unchanged_cell_lines(out_dir, old, digests)
+        blocks = tables.csv_blocks(results, _unchanged_csv_blocks(out_dir, old, digests))
         files = _summary_files(results, changes, out_dir, stems, lines)
+        files["results.csv"] = (tables.csv_header() + "".join(block for _, block in blocks)).encode()
         files.update(_cell_pages(results, stems, skip=reused_pages))
         for job, (svg, png) in zip(todo, rendered()):
             files[f"plots/{job.stem}.svg"], files[f"plots/{job.stem}.png"] = svg, png
     manifest = {**{f"plots/{j.stem}": j.key for j in plot_jobs}, **pages,
                 **{f"{RESULTS_LINE}{cid}": digest for cid, digest in digests.items()},
-                RESULTS_HASH: hashlib.sha256(files["results.json"]).hexdigest(), RESULTS_ORDER: _cell_order(results)}
+                RESULTS_HASH: hashlib.sha256(files["results.json"]).hexdigest(), RESULTS_ORDER: _cell_order(results),
+                CSV_HASH: hashlib.sha256(files["results.csv"]).hexdigest(),
+                CSV_LAYOUT: "\n".join(f"{cid} {block.count(chr(10))}" for cid, block in blocks)}
     files[MANIFEST] = (json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode()
     linked = sorted(reused_pages) + [f"plots/{stem}.{ext}" for stem in sorted(reused_plots) for ext in ("svg", "png")]
     changed = not _up_to_date(out_dir, files, linked)
@@ -110,7 +116,6 @@ def _summary_files(results: dict[str, Any], changes: dict[str, Any] | None, out_
         "README.md": markdown.readme(results, {"conditions": conditions, "cells": cells,
                                                "not_estimable": not_estimable}).encode(),
         "results.json": current_json,
-        "results.csv": tables.results_csv(results),
         "CHANGES.md": _changes(changes, out_dir, current_json),
     }
 
@@ -160,6 +165,29 @@ def _unchanged_cell_lines(out_dir: Path, old: dict[str, str], digests: dict[str,
         return {}
     return {cid: line for cid, line in zip(ids, block)
             if cid in digests and old.get(f"{RESULTS_LINE}{cid}") == digests[cid]}
+
+
+def _unchanged_csv_blocks(out_dir: Path, old: dict[str, str], digests: dict[str, str]) -> dict[str, str]:
+    """The rows of the existing results.csv for cells whose digest is the one the manifest recorded, split
+    by the line counts the manifest recorded (a field may hold a line break); {} if the file is not the one
+    the manifest describes."""
+    data = _read_bytes(out_dir / "results.csv")
+    layout = old.get(CSV_LAYOUT)
+    if data is None or old.get(CSV_HASH) != hashlib.sha256(data).hexdigest() or not isinstance(layout, str):
+        return {}
+    lines = [line + "\n" for line in data.decode("utf-8").split("\n")[:-1]]
+    try:
+        counts = [(cid, int(n)) for cid, n in (entry.rsplit(" ", 1) for entry in layout.split("\n"))]
+    except ValueError:
+        return {}
+    if sum(n for _, n in counts) != len(lines) - 1:
+        return {}
+    blocks, start = {}, 1
+    for cid, n in counts:
+        if cid in digests and old.get(f"{RESULTS_LINE}{cid}") == digests[cid]:
+            blocks[cid] = "".join(lines[start:start + n])
+        start += n
+    return blocks
 
 
 def _cell_order(results: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ import csv
 import io
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 #: The columns of results.csv, in order (never reorder or rename; only append).
@@ -106,28 +106,41 @@ def _compact(value: Any) -> str:
 
 def results_csv(results: dict[str, Any]) -> bytes:
     """One row per cell and model: ``main``, each sensitivity model, and ``subgroup:VAR=LEVEL``."""
+    return (csv_header() + "".join(block for _, block in csv_blocks(results))).encode()
+
+
+def csv_header() -> str:
+    """The header line of results.csv."""
+    return _csv_text([CSV_COLUMNS])
+
+
+def csv_blocks(results: dict[str, Any], reuse: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(cell id, the cell's rows as CSV text) for every cell, sorted by id; ``reuse`` maps ids to their
+    text from the previous results.csv where the cell is known not to have changed."""
+    known = reuse or {}
+    return [(str(cell["id"]), known.get(str(cell["id"])) or _csv_text(
+                [_cell_text(row.get(column)) for column in CSV_COLUMNS] for row in _cell_rows(cell)))
+            for cell in sorted(results.get("cells", []), key=lambda c: c["id"])]
+
+
+def _csv_text(rows: Iterable[Iterable[str]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in _csv_rows(results):
-        writer.writerow([_cell_text(row.get(column)) for column in CSV_COLUMNS])
-    return buffer.getvalue().encode()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
 
 
-def _csv_rows(results: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for cell in sorted(results.get("cells", []), key=lambda c: c["id"]):
-        base = {"cell": cell["id"], **{k: cell.get(k) for k in ("condition", "approach", "comparator", "time",
-                                                                 "analysis", "status", "n_trials",
-                                                                 "n_participants")}}
-        if not cell.get("main"):
-            yield {**base, "model": "main", "k": cell.get("k"), "message": cell.get("message")}
-            continue
-        yield {**base, **_model_columns(cell["main"]), "model": "main"}
-        for model in cell.get("sensitivity") or []:
-            yield {**base, **_model_columns(model), "model": model.get("model")}
-        for variable, block in sorted((cell.get("subgroups") or {}).items()):
-            for level, model in sorted((block.get("levels") or {}).items()):
-                yield {**base, **_model_columns(model), "model": f"subgroup:{variable}={level}"}
+def _cell_rows(cell: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    base = {"cell": cell["id"], **{k: cell.get(k) for k in ("condition", "approach", "comparator", "time",
+                                                             "analysis", "status", "n_trials", "n_participants")}}
+    if not cell.get("main"):
+        yield {**base, "model": "main", "k": cell.get("k"), "message": cell.get("message")}
+        return
+    yield {**base, **_model_columns(cell["main"]), "model": "main"}
+    for model in cell.get("sensitivity") or []:
+        yield {**base, **_model_columns(model), "model": model.get("model")}
+    for variable, block in sorted((cell.get("subgroups") or {}).items()):
+        for level, model in sorted((block.get("levels") or {}).items()):
+            yield {**base, **_model_columns(model), "model": f"subgroup:{variable}={level}"}
 
 
 def _model_columns(model: dict[str, Any]) -> dict[str, Any]:

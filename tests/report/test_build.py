@@ -167,3 +167,35 @@ def test_results_json_reuses_the_lines_of_unchanged_cells_only(tmp_path: Path, t
     assert len(serialised) == len(newer["cells"])
     monkeypatch.setattr(tables, "cell_line", original)
     assert (out / "results.json").read_bytes() == tables.results_json(newer)
+
+
+def test_results_csv_reuses_the_rows_of_unchanged_cells_only(tmp_path: Path, tiny_results: dict[str, Any],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows of unchanged cells are copied from the previous results.csv (split by the line counts the manifest
+    recorded, so a message with a line break stays whole); the file equals the one written afresh."""
+    import copy
+
+    from metapsych.report import tables
+
+    first = copy.deepcopy(tiny_results)
+    ok = [c for c in first["cells"] if c["status"] == "ok"]
+    ok[-1]["main"]["message"] = 'two lines,\n"quoted"'
+    out = tmp_path / "reports"
+    write_report(first, out, changes=None, workers=1)
+    new = with_edit(first, ok[0]["id"], 0.2)
+    rows: list[str] = []
+    original = tables._cell_rows
+    monkeypatch.setattr(tables, "_cell_rows", lambda cell: rows.append(cell["id"]) or original(cell))
+    write_report(new, out, changes=None, workers=1)
+    assert rows == [ok[0]["id"]]
+    monkeypatch.setattr(tables, "_cell_rows", original)
+    assert (out / "results.csv").read_bytes() == tables.results_csv(new)
+    # a results.csv edited by hand is not the file the manifest describes: every row is written afresh
+    (out / "results.csv").write_bytes((out / "results.csv").read_bytes() + b"x\n")
+    rows.clear()
+    monkeypatch.setattr(tables, "_cell_rows", lambda cell: rows.append(cell["id"]) or original(cell))
+    newer = with_edit(new, ok[0]["id"], 0.1)
+    write_report(newer, out, changes=None, workers=1)
+    assert len(rows) == len(newer["cells"])
+    monkeypatch.setattr(tables, "_cell_rows", original)
+    assert (out / "results.csv").read_bytes() == tables.results_csv(newer)
