@@ -56,7 +56,9 @@ def write_report(results: dict[str, Any], out_dir: Path, *, changes: dict[str, A
     digests = _cell_digests(results)
     plot_jobs = _plot_jobs(results, digests)
     stems = {j.stem for j in plot_jobs}
-    reused_plots = {j.stem for j in plot_jobs if old.get(f"plots/{j.stem}") == j.key and _exist(out_dir, j.stem)}
+    present = _plot_files(out_dir)
+    reused_plots = {j.stem for j in plot_jobs
+                    if old.get(f"plots/{j.stem}") == j.key and {f"{j.stem}.svg", f"{j.stem}.png"} <= present}
     todo = [j for j in plot_jobs if j.stem not in reused_plots]
     with jobs.rendering(todo, workers or jobs.default_workers()) as rendered:  # plots render meanwhile
         pages = _page_keys(results, stems, digests)
@@ -244,8 +246,13 @@ def _read_manifest(out_dir: Path) -> dict[str, str]:
     return data if isinstance(data, dict) else {}
 
 
-def _exist(out_dir: Path, stem: str) -> bool:
-    return all((out_dir / "plots" / f"{stem}.{ext}").is_file() for ext in ("svg", "png"))
+def _plot_files(out_dir: Path) -> set[str]:
+    """Names of the files in the report's plots folder (one listing instead of a check per plot)."""
+    try:
+        with os.scandir(out_dir / "plots") as entries:
+            return {entry.name for entry in entries if entry.is_file()}
+    except OSError:
+        return set()
 
 
 def _existing_files(out_dir: Path) -> set[str]:
