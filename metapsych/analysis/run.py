@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from metapsych.analysis.plan import CellPlan
 
 SCHEMA_VERSION = 1
-PARALLEL_FROM_K = 60  # trials (summed over the tasks: cells, conditions) before worker processes pay off
+PARALLEL_FROM_K = 60  # trials of the cells plus rows of the conditions to compute before worker processes pay off
 MAX_WORKERS = 8
 Progress = Callable[[str, int, int], None]
 
@@ -166,7 +166,7 @@ def _diagnostics(todo: list[CellInputs], config: Config,
         return _assemble(todo, config, results[:cells]), results[cells:]
 
     workers = min(os.cpu_count() or 1, MAX_WORKERS, len(tasks))
-    if workers < 2 or sum(cost for _, _, cost in tasks) < PARALLEL_FROM_K:
+    if workers < 2 or sum(item.k for item in todo) + sum(item.cost for item in pending) < PARALLEL_FROM_K:
         yield lambda progress: split(_run_here(tasks, progress))
         return
     import multiprocessing
