@@ -32,8 +32,10 @@ from metapsych.stats.tau2 import TIGHT, Control, canonical_estimator
 NEWTON_MAXITER = 500
 NEWTON_AFTER = 2  # ML/REML scoring steps taken before Newton steps may replace them
 NEWTON_RTOL = 1e-9  # Newton steps continue until they are this small relative to tau2 (tiny tau2)
+HALVE_SCALAR = 64  # up to this many infeasible steps are halved one by one (no numpy call overhead)
 SCALAR_REPLAY = 8  # up to this many replayed analyses follow the scalar path (no numpy call overhead)
 TR_PP_RTOL = 1e-4  # below this share of sum w^2, tr(PP) is summed in the cancellation-free form
+WORK_ROWS = 8  # rows of the scratch array of ``_information``
 PATH_TOL = 1e-7  # relative distance between metafor's stopping point and the maximum that is tolerated
 Array = np.ndarray
 Estimate = tuple[np.ndarray, np.ndarray, np.ndarray]  # tau2, its se, converged
@@ -52,6 +54,10 @@ class _Groups:
 
     def sum(self, a: np.ndarray) -> np.ndarray:
         return np.add.reduceat(a, self.starts)
+
+    def sum_rows(self, a: np.ndarray) -> np.ndarray:
+        """``sum`` of every row of a 2-d array in one call (the same additions in the same order)."""
+        return np.add.reduceat(a, self.starts, axis=1)
 
     def spread(self, per_group: np.ndarray) -> np.ndarray:
         return np.repeat(per_group, self.k)
@@ -491,24 +497,25 @@ def _scoring_step(sub: _Segments, tau2: np.ndarray, method: str, newton: Array |
 
 
 def _weights_and_residuals(sub: _Segments, tau2: np.ndarray, work: np.ndarray) -> tuple[Array, Array, Array]:
-    """w = 1/(vi + tau2) and the residuals from the weighted mean, in rows 0 and 1 of ``work``; and sum w.
+    """w = 1/(vi + tau2) and the residuals from the weighted mean, in rows 0 and 2 of ``work``; and sum w.
 
-    ``work`` (4 rows, at least as long as ``sub``) is reused across iterations: fresh temporaries of
-    this size cost more in page faults than the arithmetic.
+    ``work`` (WORK_ROWS rows, at least as long as ``sub``) is reused across iterations: fresh temporaries
+    of this size cost more in page faults than the arithmetic. Sums of rows that sit next to each other
+    are taken in one call (``sum_rows``).
     """
     n = sub.y.size
-    w, r, a = work[0, :n], work[1, :n], work[2, :n]
+    w, wy, r = work[0, :n], work[1, :n], work[2, :n]
     np.add(sub.spread(tau2), sub.v, out=w)
     np.divide(1.0, w, out=w)
-    sw = sub.sum(w)
-    np.multiply(w, sub.y, out=a)
-    np.subtract(sub.y, sub.spread(sub.sum(a) / sw), out=r)
+    np.multiply(w, sub.y, out=wy)
+    sw, swy = sub.sum_rows(work[:2, :n])
+    np.subtract(sub.y, sub.spread(swy / sw), out=r)
     return w, r, sw
 
 
 def _morris_step(sub: _Segments, tau2: np.ndarray, work: np.ndarray) -> np.ndarray:
     w, r, sw = _weights_and_residuals(sub, tau2, work)
-    a = work[2, :w.size]
+    a = work[3, :w.size]
     np.multiply(w, r, out=a)
     np.multiply(a, r, out=a)
     return (sub.sum(a) * sub.k / (sub.k - 1) - sub.k) / sw
@@ -519,43 +526,67 @@ def _information(sub: _Segments, tau2: np.ndarray, method: str, work: np.ndarray
     """Twice the ML/REML score, expected (Fisher) and, on request, observed information at tau2.
 
     REML: score y'PPy - tr(P), expected tr(PP), observed 2 y'PPPy - tr(PP); ML the same with W for P in
-    the traces. For the intercept-only model Py = w * r, so every term is a segment sum.
+    the traces. For the intercept-only model Py = w * r, so every term is a segment sum: w^2, w^2 r^2,
+    w^3 (REML or observed), w^2 r and w^3 r^2 (observed) in rows 3-7 of ``work``, summed in one call.
     """
     w, r, sw = _weights_and_residuals(sub, tau2, work)
-    a, b = work[2, :w.size], work[3, :w.size]
-    np.multiply(w, w, out=a)
-    sw2 = sub.sum(a)
-    sw3 = sub.sum(np.multiply(a, w, out=b)) if method == "REML" else None
-    np.multiply(a, r, out=a)
-    sw2r = sub.sum(a) if observed else None
-    py_sq = sub.sum(np.multiply(a, r, out=a))
+    n = w.size
+    w2, w2r2, w3, w2r, w3r2 = work[3:8, :n]
+    np.multiply(w, w, out=w2)
+    np.multiply(w2, r, out=w2r)
+    np.multiply(w2r, r, out=w2r2)
+    if method == "REML" or observed:
+        np.multiply(w2, w, out=w3)
+    if observed:
+        np.multiply(w2r2, w, out=w3r2)
+    sums = sub.sum_rows(work[3:8 if observed else 6 if method == "REML" else 5, :n])
+    sw2, py_sq = sums[0], sums[1]
     if method == "ML":
         score, fisher = py_sq - sw, sw2
     else:
-        score, fisher = py_sq - (sw - sw2 / sw), _trace_pp(sub.groups, w, sw, sw2, sw3)
+        score, fisher = py_sq - (sw - sw2 / sw), _trace_pp(sub.groups, w, sw, sw2, sums[2])
     if not observed:
         return score, fisher, None
-    return score, fisher, 2.0 * (sub.sum(np.multiply(a, w, out=a)) - sw2r * sw2r / sw) - fisher
+    return score, fisher, 2.0 * (sums[4] - sums[3] * sums[3] / sw) - fisher
 
 
-def _halve_until_feasible(t: np.ndarray, adj: np.ndarray) -> np.ndarray:
-    """metafor's ``while (tau2 + adj < 0) adj <- adj/2``, vectorised (halving is exact in binary).
+def _step_until_feasible(t: np.ndarray, adj: np.ndarray) -> np.ndarray:
+    """tau2 + adj after metafor's ``while (tau2 + adj < 0) adj <- adj/2``, vectorised.
 
-    Jumps to within a halving or two of the first feasible step, then halves exactly; from tau2 = 0 the
-    halving ends at -0.0 (no step).
+    Halving is exact in binary, so the result is t + adj / 2^j for the first feasible j, however it is
+    found: a few infeasible steps (the usual case: analyses on the way to tau2 = 0) one by one in Python,
+    many at once in lock-step (``_feasible_steps``).
     """
-    bad = t + adj < 0
-    if not bad.any():
-        return adj
-    tb, ab = t[bad], adj[bad]
-    positive = tb > 0
-    ratio = np.where(positive, -ab / np.where(positive, tb, 1.0), 1.0)
-    jump = np.maximum(np.ceil(np.log2(ratio)) - 1, 0).astype(int)
-    ab = np.where(positive, np.ldexp(ab, -jump), 0.0)
-    while (still := tb + ab < 0).any():
-        ab = np.where(still, ab / 2.0, ab)
-    adj = adj.copy()
-    adj[bad] = ab
+    new = t + adj
+    bad = np.flatnonzero(new < 0)
+    if bad.size > HALVE_SCALAR:
+        new[bad] = t[bad] + _feasible_steps(t[bad], adj[bad])
+    elif bad.size:
+        for i, ti, ai in zip(bad.tolist(), t[bad].tolist(), adj[bad].tolist()):
+            new[i] = ti + _feasible_step(ti, ai)
+    return new
+
+
+def _feasible_step(t: float, adj: float) -> float:
+    """The first of adj, adj/2, adj/4, ... with t + step >= 0, for t >= 0 and adj < -t (from t = 0: no step).
+
+    Jumps to a halving at most two short of it (adj / 2^j with 2^j < -adj / t), then halves exactly.
+    """
+    if not t > 0:
+        return 0.0
+    adj = math.ldexp(adj, -max(math.frexp(-adj / t)[1] - 2, 0))
+    while t + adj < 0:
+        adj /= 2.0
+    return adj
+
+
+def _feasible_steps(t: np.ndarray, adj: np.ndarray) -> np.ndarray:
+    """``_feasible_step`` for arrays, in lock-step (the same jump, then exact halvings)."""
+    positive = t > 0
+    jump = np.maximum(np.frexp(-adj / np.where(positive, t, 1.0))[1] - 2, 0)
+    adj = np.where(positive, np.ldexp(adj, -jump), 0.0)
+    while (still := t + adj < 0).any():
+        adj = np.where(still, adj / 2.0, adj)
     return adj
 
 
@@ -596,7 +627,7 @@ def _maximise(sub: _Segments, start: Array, method: str, control: Control,
     point differs visibly from the maximum (``_path_sensitive``); the others (on the way to tau2 = 0)
     follow metafor's path in the same batch.
     """
-    work = np.empty((4, sub.y.size))
+    work = np.empty((WORK_ROWS, sub.y.size))
     t, live, contraction = _iterate(sub, start, method, control, interior, work)
     if interior is None:
         return t, live
@@ -630,7 +661,7 @@ def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton
         if rate is not None:
             np.copyto(rates, rate, where=alive)
         adj = np.where(alive & np.isfinite(adj), adj if control.stepadj == 1 else adj * control.stepadj, 0.0)
-        new = now + _halve_until_feasible(now, adj)
+        new = _step_until_feasible(now, adj)
         change = np.abs(new - now)
         alive &= change > control.threshold
         if quadratic is not None:  # Newton: on to the maximum relative to tau2, one step early where safe
@@ -681,9 +712,9 @@ def _scoring_path(y: Array, v: Array, tau2: float, method: str, control: Control
                 fisher = float(_trace_pp(one, w, np.array([sw]), np.array([sw2]), np.array([sw3]))[0])
         adj = score / fisher if fisher != 0 else math.nan
         adj = adj * control.stepadj if math.isfinite(adj) else 0.0
-        if tau2 + adj < 0:  # metafor halves the step until it is feasible; from 0 that ends at no step
-            adj = float(_halve_until_feasible(np.array([tau2]), np.array([adj]))[0])
         new = tau2 + adj
+        if new < 0:  # metafor halves the step until it is feasible; from 0 that ends at no step
+            new = tau2 + _feasible_step(tau2, adj)
         moving = abs(new - tau2) > control.threshold
         tau2 = new
         if not moving:

@@ -363,3 +363,27 @@ def test_t_quantiles_for_huge_df() -> None:
     df = np.array([1e8, 1e12, 1e15] * 6)  # long enough for the lock-step path
     np.testing.assert_allclose(dist.t_crit(0.05, df), stats.t.isf(0.025, df), rtol=1e-9)
     np.testing.assert_allclose(dist.t_crit(0.05, 1e12), stats.t.isf(0.025, 1e12), rtol=1e-9)
+
+
+# ------------------------------------------------------------------------------------------ exact helpers
+
+
+def test_feasible_steps_one_by_one_and_in_lock_step_are_metafors_halving() -> None:
+    """The first feasible step of adj, adj/2, adj/4, ... (metafor's loop), found with a jump, equals plain
+    halving bit for bit, for tau2 from 0 and 1e-300 to 1e3 and steps up to 1e300 times too long."""
+    from metapsych.stats.batch import _feasible_step, _feasible_steps
+
+    rng = np.random.default_rng(11)
+    t = np.abs(rng.normal(0.0, 1.0, 3000)) * 10.0 ** rng.integers(-300, 3, 3000)
+    t[:20] = 0.0
+    adj = -t * (1.0 + np.abs(rng.normal(0.0, 1.0, t.size)) * 10.0 ** rng.integers(-17, 300, t.size)) - (t == 0)
+
+    def halved(ti: float, ai: float) -> float:
+        while ti + ai < 0:
+            ai /= 2.0
+        return ti + ai
+
+    expected = np.array([halved(ti, ai) for ti, ai in zip(t.tolist(), adj.tolist())])
+    alone = np.array([ti + _feasible_step(ti, ai) for ti, ai in zip(t.tolist(), adj.tolist())])
+    np.testing.assert_array_equal(alone, expected)
+    np.testing.assert_array_equal(t + _feasible_steps(t, adj), expected)
