@@ -1,10 +1,13 @@
 """Many intercept-only meta-analyses in one vectorised pass (a report's grid of cells, ``pool --by``).
 
 Studies of all analyses sit in one flat array, sorted by analysis; per-analysis sums are segment sums
-(``np.add.reduceat``). Every tau^2 estimator of ``metapsych.stats.tau2`` is evaluated for all analyses at
-once: closed forms directly, Fisher scoring (ML, REML, EB) with a per-analysis convergence mask, and the
-Paule-Mandel and Q-profile equations Q(tau2) = target by Newton's method, which for the convex, decreasing
-Q(tau2) climbs monotonically from tau2 = 0 to the root.
+(``np.add.reduceat``). Where a few hundred analyses or more all have the same number of studies (a
+simulation grid, permutations), they sit in a k x G block instead, and the same sums, addition for
+addition, are whole-row additions (``_Blocks``): the results do not depend on the layout. Every tau^2
+estimator of ``metapsych.stats.tau2`` is evaluated for all analyses at once: closed forms directly, Fisher
+scoring (ML, REML, EB) with a per-analysis convergence mask, and the Paule-Mandel and Q-profile equations
+Q(tau2) = target by Newton's method, which for the convex, decreasing Q(tau2) climbs monotonically from
+tau2 = 0 to the root.
 
 ML and REML under a tight threshold switch to Newton steps where the maximum is interior: scoring converges
 linearly (up to ~140 steps at threshold 1e-10 on a flat likelihood), Newton quadratically. metafor stops
@@ -36,47 +39,170 @@ HALVE_SCALAR = 64  # up to this many infeasible steps are halved one by one (no 
 SCALAR_REPLAY = 8  # up to this many replayed analyses follow the scalar path (no numpy call overhead)
 TR_PP_RTOL = 1e-4  # below this share of sum w^2, tr(PP) is summed in the cancellation-free form
 WORK_ROWS = 8  # rows of the scratch array of ``_information``
+BLOCK_MIN_ANALYSES = 256  # from this many analyses of equal size, the block layout (``_Blocks``)
 PATH_TOL = 1e-7  # relative distance between metafor's stopping point and the maximum that is tolerated
 Array = np.ndarray
 Estimate = tuple[np.ndarray, np.ndarray, np.ndarray]  # tau2, its se, converged
 
 
 @dataclass(frozen=True)
-class _Groups:
-    """The segment bookkeeping alone: per-analysis sums and broadcasts over data sorted by analysis.
+class _Layout:
+    """Per-analysis bookkeeping over studies sorted by analysis: sums, broadcasts and products per analysis.
 
-    Weighted fits keep this, not the ``_Segments`` that cache them, so that no reference cycle holds
-    their per-study arrays until the next garbage collection (which leaked ~1 MB per 1,000-analysis
-    batch and made fresh allocations page-fault)."""
+    Two layouts implement it: ``_Groups`` (flat arrays, any number of studies per analysis) and ``_Blocks``
+    (every analysis has the same number of studies: k x G arrays). Weighted fits keep this bookkeeping
+    alone (``bare``), not the ``_Segments`` that cache them, so that no reference cycle holds their
+    per-study arrays until the next garbage collection (which leaked ~1 MB per 1,000-analysis batch and
+    made fresh allocations page-fault).
+    """
 
     starts: np.ndarray
     k: np.ndarray
 
-    def sum(self, a: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(a, self.starts)
+    def sum(self, a: Array) -> Array:
+        """Per-analysis sums of a per-study array, added exactly as ``np.add.reduceat`` adds them."""
+        raise NotImplementedError
 
-    def sum_rows(self, a: np.ndarray) -> np.ndarray:
-        """``sum`` of every row of a 2-d array in one call (the same additions in the same order)."""
-        return np.add.reduceat(a, self.starts, axis=1)
+    def sum_rows(self, a: Array) -> Array | list[Array]:
+        """``sum`` of each of the per-study arrays stacked in ``a``."""
+        raise NotImplementedError
 
-    def spread(self, per_group: np.ndarray) -> np.ndarray:
-        return np.repeat(per_group, self.k)
+    def reduce(self, ufunc: np.ufunc, a: Array) -> Array:
+        """Per-analysis ``ufunc`` reduction for ufuncs that reduce one value after the other (not add)."""
+        raise NotImplementedError
 
-    def sum_log(self, x: np.ndarray) -> np.ndarray:
+    def spread(self, per_group: Array) -> Array:
+        """A new per-study array of the values of each study's analysis."""
+        raise NotImplementedError
+
+    def broadcast(self, per_group: Array) -> Array:
+        """Per-analysis values for arithmetic with per-study arrays (not to be written to)."""
+        raise NotImplementedError
+
+    def studies(self, a: Array, i: int) -> Array:
+        """The values of analysis i in the per-study array ``a``."""
+        raise NotImplementedError
+
+    def flat(self, a: Array) -> Array:
+        """A per-study array as one flat array, analysis after analysis."""
+        raise NotImplementedError
+
+    def bare(self) -> _Layout:
+        """The bookkeeping alone."""
+        raise NotImplementedError
+
+    def sum_log(self, x: Array) -> Array:
         """sum(log(x)) per analysis for positive x, as the log of the product: one log per analysis
         instead of one per study (a log costs as much as five segment sums); the error is ~k * eps.
         Where a partial product could leave the normal range of doubles (min(x)^k or max(x)^k beyond
         1e-300 .. 1e300), the logs are summed instead."""
         with np.errstate(over="ignore", under="ignore", divide="ignore"):
-            out = np.log(np.multiply.reduceat(x, self.starts))
+            out = np.log(self.reduce(np.multiply, x))
             if _safe_products(float(x.min()), float(x.max()), self.k.max()):
                 return out
-            low = self.k * np.log10(np.minimum(np.minimum.reduceat(x, self.starts), 1.0))
-            high = self.k * np.log10(np.maximum(np.maximum.reduceat(x, self.starts), 1.0))
+            low = self.k * np.log10(np.minimum(self.reduce(np.minimum, x), 1.0))
+            high = self.k * np.log10(np.maximum(self.reduce(np.maximum, x), 1.0))
         unsafe = ~((low > -300.0) & (high < 300.0))
         if unsafe.any():
             out[unsafe] = self.sum(np.log(x))[unsafe]
         return out
+
+
+@dataclass(frozen=True)
+class _Groups(_Layout):
+    """Flat per-study arrays, analysis after analysis: segment sums by ``np.add.reduceat``."""
+
+    def sum(self, a: Array) -> Array:
+        return np.add.reduceat(a, self.starts)
+
+    def sum_rows(self, a: Array) -> Array:
+        """In one call (the same additions in the same order)."""
+        return np.add.reduceat(a, self.starts, axis=1)
+
+    def reduce(self, ufunc: np.ufunc, a: Array) -> Array:
+        return ufunc.reduceat(a, self.starts)
+
+    def spread(self, per_group: Array) -> Array:
+        return np.repeat(per_group, self.k)
+
+    broadcast = spread
+
+    def studies(self, a: Array, i: int) -> Array:
+        return a[self.starts[i]:self.starts[i] + self.k[i]]
+
+    def flat(self, a: Array) -> Array:
+        return a
+
+    def bare(self) -> _Groups:
+        return _Groups(self.starts, self.k)
+
+
+@dataclass(frozen=True)
+class _Blocks(_Layout):
+    """Every analysis has the same number of studies m: per-study arrays are m x G (analysis i in column
+    i), so that a per-analysis sum is a handful of whole-row additions (``_block_sum``) instead of one
+    reduceat step per analysis, and per-analysis values broadcast against per-study arrays without a copy.
+    Worth it from a few hundred analyses (a grid, permutations); fewer go flat (``_laid_out``)."""
+
+    def sum(self, a: Array) -> Array:
+        return _block_sum(a)
+
+    def sum_rows(self, a: Array) -> list[Array]:
+        """One at a time (stacked, the rows' strided sub-blocks would cost more than the calls saved)."""
+        return [_block_sum(row) for row in a]
+
+    def reduce(self, ufunc: np.ufunc, a: Array) -> Array:
+        return ufunc.reduce(a, axis=0)
+
+    def spread(self, per_group: Array) -> Array:
+        return np.repeat(per_group[np.newaxis], int(self.k[0]), axis=0)
+
+    def broadcast(self, per_group: Array) -> Array:
+        return per_group
+
+    def studies(self, a: Array, i: int) -> Array:
+        return a[:, i]
+
+    def flat(self, a: Array) -> Array:
+        return a.T.ravel()
+
+    def bare(self) -> _Blocks:
+        return _Blocks(self.starts, self.k)
+
+
+def _block_sum(a: Array) -> Array:
+    """Column sums of an m x G array, added exactly as ``np.add.reduceat`` adds each analysis' values: the
+    first one plus numpy's pairwise sum of the others (``_pairwise_sum``), as whole-row additions."""
+    if a.shape[0] == 1:
+        return a[0].copy()
+    return a[0] + _pairwise_sum(a[1:])
+
+
+def _pairwise_sum(a: Array) -> Array:
+    """numpy's pairwise summation down the rows of ``a`` (``pairwise_sum`` in numpy/_core/src/umath/
+    loops_utils.h.src), addition for addition: below 8 rows one after another (numpy starts from -0.0,
+    and -0.0 + x is x); up to 128 rows in 8 interleaved partial sums added as a tree, then the remaining
+    rows one by one; beyond, the two halves split at a multiple of 8. Only contiguous rows and blocks of
+    rows are added (numpy's strided multi-dimensional loops cost several times more). Tested against
+    ``np.add.reduceat`` bit for bit."""
+    n = a.shape[0]
+    if n < 8:
+        total = a[0].copy()
+        for i in range(1, n):
+            total += a[i]
+        return total
+    if n <= 128:
+        end = n - n % 8
+        r = a[0:8] + a[8:16] if end > 8 else a[0:8].copy()
+        for i in range(16, end, 8):
+            r += a[i:i + 8]
+        total = (r[0] + r[1]) + (r[2] + r[3])
+        total += (r[4] + r[5]) + (r[6] + r[7])
+        for i in range(end, n):
+            total += a[i]
+        return total
+    half = n // 2 - n // 2 % 8
+    return _pairwise_sum(a[:half]) + _pairwise_sum(a[half:])
 
 
 def _safe_products(low: float, high: float, k: int) -> bool:
@@ -87,8 +213,9 @@ def _safe_products(low: float, high: float, k: int) -> bool:
 
 
 @dataclass(frozen=True)
-class _Segments(_Groups):
-    """Flat data sorted by analysis, with the segment bookkeeping for sums and broadcasts (``_Groups``).
+class _Segments(_Layout):
+    """The studies' effects and variances sorted by analysis, in one of the layouts (``_FlatSegments``,
+    ``_BlockSegments``), and the fits several estimators share.
 
     ``order`` maps the sorted studies back to the caller's rows (None: they were sorted already, or this
     is a sub-problem from ``take``, whose results never go back to rows).
@@ -100,13 +227,13 @@ class _Segments(_Groups):
 
     @cached_property
     def gid(self) -> np.ndarray:
-        """The analysis of each study (0..G-1)."""
+        """The analysis of each study (0..G-1), in ``flat`` order."""
         return np.repeat(np.arange(self.k.size), self.k)
 
     @cached_property
-    def groups(self) -> _Groups:
-        """The bookkeeping alone, for the fits this object caches (see ``_Groups``)."""
-        return _Groups(self.starts, self.k)
+    def groups(self) -> _Layout:
+        """The bookkeeping alone, for the fits this object caches (see ``_Layout``)."""
+        return self.bare()
 
     @cached_property
     def fe(self) -> _Wls:
@@ -119,19 +246,50 @@ class _Segments(_Groups):
         last = self.__dict__.get("_last_wls")
         if last is not None and np.array_equal(last[0], tau2):
             return last[1]
-        fit = _wls(self, 1.0 / (self.v + self.spread(tau2)))
+        fit = _wls(self, 1.0 / (self.v + self.broadcast(tau2)))
         self.__dict__["_last_wls"] = (tau2.copy(), fit)
         return fit
 
     def take(self, groups: np.ndarray) -> _Segments:
         """The sub-problem of the given analyses (sorted indices into this one), renumbered 0..len(groups)-1."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class _FlatSegments(_Segments, _Groups):
+    """Segments in the flat layout (``_Groups``)."""
+
+    def take(self, groups: np.ndarray) -> _Segments:
         if groups.size == self.k.size:
             return self
         keep = np.zeros(self.k.size, bool)
         keep[groups] = True
         elements = np.repeat(keep, self.k)
-        k = self.k[groups]
-        return _Segments(y=self.y[elements], v=self.v[elements], starts=np.cumsum(k) - k, k=k, order=None)
+        return _laid_out(self.y[elements], self.v[elements], self.k[groups], None)
+
+
+@dataclass(frozen=True)
+class _BlockSegments(_Segments, _Blocks):
+    """Segments in the block layout (``_Blocks``)."""
+
+    def take(self, groups: np.ndarray) -> _Segments:
+        if groups.size == self.k.size:
+            return self
+        y, v, k = np.take(self.y, groups, axis=1), np.take(self.v, groups, axis=1), self.k[groups]
+        if groups.size < BLOCK_MIN_ANALYSES:
+            return _laid_out(y.T.ravel(), v.T.ravel(), k, None)
+        return _BlockSegments(starts=np.cumsum(k) - k, k=k, y=y, v=v, order=None)
+
+
+def _laid_out(y: Array, v: Array, k: Array, order: Array | None) -> _Segments:
+    """Flat data sorted by analysis (``k`` studies each) in the cheaper layout: blocks where every analysis
+    has the same number of studies and there are at least BLOCK_MIN_ANALYSES of them, else flat."""
+    starts = np.cumsum(k) - k
+    if k.size >= BLOCK_MIN_ANALYSES and k.min() == k.max():
+        shape = (k.size, int(k[0]))
+        return _BlockSegments(starts=starts, k=k, y=y.reshape(shape).T.copy(), v=v.reshape(shape).T.copy(),
+                              order=order)
+    return _FlatSegments(starts=starts, k=k, y=y, v=v, order=order)
 
 
 def _segments(yi: np.ndarray, vi: np.ndarray, group_index: np.ndarray) -> _Segments:
@@ -139,13 +297,10 @@ def _segments(yi: np.ndarray, vi: np.ndarray, group_index: np.ndarray) -> _Segme
     y, v = np.ascontiguousarray(yi, float), np.ascontiguousarray(vi, float)
     if labels.size and np.all(labels[1:] >= labels[:-1]):  # already sorted (the usual case): no sort needed
         starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))
-        k = np.diff(np.append(starts, labels.size))
-        return _Segments(y=y, v=v, starts=starts, k=k, order=None)
+        return _laid_out(y, v, np.diff(np.append(starts, labels.size)), None)
     _, inverse = np.unique(labels, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
-    k = np.bincount(inverse)
-    starts = np.concatenate(([0], np.cumsum(k)[:-1]))
-    return _Segments(y=y[order], v=v[order], starts=starts, k=k, order=order)
+    return _laid_out(y[order], v[order], np.bincount(inverse), order)
 
 
 def _by_unique(func: Callable[[Array], Array], df: Array) -> Array:
@@ -173,7 +328,7 @@ class _Wls:
         return self.sw - self.groups.sum(self.w**2) / self.sw
 
     def tr_pv(self, a: np.ndarray) -> np.ndarray:
-        return self.groups.sum(a * self.w * (1.0 - self.w / self.groups.spread(self.sw)))
+        return self.groups.sum(a * self.w * (1.0 - self.w / self.groups.broadcast(self.sw)))
 
     def sum_p2(self, a: np.ndarray | float = 1.0, b: np.ndarray | float = 1.0) -> np.ndarray:
         """sum_ij a_i b_j P_ij^2 within each analysis (without cancellation: see ``projection.grouped_sum_p2``)."""
@@ -208,7 +363,7 @@ def _trace_pp(groups: _Groups, w: Array, sw: Array, sw2: Array, sw3: Array) -> A
 def _wls(seg: _Segments, w: np.ndarray) -> _Wls:
     sw = seg.sum(w)
     beta = seg.sum(w * seg.y) / sw
-    return _Wls(seg.groups, w, sw, beta, seg.y - seg.spread(beta))
+    return _Wls(seg.groups, w, sw, beta, seg.y - seg.broadcast(beta))
 
 
 @dataclass(frozen=True)
@@ -356,7 +511,7 @@ def _he_raw(seg: _Segments) -> np.ndarray:
     """Hedges' (HE) tau^2 before truncation: (RSS - tr(PV)) / (k - 1) of the unweighted fit, where
     tr(PV) = sum v (k - 1) / k; also the start of ML, REML and EB (as in metafor)."""
     k = seg.k
-    r = seg.y - seg.spread(seg.sum(seg.y) / k)
+    r = seg.y - seg.broadcast(seg.sum(seg.y) / k)
     r *= r
     return (seg.sum(r) - seg.sum(seg.v) * ((k - 1) / k)) / (k - 1)
 
@@ -394,8 +549,8 @@ def _genq(seg: _Segments, control: Control) -> Estimate:
 def _sj(seg: _Segments, control: Control) -> Estimate:
     k = seg.k
     mean = seg.sum(seg.y) / k
-    t0 = seg.sum((seg.y - seg.spread(mean)) ** 2) / k
-    m = _wls(seg, 1.0 / (seg.v + seg.spread(t0)))
+    t0 = seg.sum((seg.y - seg.broadcast(mean)) ** 2) / k
+    m = _wls(seg, 1.0 / (seg.v + seg.broadcast(t0)))
     raw = t0 * m.rss / (k - 1)
     t = np.maximum(raw, 0.0)
     v = seg.v
@@ -404,13 +559,13 @@ def _sj(seg: _Segments, control: Control) -> Estimate:
 
 
 def _pm_like_se(seg: _Segments, tau2: np.ndarray) -> np.ndarray:
-    sw = seg.sum(1.0 / (seg.v + seg.spread(tau2)))
+    sw = seg.sum(1.0 / (seg.v + seg.broadcast(tau2)))
     return _se_from(2.0 * seg.k**2 / (seg.k - 1) / sw**2)
 
 
 def _q_and_slope(seg: _Segments, tau2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Generalised Q(tau2) per analysis and its derivative -sum w^2 r^2 (the weighted mean is optimal)."""
-    m = _wls(seg, 1.0 / (seg.v + seg.spread(tau2)))
+    m = _wls(seg, 1.0 / (seg.v + seg.broadcast(tau2)))
     return m.rss, -seg.sum((m.w * m.r) ** 2)
 
 
@@ -452,8 +607,7 @@ def _uniroot_q(seg: _Segments, i: int, target: float, upper: float, control: Con
     from metapsych.stats.roots import uniroot
     from metapsych.stats.tau2 import generalised_q
 
-    part = slice(int(seg.starts[i]), int(seg.starts[i] + seg.k[i]))
-    y, v, x = seg.y[part], seg.v[part], np.ones((int(seg.k[i]), 1))
+    y, v, x = seg.studies(seg.y, i), seg.studies(seg.v, i), np.ones((int(seg.k[i]), 1))
     return uniroot(lambda t: generalised_q(t, y, v, x) - target, 0.0, upper, control.tol, control.maxiter)
 
 
@@ -463,6 +617,7 @@ def _pmm(seg: _Segments, control: Control) -> Estimate:
 
 def _segment_median(seg: _Segments, values: np.ndarray) -> np.ndarray:
     """Median of ``values`` within each analysis, vectorised."""
+    values = seg.flat(values)
     ordered = values[np.lexsort((values, seg.gid))]
     lo = seg.starts + (seg.k - 1) // 2
     hi = seg.starts + seg.k // 2
@@ -472,7 +627,7 @@ def _segment_median(seg: _Segments, values: np.ndarray) -> np.ndarray:
 def _tau2_max(seg: _Segments) -> np.ndarray:
     """max(100, 10 mad(yi)^2) per analysis (metafor's PM search bound)."""
     med = _segment_median(seg, seg.y)
-    mad = 1.4826 * _segment_median(seg, np.abs(seg.y - seg.spread(med)))
+    mad = 1.4826 * _segment_median(seg, np.abs(seg.y - seg.broadcast(med)))
     return np.maximum(100.0, 10.0 * mad**2)
 
 
@@ -496,26 +651,30 @@ def _scoring_step(sub: _Segments, tau2: np.ndarray, method: str, newton: Array |
     return np.where(quadratic, score / observed, score / fisher), quadratic, np.abs(1.0 - observed / fisher)
 
 
-def _weights_and_residuals(sub: _Segments, tau2: np.ndarray, work: np.ndarray) -> tuple[Array, Array, Array]:
-    """w = 1/(vi + tau2) and the residuals from the weighted mean, in rows 0 and 2 of ``work``; and sum w.
+def _rows(work: Array, sub: _Segments) -> Array:
+    """The scratch memory ``work`` as WORK_ROWS per-study arrays of ``sub`` (each one contiguous)."""
+    return work[:WORK_ROWS * sub.y.size].reshape((WORK_ROWS, *sub.y.shape))
 
-    ``work`` (WORK_ROWS rows, at least as long as ``sub``) is reused across iterations: fresh temporaries
-    of this size cost more in page faults than the arithmetic. Sums of rows that sit next to each other
-    are taken in one call (``sum_rows``).
+
+def _weights_and_residuals(sub: _Segments, tau2: np.ndarray, rows: Array) -> tuple[Array, Array, Array]:
+    """w = 1/(vi + tau2) and the residuals from the weighted mean, in rows 0 and 2 of ``rows``; and sum w.
+
+    ``rows`` (scratch memory, see ``_rows``) is reused across iterations: fresh temporaries of this size
+    cost more in page faults than the arithmetic. Sums of adjacent rows are taken together (``sum_rows``).
     """
-    n = sub.y.size
-    w, wy, r = work[0, :n], work[1, :n], work[2, :n]
-    np.add(sub.spread(tau2), sub.v, out=w)
+    w, wy, r = rows[0], rows[1], rows[2]
+    np.add(sub.broadcast(tau2), sub.v, out=w)
     np.divide(1.0, w, out=w)
     np.multiply(w, sub.y, out=wy)
-    sw, swy = sub.sum_rows(work[:2, :n])
-    np.subtract(sub.y, sub.spread(swy / sw), out=r)
+    sw, swy = sub.sum_rows(rows[:2])
+    np.subtract(sub.y, sub.broadcast(swy / sw), out=r)
     return w, r, sw
 
 
 def _morris_step(sub: _Segments, tau2: np.ndarray, work: np.ndarray) -> np.ndarray:
-    w, r, sw = _weights_and_residuals(sub, tau2, work)
-    a = work[3, :w.size]
+    rows = _rows(work, sub)
+    w, r, sw = _weights_and_residuals(sub, tau2, rows)
+    a = rows[3]
     np.multiply(w, r, out=a)
     np.multiply(a, r, out=a)
     return (sub.sum(a) * sub.k / (sub.k - 1) - sub.k) / sw
@@ -529,9 +688,9 @@ def _information(sub: _Segments, tau2: np.ndarray, method: str, work: np.ndarray
     the traces. For the intercept-only model Py = w * r, so every term is a segment sum: w^2, w^2 r^2,
     w^3 (REML or observed), w^2 r and w^3 r^2 (observed) in rows 3-7 of ``work``, summed in one call.
     """
-    w, r, sw = _weights_and_residuals(sub, tau2, work)
-    n = w.size
-    w2, w2r2, w3, w2r, w3r2 = work[3:8, :n]
+    rows = _rows(work, sub)
+    w, r, sw = _weights_and_residuals(sub, tau2, rows)
+    w2, w2r2, w3, w2r, w3r2 = rows[3:8]
     np.multiply(w, w, out=w2)
     np.multiply(w2, r, out=w2r)
     np.multiply(w2r, r, out=w2r2)
@@ -539,7 +698,7 @@ def _information(sub: _Segments, tau2: np.ndarray, method: str, work: np.ndarray
         np.multiply(w2, w, out=w3)
     if observed:
         np.multiply(w2r2, w, out=w3r2)
-    sums = sub.sum_rows(work[3:8 if observed else 6 if method == "REML" else 5, :n])
+    sums = sub.sum_rows(rows[3:8 if observed else 6 if method == "REML" else 5])
     sw2, py_sq = sums[0], sums[1]
     if method == "ML":
         score, fisher = py_sq - sw, sw2
@@ -609,7 +768,7 @@ def _scoring(method: str) -> Callable[[_Segments, Control], Estimate]:
             return tau2, _pm_like_se(seg, tau2), converged
         zero = converged & (tau2 > control.threshold) & \
             (_loglik(seg.fe, seg.sum_log(seg.v), method)
-             - _loglik(final, seg.sum_log(seg.v + seg.spread(tau2)), method) > control.tol)  # ll0check
+             - _loglik(final, seg.sum_log(seg.v + seg.broadcast(tau2)), method) > control.tol)  # ll0check
         se = _scoring_se(final, method)
         if zero.any():
             tau2, se = np.where(zero, 0.0, tau2), np.where(zero, _scoring_se(seg.fe, method), se)
@@ -627,7 +786,7 @@ def _maximise(sub: _Segments, start: Array, method: str, control: Control,
     point differs visibly from the maximum (``_path_sensitive``); the others (on the way to tau2 = 0)
     follow metafor's path in the same batch.
     """
-    work = np.empty((WORK_ROWS, sub.y.size))
+    work = np.empty(WORK_ROWS * sub.y.size)
     t, live, contraction = _iterate(sub, start, method, control, interior, work)
     if interior is None:
         return t, live
@@ -635,8 +794,8 @@ def _maximise(sub: _Segments, start: Array, method: str, control: Control,
     if replay.size > SCALAR_REPLAY:
         t[replay], live[replay], _ = _iterate(sub.take(replay), start[replay], method, control, None, work)
     for i in replay if replay.size <= SCALAR_REPLAY else ():
-        part = slice(sub.starts[i], sub.starts[i] + sub.k[i])
-        t[i], live[i] = _scoring_path(sub.y[part], sub.v[part], float(start[i]), method, control)
+        y, v = sub.studies(sub.y, i), sub.studies(sub.v, i)
+        t[i], live[i] = _scoring_path(y, v, float(start[i]), method, control)
     return t, live
 
 
@@ -786,7 +945,7 @@ def _assemble(seg: _Segments, method: str, test: str, level: float, tau2: Array,
     if method == "GENQ":
         a = seg.fe
         beta = a.beta
-        vb = seg.sum(a.w**2 * (seg.v + seg.spread(tau2))) / a.sw**2
+        vb = seg.sum(a.w**2 * (seg.v + seg.broadcast(tau2))) / a.sw**2
     tbased = (test != "z") & (k > 1)
     s2w = np.ones(k.size)
     if test in ("knha", "adhoc"):
@@ -816,7 +975,7 @@ def _assemble(seg: _Segments, method: str, test: str, level: float, tau2: Array,
         h2 = np.where(k > 1, tau2 / vt + 1.0, 1.0)
     half = crit * np.sqrt(se**2 + tau2)
     no_pi = method == "EE"
-    w_pct = (100.0 * (fe.w if method == "GENQ" else m.w) / seg.spread(fe.sw if method == "GENQ" else m.sw))
+    w_pct = seg.flat(100.0 * (fe.w if method == "GENQ" else m.w) / seg.broadcast(fe.sw if method == "GENQ" else m.sw))
     if seg.order is None:
         weights, order = w_pct, np.arange(w_pct.size)
     else:

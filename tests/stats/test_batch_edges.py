@@ -387,3 +387,39 @@ def test_feasible_steps_one_by_one_and_in_lock_step_are_metafors_halving() -> No
     alone = np.array([ti + _feasible_step(ti, ai) for ti, ai in zip(t.tolist(), adj.tolist())])
     np.testing.assert_array_equal(alone, expected)
     np.testing.assert_array_equal(t + _feasible_steps(t, adj), expected)
+
+
+def test_block_sums_add_as_reduceat_does() -> None:
+    """The block layout's column sums are ``np.add.reduceat``'s, bit for bit, for 1 to 700 studies per
+    analysis (numpy's pairwise blocks of 8, its tree, its halving beyond 128, and -0.0)."""
+    from metapsych.stats.batch import _block_sum
+
+    rng = np.random.default_rng(4)
+    for k in [*range(1, 140), 255, 256, 257, 300, 511, 700]:
+        x = rng.normal(0.0, 1.0, (k, 13)) * 10.0 ** rng.integers(-12, 12, (k, 13))
+        expected = np.add.reduceat(x.T.ravel(), np.arange(13) * k)
+        np.testing.assert_array_equal(_block_sum(x).view(np.int64), expected.view(np.int64), err_msg=str(k))
+    assert math.copysign(1.0, float(_block_sum(np.full((3, 1), -0.0))[0])) == -1.0
+
+
+@pytest.mark.parametrize("k", [1, 2, 9, 20])
+def test_block_layout_changes_no_bit(k: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Analyses of equal size laid out as blocks (``_Blocks``; from 8 analyses here, so that sub-problems
+    go both ways between the layouts) give the flat layout's results bit for bit, for every estimator, with
+    labels unsorted, Q-profile intervals and t-based tests."""
+    from metapsych.stats import batch
+
+    rng = np.random.default_rng(k)
+    n_analyses = 40
+    groups = np.repeat(np.arange(n_analyses), k)
+    vi = rng.uniform(0.005, 0.3, groups.size)
+    yi = rng.normal(0.0, np.sqrt(vi + rng.choice([0.0, 0.01, 0.2], n_analyses)[groups]))
+    rows = rng.permutation(groups.size)
+    for estimator in ESTIMATORS:
+        for data in ((yi, vi, groups), (yi[rows], vi[rows], groups[rows])):
+            fits = []
+            for smallest in (8, 10**9):
+                monkeypatch.setattr(batch, "BLOCK_MIN_ANALYSES", smallest)
+                fits.append(fit_many(*data, estimator=estimator, test="knha"))
+            _assert_identical(*fits)
+            np.testing.assert_array_equal(fits[0].weights, fits[1].weights)
