@@ -345,15 +345,16 @@ class _Wls:
             w2 = self.w * self.w
             sw2 = self.groups.sum(w2)
             w2 *= self.w
-            return _trace_pp(self.groups, self.w, self.sw, sw2, self.groups.sum(w2))
+            return _trace_pp(self.groups, self.w, self.sw, sw2, self.groups.sum(w2), sw2 / self.sw)
 
 
-def _trace_pp(groups: _Groups, w: Array, sw: Array, sw2: Array, sw3: Array) -> Array:
-    """tr(PP) = sum w^2 - 2 sum w^3 / sum w + (sum w^2 / sum w)^2 per analysis where that loses nothing
-    visible (tr(PP) > TR_PP_RTOL * sum w^2: error below ~k * eps / TR_PP_RTOL), the cancellation-free
+def _trace_pp(groups: _Layout, w: Array, sw: Array, sw2: Array, sw3: Array, ratio: Array) -> Array:
+    """tr(PP) = sum w^2 - 2 sum w^3 / sum w + ratio^2 (``ratio`` = sum w^2 / sum w, which the caller has)
+    per analysis where that loses nothing visible (tr(PP) > TR_PP_RTOL * sum w^2: error below
+    ~k * eps / TR_PP_RTOL), the cancellation-free
     complement form of ``projection.segment_sum_p2`` where one study dominates the weights (the expanded
     sums then cancel to ~eps (w_max / w_rest)^2, enough to move REML's steps on the way to tau2 = 0)."""
-    fast = sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
+    fast = sw2 - 2.0 * sw3 / sw + ratio**2
     accurate = fast > TR_PP_RTOL * sw2
     if accurate.all():
         return fast
@@ -703,7 +704,8 @@ def _information(sub: _Segments, tau2: np.ndarray, method: str, work: np.ndarray
     if method == "ML":
         score, fisher = py_sq - sw, sw2
     else:
-        score, fisher = py_sq - (sw - sw2 / sw), _trace_pp(sub.groups, w, sw, sw2, sums[2])
+        ratio = sw2 / sw
+        score, fisher = py_sq - (sw - ratio), _trace_pp(sub.groups, w, sw, sw2, sums[2], ratio)
     if not observed:
         return score, fisher, None
     return score, fisher, 2.0 * (sums[4] - sums[3] * sums[3] / sw) - fisher
@@ -815,8 +817,9 @@ def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton
     idx, cur, now, alive, rates = np.arange(start.size), sub, t.copy(), live.copy(), contraction.copy()
     last = np.zeros(start.size)  # the previous Newton step's size (0: not a Newton step)
     for iteration in range(control.maxiter + 1):
-        newton_now = newton is not None and iteration >= NEWTON_AFTER and bool((newton & alive).any())
-        adj, quadratic, rate = _scoring_step(cur, now, method, newton if newton_now else None, work)
+        if newton is not None and iteration >= NEWTON_AFTER and not (newton & alive).any():
+            newton = None  # no analysis on Newton steps is moving any more (none starts again)
+        adj, quadratic, rate = _scoring_step(cur, now, method, newton if iteration >= NEWTON_AFTER else None, work)
         if rate is not None:
             np.copyto(rates, rate, where=alive)
         adj = np.where(alive & np.isfinite(adj), adj if control.stepadj == 1 else adj * control.stepadj, 0.0)
@@ -824,7 +827,7 @@ def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton
         change = np.abs(new - now)
         alive &= change > control.threshold
         if quadratic is not None:  # Newton: on to the maximum relative to tau2, one step early where safe
-            rtol = NEWTON_RTOL * np.abs(new)
+            rtol = NEWTON_RTOL * new  # new >= 0
             alive |= quadratic & (change > rtol)
             alive &= ~(quadratic & _newton_done(change, last, np.minimum(0.1 * control.threshold, rtol)))
             last = np.where(quadratic, change, 0.0)
@@ -846,29 +849,36 @@ def _scoring_path(y: Array, v: Array, tau2: float, method: str, control: Control
     """metafor's ML/REML Fisher scoring for one analysis, from ``tau2``: (tau2, still moving after maxiter).
 
     The scalar twin of ``_iterate`` without Newton steps, for the few analyses whose path is replayed (a
-    vectorised iteration over one analysis costs ~70 us of numpy call overhead, this one ~20 us). It does
-    the same floating-point operations in the same order, with sums by ``np.add.reduceat`` as the batch
-    takes them, so a replayed analysis gets the same bits whichever path its batch took.
+    vectorised iteration over one analysis costs several times more numpy calls). It does the same
+    floating-point operations in the same order, with sums by ``np.add.reduceat`` as the flat layout takes
+    them (two calls per step, of stacked rows), so a replayed analysis gets the same bits whichever path
+    its batch took.
     """
     one = _Groups(np.zeros(1, np.intp), np.array([y.size]))
-
-    def total(a: Array) -> float:
-        return float(one.sum(a)[0])
-
+    first, second = np.empty((2, y.size)), np.empty((3, y.size))
+    w, wy = first
+    w2, w2r2, w3 = second
+    rows = 3 if method == "REML" else 2
     for _ in range(control.maxiter + 1):
-        w = 1.0 / (v + tau2)
-        sw = total(w)
-        r = y - total(w * y) / sw
-        w2 = w * w
-        sw2 = total(w2)
-        py_sq = total(w2 * r * r)
+        np.add(v, tau2, out=w)
+        np.divide(1.0, w, out=w)
+        np.multiply(w, y, out=wy)
+        sw, swy = one.sum_rows(first).ravel().tolist()
+        r = y - swy / sw
+        np.multiply(w, w, out=w2)
+        np.multiply(w2, r, out=w2r2)
+        np.multiply(w2r2, r, out=w2r2)
+        if rows == 3:
+            np.multiply(w2, w, out=w3)
+        sw2, py_sq, *sw3 = one.sum_rows(second[:rows]).ravel().tolist()
         if method == "ML":
             score, fisher = py_sq - sw, sw2
         else:
-            sw3 = total(w2 * w)
-            score, fisher = py_sq - (sw - sw2 / sw), sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
+            ratio = sw2 / sw
+            score, fisher = py_sq - (sw - ratio), sw2 - 2.0 * sw3[0] / sw + ratio * ratio
             if not fisher > TR_PP_RTOL * sw2:  # as _trace_pp decides
-                fisher = float(_trace_pp(one, w, np.array([sw]), np.array([sw2]), np.array([sw3]))[0])
+                sums = (np.array([x]) for x in (sw, sw2, sw3[0], ratio))
+                fisher = float(_trace_pp(one, w, *sums)[0])
         adj = score / fisher if fisher != 0 else math.nan
         adj = adj * control.stepadj if math.isfinite(adj) else 0.0
         new = tau2 + adj

@@ -117,10 +117,11 @@ def chi2_sf(x: ArrayLike, df: ArrayLike) -> np.ndarray:
     xs, ds = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(df, dtype=float))
     half_x, d = xs.ravel() / 2.0, ds.ravel()
     finite = (d >= 1) & (d <= FINITE_SUM_MAX_DF) & (d == np.round(d)) & (half_x >= 0) & (half_x <= 700.0)
+    if finite.all():  # the usual case: no selection needed
+        return _gamma_q_integer(half_x, d.astype(int)).reshape(xs.shape)
     out = np.empty(d.shape)
     out[finite] = _gamma_q_integer(half_x[finite], d[finite].astype(int))
-    if not finite.all():
-        out[~finite] = _gamma_q_array(d[~finite] / 2.0, half_x[~finite])
+    out[~finite] = _gamma_q_array(d[~finite] / 2.0, half_x[~finite])
     return out.reshape(xs.shape)
 
 
@@ -134,13 +135,16 @@ def _gamma_q_integer(x: np.ndarray, df: np.ndarray) -> np.ndarray:
     Gamma(j + 3/2). Every term is at most 1 and, for x <= 700, exp(-x) does not underflow, so the sum keeps
     full relative precision in both tails; it needs m lock-step steps, so df is capped by the caller.
     """
-    odd = df % 2 == 1
-    m = df // 2
+    odd = (df & 1) == 1
+    m = df >> 1
     term = np.exp(-x) * np.where(odd, np.sqrt(x) * (2.0 / math.sqrt(math.pi)), 1.0)
-    total = np.where(odd, _erfc(np.sqrt(x)), 0.0)
-    step = np.where(odd, 1.5, 1.0)
+    total = np.where(odd, _erfc(np.sqrt(x)), 0.0) if odd.any() else np.zeros(x.shape)
+    step: np.ndarray | float = np.where(odd, 1.5, 1.0)
+    if odd.size and (odd.all() or not odd.any()):  # one parity (a grid's equal df): the same numbers, fewer calls
+        step = 1.5 if odd[0] else 1.0
+    common = int(m.min()) if m.size else 0  # terms every element takes (all where df is the same everywhere)
     for j in range(int(m.max(initial=0))):
-        total = total + np.where(j < m, term, 0.0)
+        total = total + (term if j < common else np.where(j < m, term, 0.0))
         term = term * x / (j + step)
     return total
 

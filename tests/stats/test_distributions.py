@@ -105,6 +105,9 @@ def test_a_value_does_not_depend_on_the_array_it_is_asked_for_in() -> None:
     x, d1, d2 = np.abs(t), rng.choice([1.0, 3.0], 200), rng.choice([5.0, 40.0], 200)
     assert dist.f_sf(x, d1, d2).tolist() == [float(dist.f_sf(a, b, c)) for a, b, c in zip(x, d1, d2)]
     assert dist.chi2_sf(x * 5, d1).tolist() == [float(dist.chi2_sf(a, b)) for a, b in zip(x * 5, d1)]
+    for dfs in ([1.0, 2.0, 3.0, 8.0, 19.0, 250.0], [2.0, 8.0], [19.0]):  # parities mixed or not, one df or many
+        d = rng.choice(dfs, 200)
+        assert dist.chi2_sf(x * 5, d).tolist() == [float(dist.chi2_sf(a, b)) for a, b in zip(x * 5, d)], dfs
     alphas = rng.choice([0.05, 0.01, 0.1], 40)
     dfs = rng.choice(np.arange(1.0, 300.0), 40)
     together = dist.t_from_two_sided_p(alphas, dfs).tolist()
