@@ -19,6 +19,7 @@ from typing import Any
 SVG_FONT = "DejaVu Sans, Verdana, Arial, sans-serif"
 PIL_ANCHOR = {"start": "lm", "middle": "mm", "end": "rm"}
 SUPERSAMPLE = 4
+PALETTE_GAP = 8  # least difference (in any channel) between palette entries
 RAMP_STEPS = 15  # shades per colour in the PNG palette (more make Pillow's palette lookup coarser)
 
 
@@ -97,20 +98,24 @@ def import_pillow() -> None:
     Image.preinit()
 
 
-def png_bytes(image: Any, colours: list[str]) -> bytes:
+def png_bytes(image: Any, colours: list[str] | None = None) -> bytes:
     """Encode as a palette PNG without metadata: a third of the RGB size, and faster to write.
 
     The palette is known before drawing: white and, for every colour used, a ramp of RAMP_STEPS shades
     from white to it, which is what antialiasing on a white background produces. Mapping to a given
     palette costs a sixth of choosing one (octree), and keeps the pixels closer to the drawing.
+    Without ``colours`` (an image drawn by another library) a 64-colour palette is chosen per image.
     """
     from PIL import Image
 
-    palette = Image.new("P", (1, 1))
-    palette.putpalette(ramp_palette(colours))
+    if colours is None:
+        indexed = image.quantize(colors=64, method=Image.Quantize.FASTOCTREE)
+    else:
+        palette = Image.new("P", (1, 1))
+        palette.putpalette(ramp_palette(colours))
+        indexed = image.quantize(palette=palette, dither=Image.Dither.NONE)
     out = io.BytesIO()
-    image.quantize(palette=palette, dither=Image.Dither.NONE).save(out, format="png", optimize=False,
-                                                                    compress_level=6)
+    indexed.save(out, format="png", optimize=False, compress_level=6)
     return out.getvalue()
 
 
@@ -119,10 +124,15 @@ def ramp_palette(colours: list[str]) -> list[int]:
     when there are many colours), then black padding."""
     others = [c for c in colours if c.lower() != "#ffffff"]
     steps = max(2, min(RAMP_STEPS, 255 // max(1, len(others))))
-    values = [255, 255, 255]
+    entries = [(255, 255, 255)]
     for colour in others[:255 // steps]:
         rgb = _rgba(colour)[:3]
-        values += [round(255 + (channel - 255) * step / steps) for step in range(1, steps + 1) for channel in rgb]
+        for step in range(steps, 0, -1):  # the colour itself first, then lighter shades
+            shade = tuple(round(255 + (channel - 255) * step / steps) for channel in rgb)
+            # Pillow looks colours up in buckets of 4 levels: a shade that close to an entry would take its pixels
+            if all(max(abs(a - b) for a, b in zip(shade, entry)) >= PALETTE_GAP for entry in entries):
+                entries.append(shade)
+    values = [channel for entry in entries for channel in entry]
     return values + [0] * (768 - len(values))
 
 

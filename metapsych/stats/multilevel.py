@@ -196,8 +196,11 @@ class _Reml:
 
 
 def _reml(y: np.ndarray, v: np.ndarray, x: np.ndarray, d: _Design, s2: np.ndarray) -> _Reml:
-    """The REML quantities at s2: block by block when V is block-diagonal by cluster, else with k x k matrices."""
-    return _reml_blocks(y, v, x, d, s2) if d.block_diagonal else _reml_dense(y, v, x, d, s2)
+    """The REML quantities at s2: block by block when V is block-diagonal by cluster and some cluster has
+    several effects, else with k x k matrices (with one effect per cluster the two components are
+    confounded, and the dense path's rounding steers the scoring to metafor's equal split)."""
+    blocks = d.block_diagonal and d.z.shape[1] < d.z.shape[0]
+    return _reml_blocks(y, v, x, d, s2) if blocks else _reml_dense(y, v, x, d, s2)
 
 
 def _reml_dense(y: np.ndarray, v: np.ndarray, x: np.ndarray, d: _Design, s2: np.ndarray) -> _Reml:

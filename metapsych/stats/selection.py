@@ -168,18 +168,20 @@ def _maximise(model: _Likelihood, theta: np.ndarray) -> np.ndarray:
 
 
 def _ascent_direction(grad: np.ndarray, hess: np.ndarray) -> np.ndarray:
-    """The Newton direction -H^-1 g where -H is positive definite, else that of -H + lambda I."""
+    """The Newton direction -H^-1 g where -H is positive definite, else that of -H + lambda D, D the
+    magnitudes of -H's diagonal (the parameters' curvatures differ by up to 1e10 when variances are tiny,
+    and a shift on one scale would stall the others)."""
     neg = -hess
+    scales = np.maximum(np.abs(np.diag(neg)), 1e-12 * max(1e-12, float(np.max(np.abs(np.diag(neg))))))
     shift = 0.0
-    scale = max(1e-12, float(np.max(np.abs(np.diag(neg)))))
     for _ in range(60):
         try:
-            chol = np.linalg.cholesky(neg + shift * np.eye(grad.size))
+            chol = np.linalg.cholesky(neg + shift * np.diag(scales))
         except np.linalg.LinAlgError:
-            shift = max(2 * shift, 1e-8 * scale)
+            shift = max(2 * shift, 1e-8)
             continue
         return np.linalg.solve(chol.T, np.linalg.solve(chol, grad))
-    return grad / scale
+    return grad / scales
 
 
 def _line_search(model: _Likelihood, theta: np.ndarray, value: float, grad: np.ndarray,

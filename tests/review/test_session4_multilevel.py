@@ -40,23 +40,16 @@ def _assert_matches_metafor(name: str) -> None:
     np.testing.assert_allclose(f.sigma2, ref["sigma2"], rtol=1e-6, atol=1e-10)
 
 
-@pytest.mark.xfail(strict=True, raises=np.linalg.LinAlgError,
-                   reason="_direction: the observed information is exactly singular ([[a, a], [a, a]]) but "
-                   "eigvalsh gives +8.9e-16 > 0, so np.linalg.solve is tried: LinAlgError 'Singular matrix'")
 @pytest.mark.parametrize("name", ["ml_one_effect_per_trial_k7", "ml_one_effect_per_trial_p3"])
 def test_one_effect_per_trial_is_fitted(name: str) -> None:
     """k = 7 intercept-only, and k = 9 with two moderators (p = 3); metafor and 81b89fc fit both."""
     _assert_matches_metafor(name)
 
 
-@pytest.mark.xfail(strict=True, reason="the block path moves along the flat ridge: sigma2 [0.0018, 0.0427] "
-                   "instead of metafor's [0.02228, 0.02228]; I2_between 1.8% instead of 21.4%")
 def test_one_effect_per_trial_splits_the_variance_as_metafor() -> None:
     _assert_matches_metafor("ml_one_effect_per_trial_split")
 
 
-@pytest.mark.xfail(strict=True, reason="LinAlgError from fit_three_level: the sensitivity row becomes "
-                   "'the three-level model could not be fitted: Singular matrix'")
 def test_sensitivity_three_level_row_of_a_cell_with_one_effect_per_trial() -> None:
     y, v, trials, _, ref = _load("ml_one_effect_per_trial_k7")
     row = sensitivity_table(y, v, trials, None, models=("three_level",))[0]

@@ -81,9 +81,6 @@ def _projected_gradient(y: np.ndarray, v: np.ndarray, steps: tuple[float, ...],
     return np.where(held, 0.0, grad)
 
 
-@pytest.mark.xfail(strict=True, reason="_maximise returns after MAX_ITERATIONS = 200 (tiny Levenberg-shifted "
-                   "steps: the Hessian spans 1 to 4e10 between tau2 and delta) at a non-stationary point, with "
-                   "message None and se NaN; metafor reaches ll 138.834 (this fit 138.21)")
 def test_an_unfinished_maximisation_is_not_reported_as_a_fit() -> None:
     """Variances of 1e-6 to 6e-5: the fit must reach a stationary point, or say that it did not."""
     steps = (0.01, 0.025, 0.05, 0.1, 0.5)
