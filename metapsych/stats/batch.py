@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -142,7 +142,8 @@ class _Blocks(_Layout):
     """Every analysis has the same number of studies m: per-study arrays are m x G (analysis i in column
     i), so that a per-analysis sum is a handful of whole-row additions (``_block_sum``) instead of one
     reduceat step per analysis, and per-analysis values broadcast against per-study arrays without a copy.
-    Worth it from a few hundred analyses (a grid, permutations); fewer go flat (``_laid_out``)."""
+    Worth it from a few hundred analyses (a grid, permutations); fewer go flat (``_laid_out``). The rows
+    hold the studies in the order in which numpy's pairwise summation adds them (``_block_order``)."""
 
     def sum(self, a: Array) -> Array:
         return _block_sum(a)
@@ -152,7 +153,7 @@ class _Blocks(_Layout):
         return [_block_sum(row) for row in a]
 
     def reduce(self, ufunc: np.ufunc, a: Array) -> Array:
-        return ufunc.reduce(a, axis=0)
+        return ufunc.reduce(a[_block_order(int(self.k[0]))[1]], axis=0)  # in the studies' order, as reduceat
 
     def spread(self, per_group: Array) -> Array:
         return np.repeat(per_group[np.newaxis], int(self.k[0]), axis=0)
@@ -161,18 +162,41 @@ class _Blocks(_Layout):
         return per_group
 
     def studies(self, a: Array, i: int) -> Array:
-        return a[:, i]
+        return a[_block_order(int(self.k[0]))[1], i]
 
     def flat(self, a: Array) -> Array:
-        return a.T.ravel()
+        return a[_block_order(int(self.k[0]))[1]].T.ravel()
 
     def bare(self) -> _Blocks:
         return _Blocks(self.starts, self.k)
 
 
+_TREE = (0, 4, 2, 6, 1, 5, 3, 7)  # 8 partial sums in this order: each level of numpy's tree adds two halves
+
+
+@lru_cache(maxsize=64)
+def _block_order(m: int) -> tuple[Array, Array]:
+    """(study in each row, row of each study) of an m x G block: the first study, then the others as
+    ``_pairwise_sum`` takes them, every block of 8 that numpy sums in 8 partial sums in ``_TREE`` order
+    (so that its tree, ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)), is three additions of contiguous
+    halves), the rest in order."""
+
+    def order(n: int) -> list[int]:
+        if n < 8:
+            return list(range(n))
+        if n <= 128:
+            whole = n - n % 8
+            return [b + j for b in range(0, whole, 8) for j in _TREE] + list(range(whole, n))
+        half = n // 2 - n // 2 % 8
+        return order(half) + [half + i for i in order(n - half)]
+
+    rows = np.array([0] + [1 + i for i in order(m - 1)])
+    return rows, np.argsort(rows)
+
+
 def _block_sum(a: Array) -> Array:
-    """Column sums of an m x G array, added exactly as ``np.add.reduceat`` adds each analysis' values: the
-    first one plus numpy's pairwise sum of the others (``_pairwise_sum``), as whole-row additions."""
+    """Column sums of an m x G block (rows in ``_block_order``), added exactly as ``np.add.reduceat`` adds
+    each analysis' values: the first one plus numpy's pairwise sum of the others (``_pairwise_sum``)."""
     if a.shape[0] == 1:
         return a[0].copy()
     return a[0] + _pairwise_sum(a[1:])
@@ -180,11 +204,11 @@ def _block_sum(a: Array) -> Array:
 
 def _pairwise_sum(a: Array) -> Array:
     """numpy's pairwise summation down the rows of ``a`` (``pairwise_sum`` in numpy/_core/src/umath/
-    loops_utils.h.src), addition for addition: below 8 rows one after another (numpy starts from -0.0,
-    and -0.0 + x is x); up to 128 rows in 8 interleaved partial sums added as a tree, then the remaining
-    rows one by one; beyond, the two halves split at a multiple of 8. Only contiguous rows and blocks of
-    rows are added (numpy's strided multi-dimensional loops cost several times more). Tested against
-    ``np.add.reduceat`` bit for bit."""
+    loops_utils.h.src), addition for addition, as whole-row additions: below 8 rows one after another
+    (numpy starts from -0.0, and -0.0 + x is x); up to 128 rows in 8 interleaved partial sums (stored in
+    ``_TREE`` order) added as a tree, then the remaining rows one by one; beyond, the two halves split at
+    a multiple of 8. Only contiguous rows and blocks of rows are added (numpy's strided multi-dimensional
+    loops cost several times more). Tested against ``np.add.reduceat`` bit for bit."""
     n = a.shape[0]
     if n < 8:
         total = a[0].copy()
@@ -193,11 +217,12 @@ def _pairwise_sum(a: Array) -> Array:
         return total
     if n <= 128:
         end = n - n % 8
-        r = a[0:8] + a[8:16] if end > 8 else a[0:8].copy()
+        r = a[0:8] + a[8:16] if end > 8 else a[0:8]
         for i in range(16, end, 8):
             r += a[i:i + 8]
-        total = (r[0] + r[1]) + (r[2] + r[3])
-        total += (r[4] + r[5]) + (r[6] + r[7])
+        r = r[:4] + r[4:]  # s0, s2, s1, s3 (s0 = r0 + r1, ...)
+        r = r[:2] + r[2:]  # s0 + s1, s2 + s3
+        total = r[0] + r[1]
         for i in range(end, n):
             total += a[i]
         return total
@@ -277,7 +302,7 @@ class _BlockSegments(_Segments, _Blocks):
             return self
         y, v, k = np.take(self.y, groups, axis=1), np.take(self.v, groups, axis=1), self.k[groups]
         if groups.size < BLOCK_MIN_ANALYSES:
-            return _laid_out(y.T.ravel(), v.T.ravel(), k, None)
+            return _laid_out(self.flat(y), self.flat(v), k, None)
         return _BlockSegments(starts=np.cumsum(k) - k, k=k, y=y, v=v, order=None)
 
 
@@ -286,15 +311,15 @@ def _laid_out(y: Array, v: Array, k: Array, order: Array | None) -> _Segments:
     has the same number of studies and there are at least BLOCK_MIN_ANALYSES of them, else flat."""
     starts = np.cumsum(k) - k
     if k.size >= BLOCK_MIN_ANALYSES and k.min() == k.max():
-        shape = (k.size, int(k[0]))
-        return _BlockSegments(starts=starts, k=k, y=y.reshape(shape).T.copy(), v=v.reshape(shape).T.copy(),
-                              order=order)
-    return _FlatSegments(starts=starts, k=k, y=y, v=v, order=order)
+        rows = _block_order(int(k[0]))[0]
+        y, v = (np.take(a.reshape(k.size, -1).T, rows, axis=0) for a in (y, v))
+        return _BlockSegments(starts=starts, k=k, y=y, v=v, order=order)
+    return _FlatSegments(starts=starts, k=k, y=np.ascontiguousarray(y), v=np.ascontiguousarray(v), order=order)
 
 
 def _segments(yi: np.ndarray, vi: np.ndarray, group_index: np.ndarray) -> _Segments:
     labels = np.asarray(group_index)
-    y, v = np.ascontiguousarray(yi, float), np.ascontiguousarray(vi, float)
+    y, v = np.asarray(yi, float), np.asarray(vi, float)  # made contiguous once, by ``_laid_out``
     if labels.size and np.all(labels[1:] >= labels[:-1]):  # already sorted (the usual case): no sort needed
         starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))
         return _laid_out(y, v, np.diff(np.append(starts, labels.size)), None)

@@ -390,15 +390,18 @@ def test_feasible_steps_one_by_one_and_in_lock_step_are_metafors_halving() -> No
 
 
 def test_block_sums_add_as_reduceat_does() -> None:
-    """The block layout's column sums are ``np.add.reduceat``'s, bit for bit, for 1 to 700 studies per
-    analysis (numpy's pairwise blocks of 8, its tree, its halving beyond 128, and -0.0)."""
-    from metapsych.stats.batch import _block_sum
+    """The block layout's column sums (rows in ``_block_order``) are ``np.add.reduceat``'s, bit for bit, for
+    1 to 700 studies per analysis (numpy's pairwise blocks of 8, its tree, its halving beyond 128, -0.0)."""
+    from metapsych.stats.batch import _block_order, _block_sum
 
     rng = np.random.default_rng(4)
     for k in [*range(1, 140), 255, 256, 257, 300, 511, 700]:
         x = rng.normal(0.0, 1.0, (k, 13)) * 10.0 ** rng.integers(-12, 12, (k, 13))
+        x[rng.random(x.shape) < 0.03] = -0.0
         expected = np.add.reduceat(x.T.ravel(), np.arange(13) * k)
-        np.testing.assert_array_equal(_block_sum(x).view(np.int64), expected.view(np.int64), err_msg=str(k))
+        rows, back = _block_order(k)
+        np.testing.assert_array_equal(_block_sum(x[rows]).view(np.int64), expected.view(np.int64), err_msg=str(k))
+        np.testing.assert_array_equal(x[rows][back], x)
     assert math.copysign(1.0, float(_block_sum(np.full((3, 1), -0.0))[0])) == -1.0
 
 
