@@ -35,7 +35,7 @@ from metapsych.stats.tau2 import TIGHT, Control, canonical_estimator
 NEWTON_MAXITER = 500
 NEWTON_AFTER = 2  # ML/REML scoring steps taken before Newton steps may replace them
 NEWTON_RTOL = 1e-9  # Newton steps continue until they are this small relative to tau2 (tiny tau2)
-HALVE_SCALAR = 64  # up to this many infeasible steps are halved one by one (no numpy call overhead)
+HALVE_SCALAR = 16  # up to this many infeasible steps are halved one by one (fewer numpy calls)
 SCALAR_REPLAY = 8  # up to this many replayed analyses follow the scalar path (no numpy call overhead)
 TR_PP_RTOL = 1e-4  # below this share of sum w^2, tr(PP) is summed in the cancellation-free form
 WORK_ROWS = 8  # rows of the scratch array of ``_information``
@@ -512,6 +512,8 @@ def _estimate(seg: _Segments, method: str, control: Control) -> Estimate:
         return np.zeros(g), np.full(g, np.nan), np.ones(g, bool)
     tau2, se, conv = _ESTIMATORS[method](seg, control)
     single = seg.k == 1
+    if not single.any():
+        return tau2, se, conv
     return np.where(single, 0.0, tau2), np.where(single, np.nan, se), conv | single
 
 
@@ -756,24 +758,27 @@ def _step_until_feasible(t: np.ndarray, adj: np.ndarray) -> np.ndarray:
 def _feasible_step(t: float, adj: float) -> float:
     """The first of adj, adj/2, adj/4, ... with t + step >= 0, for t >= 0 and adj < -t (from t = 0: no step).
 
-    Jumps to a halving at most two short of it (adj / 2^j with 2^j < -adj / t), then halves exactly.
+    That is adj / 2^j for the least power of 2 with 2^j >= -adj / t (then t + step >= 0 exactly); the
+    power is read off the rounded ratio, which puts it one short at most (where the ratio was rounded
+    down onto a power of 2), so at most one more halving follows (more only if the ratio overflowed).
     """
     if not t > 0:
         return 0.0
-    adj = math.ldexp(adj, -max(math.frexp(-adj / t)[1] - 2, 0))
-    while t + adj < 0:
-        adj /= 2.0
-    return adj
+    mantissa, exponent = math.frexp(-adj / t)
+    step = math.ldexp(adj, (mantissa == 0.5) - exponent)
+    while t + step < 0:
+        step /= 2.0
+    return step
 
 
 def _feasible_steps(t: np.ndarray, adj: np.ndarray) -> np.ndarray:
-    """``_feasible_step`` for arrays, in lock-step (the same jump, then exact halvings)."""
+    """``_feasible_step`` for arrays, in lock-step."""
     positive = t > 0
-    jump = np.maximum(np.frexp(-adj / np.where(positive, t, 1.0))[1] - 2, 0)
-    adj = np.where(positive, np.ldexp(adj, -jump), 0.0)
-    while (still := t + adj < 0).any():
-        adj = np.where(still, adj / 2.0, adj)
-    return adj
+    mantissa, exponent = np.frexp(-adj / np.where(positive, t, 1.0))
+    step = np.where(positive, np.ldexp(adj, (mantissa == 0.5) - exponent), 0.0)
+    while (still := t + step < 0).any():
+        step = np.where(still, step / 2.0, step)
+    return step
 
 
 def _scoring(method: str) -> Callable[[_Segments, Control], Estimate]:
@@ -974,21 +979,26 @@ def _assemble(seg: _Segments, method: str, test: str, level: float, tau2: Array,
               control: Control, qprofile: bool) -> BatchFit:
     k = seg.k
     alpha = dist.alpha_from_level(level)
-    tau2 = np.where(converged, tau2, 0.0)
+    all_converged, multi = bool(converged.all()), k > 1
+    if not all_converged:
+        tau2 = np.where(converged, tau2, 0.0)
+    # the usual batch: every analysis converged, and none has a single study (no selection needed)
+    nan_if_failed = (lambda a: a) if all_converged else lambda a: np.where(converged, a, np.nan)
+    if_multi = (lambda a, _: a) if multi.all() else lambda a, b: np.where(multi, a, b)
     m = seg.wls_at(tau2)
     beta, vb = m.beta, 1.0 / m.sw
     if method == "GENQ":
         a = seg.fe
         beta = a.beta
         vb = seg.sum(a.w**2 * (seg.v + seg.broadcast(tau2))) / a.sw**2
-    tbased = (test != "z") & (k > 1)
+    tbased = (test != "z") & multi
     s2w = np.ones(k.size)
     if test in ("knha", "adhoc"):
         rss = m.rss
         s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / (k - 1))
         if test == "adhoc":
             s2w = np.maximum(s2w, 1.0)
-        s2w = np.where(k > 1, s2w, 1.0)
+        s2w = if_multi(s2w, 1.0)
     se = np.sqrt(s2w * vb)
     stat = beta / se
     df = (k - 1).astype(float)
@@ -1000,35 +1010,35 @@ def _assemble(seg: _Segments, method: str, test: str, level: float, tau2: Array,
         crit = np.full(k.size, dist.norm_crit(alpha))
         pval = dist.norm_two_sided_p(stat)
     fe = seg.fe
-    q = np.where(k > 1, np.maximum(fe.rss, 0.0), 0.0)
-    vt = np.where(k > 1, (k - 1) / fe.tr_p, 0.0)
+    q = if_multi(np.maximum(fe.rss, 0.0), 0.0)
+    vt = if_multi((k - 1) / fe.tr_p, 0.0)
     if method == "EE":
         i2 = np.where(q > 0, np.maximum(0.0, 100.0 * (q - (k - 1)) / q), 0.0)
-        h2 = np.where(k > 1, q / (k - 1), 1.0)
+        h2 = if_multi(q / (k - 1), 1.0)
     else:
-        i2 = np.where(k > 1, 100.0 * tau2 / (vt + tau2), 0.0)
-        h2 = np.where(k > 1, tau2 / vt + 1.0, 1.0)
+        i2 = if_multi(100.0 * tau2 / (vt + tau2), 0.0)
+        h2 = if_multi(tau2 / vt + 1.0, 1.0)
     half = crit * np.sqrt(se**2 + tau2)
     no_pi = method == "EE"
-    w_pct = seg.flat(100.0 * (fe.w if method == "GENQ" else m.w) / seg.broadcast(fe.sw if method == "GENQ" else m.sw))
+    fit = fe if method == "GENQ" else m
+    w_pct = seg.flat(100.0 * fit.w / seg.broadcast(fit.sw))
     if seg.order is None:
         weights, order = w_pct, np.arange(w_pct.size)
     else:
         weights, order = np.empty_like(w_pct), seg.order
         weights[order] = w_pct
     if qprofile:
-        lo, hi, ci_null, at_limit = _qprofile(seg, tau2, alpha, control, converged & (k > 1) & (method != "EE"))
+        lo, hi, ci_null, at_limit = _qprofile(seg, tau2, alpha, control, converged & multi & (method != "EE"))
     else:  # four arrays, not one twice: callers may write into them
         lo, hi, ci_null, at_limit = np.full(k.size, np.nan), np.full(k.size, np.nan), np.zeros(k.size, bool), \
             np.zeros(k.size, bool)
-    nan_if_failed = (lambda a: a) if converged.all() else lambda a: np.where(converged, a, np.nan)
     return BatchFit(
         estimator=method, test=test, level=level, k=k, converged=converged,
         messages=_messages(method, test, k, converged),
         estimate=nan_if_failed(beta), se=nan_if_failed(se), statistic=nan_if_failed(stat),
         p_value=nan_if_failed(pval), ci_lower=nan_if_failed(beta - crit * se),
         ci_upper=nan_if_failed(beta + crit * se), df=df, s2w=nan_if_failed(s2w), tau2=nan_if_failed(tau2),
-        tau2_se=tau2_se, Q=q, Q_p=np.where(k > 1, dist.chi2_sf(q, np.maximum(k - 1, 1)), 1.0),
+        tau2_se=tau2_se, Q=q, Q_p=if_multi(dist.chi2_sf(q, np.maximum(k - 1, 1)), 1.0),
         I2=nan_if_failed(i2), H2=nan_if_failed(h2), vt=vt,
         pi_lower=np.full(k.size, np.nan) if no_pi else nan_if_failed(beta - half),
         pi_upper=np.full(k.size, np.nan) if no_pi else nan_if_failed(beta + half),
