@@ -885,22 +885,22 @@ def _scoring_path(y: Array, v: Array, tau2: float, method: str, control: Control
     its batch took.
     """
     one = _Groups(np.zeros(1, np.intp), np.array([y.size]))
-    first, second = np.empty((2, y.size)), np.empty((3, y.size))
+    first, second = np.empty((2, y.size)), np.empty((4, y.size))
     w, wy = first
-    w2, w2r2, w3 = second
-    rows = 3 if method == "REML" else 2
+    w2, w2r2, w3, r = second
+    summed = second[:3 if method == "REML" else 2]
     for _ in range(control.maxiter + 1):
         np.add(v, tau2, out=w)
         np.divide(1.0, w, out=w)
         np.multiply(w, y, out=wy)
-        sw, swy = one.sum_rows(first).ravel().tolist()
-        r = y - swy / sw
+        sw, swy = np.add.reduceat(first, one.starts, axis=1)[:, 0].tolist()
+        np.subtract(y, swy / sw, out=r)
         np.multiply(w, w, out=w2)
         np.multiply(w2, r, out=w2r2)
         np.multiply(w2r2, r, out=w2r2)
-        if rows == 3:
+        if method == "REML":
             np.multiply(w2, w, out=w3)
-        sw2, py_sq, *sw3 = one.sum_rows(second[:rows]).ravel().tolist()
+        sw2, py_sq, *sw3 = np.add.reduceat(summed, one.starts, axis=1)[:, 0].tolist()
         if method == "ML":
             score, fisher = py_sq - sw, sw2
         else:
