@@ -375,10 +375,10 @@ class _Wls:
 
 def _trace_pp(groups: _Layout, w: Array, sw: Array, sw2: Array, sw3: Array, ratio: Array) -> Array:
     """tr(PP) = sum w^2 - 2 sum w^3 / sum w + ratio^2 (``ratio`` = sum w^2 / sum w, which the caller has)
-    per analysis where that loses nothing visible (tr(PP) > TR_PP_RTOL * sum w^2: error below
-    ~k * eps / TR_PP_RTOL), the cancellation-free
-    complement form of ``projection.segment_sum_p2`` where one study dominates the weights (the expanded
-    sums then cancel to ~eps (w_max / w_rest)^2, enough to move REML's steps on the way to tau2 = 0)."""
+    per analysis where that loses nothing visible (tr(PP) > TR_PP_RTOL * sum w^2: error below ~k * eps /
+    TR_PP_RTOL), the cancellation-free complement form of ``projection.segment_sum_p2`` where one study
+    dominates the weights (the expanded sums then cancel to ~eps (w_max / w_rest)^2, enough to move REML's
+    steps on the way to tau2 = 0)."""
     fast = sw2 - 2.0 * sw3 / sw + ratio**2
     accurate = fast > TR_PP_RTOL * sw2
     if accurate.all():
@@ -714,7 +714,8 @@ def _information(sub: _Segments, tau2: np.ndarray, method: str, work: np.ndarray
 
     REML: score y'PPy - tr(P), expected tr(PP), observed 2 y'PPPy - tr(PP); ML the same with W for P in
     the traces. For the intercept-only model Py = w * r, so every term is a segment sum: w^2, w^2 r^2,
-    w^3 (REML or observed), w^2 r and w^3 r^2 (observed) in rows 3-7 of ``work``, summed in one call.
+    w^3 (REML or observed), w^2 r and w^3 r^2 (observed) in rows 3-7 of ``work``, summed together
+    (``sum_rows``).
     """
     rows = _rows(work, sub)
     w, r, sw = _weights_and_residuals(sub, tau2, rows)
