@@ -26,9 +26,9 @@ from metapsych.report import html, jobs, markdown, tables, views
 
 MANIFEST = "manifest.json"
 RESULTS_LINE = "results.json/"   # manifest key prefix: cell id -> digest (_cell_digests) of the cell on its line
-RESULTS_HASH = "results.json"    # manifest key: sha256 of the results.json written with the manifest
+RESULTS_HASH = "results.json"    # manifest key: sha256 of the results.json written, with RESULTS_ORDER
 RESULTS_ORDER = "results.json#cells"  # manifest key: the cell id of each line of its cells block, in order
-CSV_HASH = "results.csv"         # manifest key: sha256 of the results.csv written with the manifest
+CSV_HASH = "results.csv"         # manifest key: sha256 of the results.csv written, with CSV_LAYOUT
 CSV_LAYOUT = "results.csv#cells"  # manifest key: "<cell id> <number of lines>" per cell, in file order
 
 
@@ -72,9 +72,10 @@ def write_report(results: dict[str, Any], out_dir: Path, *, changes: dict[str, A
             files[f"plots/{job.stem}.svg"], files[f"plots/{job.stem}.png"] = svg, png
     manifest = {**{f"plots/{j.stem}": j.key for j in plot_jobs}, **pages,
                 **{f"{RESULTS_LINE}{cid}": digest for cid, digest in digests.items()},
-                RESULTS_HASH: hashlib.sha256(files["results.json"]).hexdigest(), RESULTS_ORDER: _cell_order(results),
-                CSV_HASH: hashlib.sha256(files["results.csv"]).hexdigest(),
+                RESULTS_ORDER: _cell_order(results),
                 CSV_LAYOUT: "\n".join(f"{cid} {block.count(chr(10))}" for cid, block in blocks)}
+    manifest[RESULTS_HASH] = _indexed_hash(files["results.json"], manifest[RESULTS_ORDER])
+    manifest[CSV_HASH] = _indexed_hash(files["results.csv"], manifest[CSV_LAYOUT])
     files[MANIFEST] = (json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode()
     linked = sorted(reused_pages) + [f"plots/{stem}.{ext}" for stem in sorted(reused_plots) for ext in ("svg", "png")]
     changed = not _up_to_date(out_dir, files, linked)
@@ -157,9 +158,8 @@ def _unchanged_cell_lines(out_dir: Path, old: dict[str, str], digests: dict[str,
     file was written (so re-serialising them would give the same line); {} if the file is not the one
     the manifest describes (edited, or an older report). The manifest names each line's cell, so no line
     is parsed."""
-    data = _read_bytes(out_dir / "results.json")
-    order = old.get(RESULTS_ORDER)
-    if data is None or old.get(RESULTS_HASH) != hashlib.sha256(data).hexdigest() or not isinstance(order, str):
+    data, order = _described_file(out_dir / "results.json", old, RESULTS_HASH, RESULTS_ORDER)
+    if data is None:
         return {}
     block = tables.cells_block(data.decode("utf-8"))
     ids = order.split("\n")
@@ -173,9 +173,8 @@ def _unchanged_csv_blocks(out_dir: Path, old: dict[str, str], digests: dict[str,
     """The rows of the existing results.csv for cells whose digest is the one the manifest recorded, split
     by the line counts the manifest recorded (a field may hold a line break); {} if the file is not the one
     the manifest describes."""
-    data = _read_bytes(out_dir / "results.csv")
-    layout = old.get(CSV_LAYOUT)
-    if data is None or old.get(CSV_HASH) != hashlib.sha256(data).hexdigest() or not isinstance(layout, str):
+    data, layout = _described_file(out_dir / "results.csv", old, CSV_HASH, CSV_LAYOUT)
+    if data is None:
         return {}
     lines = [line + "\n" for line in data.decode("utf-8").split("\n")[:-1]]
     try:
@@ -190,6 +189,20 @@ def _unchanged_csv_blocks(out_dir: Path, old: dict[str, str], digests: dict[str,
             blocks[cid] = "".join(lines[start:start + n])
         start += n
     return blocks
+
+
+def _described_file(path: Path, old: dict[str, str], hash_key: str, index_key: str) -> tuple[bytes | None, str]:
+    """The file's bytes and the manifest's index of its lines, when the hash the manifest recorded covers
+    both (so neither the file nor the index was edited since); (None, '') otherwise."""
+    data, index = _read_bytes(path), old.get(index_key)
+    if data is None or not isinstance(index, str) or old.get(hash_key) != _indexed_hash(data, index):
+        return None, ""
+    return data, index
+
+
+def _indexed_hash(data: bytes, index: str) -> str:
+    """sha256 of a file's bytes together with the manifest's index of its lines."""
+    return hashlib.sha256(data + b"\0" + index.encode()).hexdigest()
 
 
 def _cell_order(results: dict[str, Any]) -> str:

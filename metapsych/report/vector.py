@@ -210,10 +210,10 @@ def _png_circle(image: Any, draw: Any, op: dict[str, Any]) -> None:
 
 
 def _png_text(image: Any, draw: Any, op: dict[str, Any]) -> None:
-    font = _font(op["bold"], op["size"])
     if not op["vertical"] and "\n" not in op["text"]:
         _draw_line_of_text(draw, op["x"], op["y"], op["text"], op["bold"], op["size"], op["anchor"], op["colour"])
         return
+    font = _font(op["bold"], op["size"])
     if not op["vertical"]:
         draw.text((op["x"], op["y"]), op["text"], font=font, fill=_rgba(op["colour"]), anchor=PIL_ANCHOR[op["anchor"]])
         return

@@ -64,7 +64,7 @@ def step_selection_model(yi, vi, steps: tuple[float, ...] = (0.025,), level: flo
     se = float(np.sqrt(cov[0, 0]))
     delta_se = np.concatenate([[np.nan], np.sqrt(np.diag(cov)[2:])])
     crit = dist.norm_crit(dist.alpha_from_level(level))
-    lrt = max(0.0, 2 * (ll - _ml_null_loglik(y, v)))
+    lrt = max(0.0, 2 * (ll - _ml_null_loglik(model)))
     at_bound = np.any(delta[1:] >= DELTA_MAX - 1e-3) or np.any(delta[1:] <= 1e-6)
     return SelectionModel(
         estimate=float(theta[0]), se=se, p_value=float(dist.norm_two_sided_p(theta[0] / se)),
@@ -135,7 +135,6 @@ class _Likelihood:
         grad = -(da / a).sum(axis=1)
         hess = -(dda / a).sum(axis=2) + (da / a) @ (da / a).T
         r = self.y - theta[0]
-        s2 = s2.ravel()
         grad[0] += np.sum(r / s2)
         grad[1] += np.sum(-0.5 / s2 + 0.5 * r * r / s2**2)
         hess[0, 0] -= np.sum(1 / s2)
@@ -213,10 +212,9 @@ def _covariance(model: _Likelihood, theta: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ml_null_loglik(y: np.ndarray, v: np.ndarray) -> float:
-    """Log-likelihood of the ML random-effects model (the selection model with every delta = 1)."""
+def _ml_null_loglik(model: _Likelihood) -> float:
+    """Log-likelihood of the ML random-effects model: the selection model at the ML fit with every delta = 1."""
     from metapsych.stats.rma import fit
 
-    f = fit(y, v, estimator="ML")
-    s2 = v + f.tau2
-    return float(np.sum(-0.5 * np.log(2 * np.pi * s2) - 0.5 * (y - f.estimate) ** 2 / s2))
+    f = fit(model.y, model.v, estimator="ML")
+    return model.loglik(np.concatenate([[f.estimate, f.tau2], np.ones(model.n_delta)]))

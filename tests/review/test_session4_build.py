@@ -77,9 +77,6 @@ def test_sequences_of_runs_write_what_a_fresh_write_gives(seed: int, base: dict[
 
 
 @pytest.mark.usefixtures("no_plots")
-@pytest.mark.xfail(strict=True, reason="_unchanged_cell_lines/_unchanged_csv_blocks take each line's cell from "
-                   "the manifest's RESULTS_ORDER / CSV_LAYOUT, which nothing checks against the file (only the "
-                   "file's hash is): an edited manifest puts one cell's line under another cell")
 def test_an_edited_manifest_does_not_corrupt_the_files(base: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "reports"
     build.write_report(base, out, changes=None, workers=1)
