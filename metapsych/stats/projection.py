@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 
-EXPLICIT_P_MAX = 2000  # form P (k x k) up to this many studies
+EXPLICIT_P_MAX = 2000  # P (k x k) may be formed up to this many studies
+TRACE_RTOL = 1e-4  # the trace formula is kept where its result is above this share of sum |a b| w^2
 
 
 class RankDeficientError(ValueError):
@@ -53,19 +54,24 @@ class Projection:
     def sum_p2(self, a: np.ndarray | float = 1.0, b: np.ndarray | float = 1.0) -> float:
         """sum_ij a_i b_j P_ij^2; with a = b = 1 this is tr(PP), with a = b = v it is tr(PVPV).
 
-        Up to EXPLICIT_P_MAX studies P is formed, as metafor forms it: the O(k p^2) trace formula squares
-        before it cancels, which loses precision when one study dominates the weights (leverage near 1).
+        The O(k p^2) trace formula sum a b w^2 (1 - 2h) + tr(Q'AWQ Q'BWQ) squares before it cancels: where
+        one study dominates the weights (leverage near 1) the result is a small difference of large terms.
+        Where it keeps more than TRACE_RTOL of the scale sum |a b| w^2 (error below ~k eps / TRACE_RTOL,
+        1e-9 at k = 500), it is the answer; otherwise, up to EXPLICIT_P_MAX studies, P is formed as metafor
+        forms it (O(k^2 p): 7 ms at k = 500, where the formula takes 20 us).
         """
         a = np.broadcast_to(np.asarray(a, dtype=float), self.w.shape)
         b = np.broadcast_to(np.asarray(b, dtype=float), self.w.shape)
-        if self.w.size <= EXPLICIT_P_MAX:
-            root = np.sqrt(self.w)[:, None] * self.q
-            p = np.diag(self.w) - root @ root.T
-            return float(a @ (p * p) @ b)
-        diag = np.sum(a * b * self.w**2 * (1.0 - 2.0 * self.h))
+        w2 = self.w**2
+        diag = np.sum(a * b * w2 * (1.0 - 2.0 * self.h))
         qa = self.q.T @ ((a * self.w)[:, None] * self.q)
         qb = self.q.T @ ((b * self.w)[:, None] * self.q)
-        return float(diag + np.sum(qa * qb))
+        fast = float(diag + np.sum(qa * qb))
+        if self.w.size > EXPLICIT_P_MAX or fast > TRACE_RTOL * float(np.sum(np.abs(a * b) * w2)):
+            return fast
+        root = np.sqrt(self.w)[:, None] * self.q
+        p = np.diag(self.w) - root @ root.T
+        return float(a @ (p * p) @ b)
 
     def inverse_xwx(self) -> np.ndarray:
         """(X'WX)^-1 = R^-1 R^-T."""
