@@ -10,7 +10,7 @@ from metapsych.stats.bias import ranktest, trimfill
 from metapsych.stats.influence import case_diagnostics
 from metapsych.stats.multilevel import fit_three_level
 
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
@@ -35,7 +35,9 @@ def test_leave_one_out_common_effect_is_the_weighted_mean_without_i(data) -> Non
 @given(meta_data(min_k=5), st.floats(-3, 3))
 def test_ranktest_ignores_a_shift(data, shift) -> None:
     y, v = data
-    y = np.round(y, 6)  # effects that differ below the shift's rounding (1e-17) would become ties after it
+    # effects (or variances: 0.5 and 0.49999999999999994) that differ below the shift's rounding would
+    # become ties after it, or change order
+    y, v = np.round(y, 6), np.round(v, 6)
     # An effect equal to the pooled estimate standardises to 0, a tie with every other such effect; after
     # the shift its residual is rounding noise of either sign (in R as here), so the ties come undone.
     assume(np.all(np.abs(y - np.sum(y / v) / np.sum(1 / v)) > 1e-9))
