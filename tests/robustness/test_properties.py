@@ -10,7 +10,7 @@ from metapsych.stats.bias import ranktest, trimfill
 from metapsych.stats.influence import case_diagnostics
 from metapsych.stats.multilevel import fit_three_level
 
-SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
