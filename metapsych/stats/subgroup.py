@@ -18,6 +18,7 @@ import numpy as np
 from metapsych.stats import distributions as dist
 from metapsych.stats.batch import BatchFit, fit_many
 from metapsych.stats.metareg import r_sort_key
+from metapsych.stats.projection import Factor, FactorProjection, project_factor
 from metapsych.stats.rma import RmaFit
 from metapsych.stats.tau2 import TIGHT, Control
 
@@ -127,9 +128,9 @@ def _common_tau2(y: np.ndarray, v: np.ndarray, index: np.ndarray, levels: tuple[
     """QM of ``rma(yi, vi, mods = ~ factor(g))``, computed on the cell-means form at O(k) cost.
 
     The Wald test that all level means are equal is invariant to the coding, so it equals metafor's QM
-    for the treatment-coded coefficients: QM = sum_g W_g (mu_g - mu)^2 with W_g = sum of weights of level g.
+    for the treatment-coded coefficients: QM = sum_g W_g (mu_g - mu)^2 with W_g the precision of the mean
+    of level g (the sum of its weights; for GENQ see ``_level_means``).
     """
-    from metapsych.stats.projection import Factor, project
     from metapsych.stats.tau2 import canonical_estimator, estimate_tau2
 
     g = len(levels)
@@ -146,9 +147,9 @@ def _common_tau2(y: np.ndarray, v: np.ndarray, index: np.ndarray, levels: tuple[
     if est is not None and not est.converged:
         nan = float("nan")
         return CommonTau2Test(nan, g - 1, None, nan, nan, message=est.message)
-    pr = project(design, 1.0 / (v + tau2), y)
-    mu = pr.beta
-    qm = float(np.sum(pr.sw * (mu - np.sum(pr.sw * mu) / np.sum(pr.sw)) ** 2))
+    pr = project_factor(design, 1.0 / (v + tau2), y)
+    mu, precision = _level_means(pr, design, y, v, tau2, method)
+    qm = float(np.sum(precision * (mu - np.sum(precision * mu) / np.sum(precision)) ** 2))
     if test == "z":
         return CommonTau2Test(qm, g - 1, None, float(dist.chi2_sf(qm, g - 1)), tau2)
     s2w = 1.0
@@ -158,3 +159,20 @@ def _common_tau2(y: np.ndarray, v: np.ndarray, index: np.ndarray, levels: tuple[
     with np.errstate(divide="ignore"):
         f = qm / s2w / (g - 1)
     return CommonTau2Test(f, g - 1, float(k - g), float(dist.f_sf(f, g - 1, k - g)), tau2)
+
+
+def _level_means(pr: FactorProjection, design: Factor, y: np.ndarray, v: np.ndarray, tau2: float,
+                 method: str) -> tuple[np.ndarray, np.ndarray]:
+    """The level means and their precisions (1 / unscaled variance) that metafor's QM rests on.
+
+    Random-effects estimators: weighted means with weights 1/(vi + tau2), precision the sum of the
+    weights. GENQ: metafor estimates the coefficients with the GENQ weights (1/vi) and takes their
+    sandwich variance, sum a_i^2 (vi + tau2) / (sum a_i)^2 per level with a_i = 1/vi.
+    """
+    if method != "GENQ":
+        return pr.beta, pr.sw
+    a = 1.0 / v
+    sa = np.bincount(design.index, a, design.groups)
+    mu = np.bincount(design.index, a * y, design.groups) / sa
+    variance = np.bincount(design.index, a**2 * (v + tau2), design.groups) / sa**2
+    return mu, 1.0 / variance
