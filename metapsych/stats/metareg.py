@@ -2,14 +2,16 @@
 
 The design follows R's ``model.matrix(~ a + b)`` with treatment coding: an intercept column
 ``intrcpt``, numeric moderators as they are, and for a categorical moderator one dummy column per level
-except the first, named ``<moderator><level>``. Levels are sorted as R sorts strings in an English locale
-(case-insensitively first), so the reference level is the one metafor would choose.
+except the first, named ``<moderator><level>``. Levels are sorted as R sorts strings (ICU collation:
+punctuation, digits, letters; then accents; then case), so the reference level is the one metafor chooses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import unicodedata
 
 import numpy as np
 
@@ -46,9 +48,58 @@ class MetaRegression:
         }
 
 
-def r_sort_key(value: str) -> tuple[str, str]:
-    """Approximate R's sort() of strings in an English locale: case-insensitive, lower case first on ties."""
-    return value.casefold(), value.swapcase()
+# R's sort() and factor() order strings by ICU's root collation (R in a UTF-8 locale, as on the oracle
+# machine): whitespace and punctuation first, in this order, then digits, then letters.
+_PUNCTUATION = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$"
+# secondary (accent) order of the common combining marks: acute, grave, breve, circumflex, caron, ring,
+# diaeresis, double acute, tilde, dot above, cedilla, ogonek, macron, and the stroke of o
+_ACCENTS = "\u0301\u0300\u0306\u0302\u030c\u030a\u0308\u030b\u0303\u0307\u0327\u0328\u0304\u0338"
+_LIGATURE = 10_000_000  # secondary weight above every accent
+_EXPANSIONS = {"ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o\u0338", "Ø": "O\u0338"}
+
+SortKey = tuple[tuple[int, ...], tuple[tuple[int, ...], ...], tuple[int, ...], str]
+
+
+def r_sort_key(value: str) -> SortKey:
+    """Sort key that orders strings as R's sort() does (ICU root collation), for the common characters.
+
+    Strings are compared by their letters, digits and punctuation first (ignoring case and accents), then
+    by accents, then by case (lower case first), so that "a" < "A" < "á" < "b" and "<18" < "18-65". The
+    reference level of a categorical moderator is the first one, so this decides metafor's coefficients.
+    """
+    primary: list[int] = []
+    secondary: list[tuple[int, ...]] = []
+    tertiary: list[int] = []
+    for char in unicodedata.normalize("NFD", value):
+        expanded = _EXPANSIONS.get(char)
+        first = len(secondary)
+        for part in unicodedata.normalize("NFD", expanded) if expanded is not None else char:
+            _add_collation_element(part, primary, secondary, tertiary)
+        if expanded is not None:  # ligatures, sharp s and o with stroke sort after their letters with any accent
+            secondary[first] += (_LIGATURE,)
+    return tuple(primary), tuple(secondary), tuple(tertiary), value
+
+
+def _add_collation_element(char: str, primary: list[int], secondary: list[tuple[int, ...]],
+                           tertiary: list[int]) -> None:
+    """Append the weights of one decomposed character (a combining mark adds to the previous character)."""
+    if unicodedata.combining(char) or char in _ACCENTS:
+        weight = _ACCENTS.find(char)
+        mark = 1 + weight if weight >= 0 else len(_ACCENTS) + ord(char)
+        if secondary:
+            secondary[-1] += (mark,)
+        return
+    if char in _PUNCTUATION:
+        weight = _PUNCTUATION.index(char)
+    elif char.isdigit():
+        weight = 1000 + unicodedata.digit(char, 0)
+    elif char.isalpha():
+        weight = 2000 + ord(char.lower())
+    else:
+        weight = 100 + ord(char)
+    primary.append(weight)
+    secondary.append(())
+    tertiary.append(int(char.isupper()))
 
 
 def _is_missing(value: object) -> bool:

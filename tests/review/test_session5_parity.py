@@ -61,3 +61,37 @@ def test_pool_by_subgroup_reports_metafor_genq_test() -> None:
     assert result.exit_code == 0, result.stdout
     common = json.loads(result.stdout)["test_common_tau2"]
     assert _close(common["QM"], ref["QM"]) and _close(common["p_value"], ref["QMp"])
+
+
+def _labels_fixture() -> dict:
+    return json.loads((FIXTURES / "metareg_labels.json").read_text())
+
+
+def test_levels_sort_as_r_sorts_strings() -> None:
+    """R's sort() uses ICU collation: punctuation before digits before letters, then accents, then case."""
+    from metapsych.stats.metareg import r_sort_key
+    from metapsych.stats.subgroup import subgroup_levels
+
+    expected = _labels_fixture()["sorted"]
+    shuffled = expected[::-1][1::2] + expected[::-1][::2]
+    assert sorted(shuffled, key=r_sort_key) == expected
+    assert list(subgroup_levels(shuffled)) == expected
+
+
+@pytest.mark.parametrize("estimator", ["REML", "DL"])
+def test_categorical_moderator_takes_rs_reference_level(estimator: str) -> None:
+    """Labels "<1 week", "1-2 weeks", ">2 weeks": R's reference level is "<1 week" (it was "1-2 weeks")."""
+    from metapsych.stats.metareg import meta_regression
+
+    rows = _rows("metareg_labels")
+    ref = _labels_fixture()[estimator]
+    result = meta_regression(np.array([float(r["yi"]) for r in rows]), np.array([float(r["vi"]) for r in rows]),
+                             {"contact": [r["contact"] for r in rows]}, estimator=estimator)
+    assert list(result.names) == ref["coef_names"]
+    fitted = result.fit
+    for label, ours, theirs in (("b", fitted.beta, ref["b"]), ("se", fitted.se, ref["se"]),
+                                ("pval", fitted.p_value, ref["pval"]), ("ci.lb", fitted.ci_lower, ref["ci.lb"]),
+                                ("ci.ub", fitted.ci_upper, ref["ci.ub"])):
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            assert _close(float(a), b), f"{label}[{i}]: {a!r} != metafor {b!r}"
+    assert _close(fitted.QM, ref["QM"]) and _close(fitted.QM_p, ref["QMp"])
