@@ -15,6 +15,7 @@ import numpy as np
 
 from metapsych.stats import distributions as dist
 from metapsych.stats.rma import RmaFit
+from metapsych.stats.roots import uniroot
 from metapsych.stats.tau2 import TIGHT, Control, generalised_q, q_root
 
 
@@ -37,6 +38,7 @@ class Tau2Interval:
 
 
 NOT_ESTIMABLE = float("nan")
+PATH_TOL = 1e-7  # largest tolerated distance of metafor's uniroot stop from the root, relative to the root
 
 
 def confint_tau2(
@@ -69,7 +71,7 @@ def qprofile_bounds(
     q_max = generalised_q(t_max, y, v, x)
 
     def root(target: float) -> float:
-        return q_root(y, v, x, target, t_max, control)
+        return _metafor_root(y, v, x, target, t_max, control)
 
     lb_sign = ub_sign = ""
     ci_null = False
@@ -88,6 +90,20 @@ def qprofile_bounds(
     else:
         lower = root(crit_u)
     return lower, upper, ci_null, lb_sign, ub_sign
+
+
+def _metafor_root(y: np.ndarray, v: np.ndarray, x: np.ndarray, target: float, t_max: float,
+                  control: Control) -> float:
+    """The tau^2 with Q(tau2) = target where metafor's uniroot(tol = control.tol) over [0, t_max] stops.
+
+    uniroot stops within about tol / 2 of the root, which is far from it relative to a tiny bound
+    (tol = 1e-12 next to a bound of 1e-8 moves I^2 and H^2 bounds by 1e-4): there R's steps are replayed.
+    Elsewhere the exact root is within PATH_TOL of metafor's stop.
+    """
+    exact = q_root(y, v, x, target, t_max, control)
+    if control.tol <= PATH_TOL * exact:
+        return exact
+    return uniroot(lambda t: generalised_q(t, y, v, x) - target, 0.0, t_max, control.tol, control.maxiter)
 
 
 def _derived(lower: float, upper: float, vt: float, ci_null: bool, lb_sign: str, ub_sign: str) -> Tau2Interval:

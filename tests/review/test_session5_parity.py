@@ -116,3 +116,62 @@ def test_trimfill_with_one_study_left_after_trimming(key: str) -> None:
                                 ("QE", fitted.Q, ref["QE"])):
         assert _close(float(ours), theirs), f"{label}: {ours!r} != metafor {theirs!r}"
     assert abs(fitted.tau2 - ref["tau2"]) <= max(ATOL, RTOL * ref["tau2"])
+
+
+QPROFILE_CASES = ["DL_95", "DL_90", "REML_95", "REML_90"]
+
+
+def _qprofile_data() -> tuple[np.ndarray, np.ndarray]:
+    rows = _rows("qprofile_tiny_variances")
+    return np.array([float(r["yi"]) for r in rows]), np.array([float(r["vi"]) for r in rows])
+
+
+def _qprofile_ref(case: str) -> dict:
+    return json.loads((FIXTURES / "qprofile_tiny_variances.qprofile.json").read_text())[case]
+
+
+@pytest.mark.parametrize("case", QPROFILE_CASES)
+def test_qprofile_bounds_where_uniroot_tolerance_is_not_small(case: str) -> None:
+    """Variances of 1e-8: the tau^2 bounds (3e-10 to 1e-8) are not large next to uniroot's tol = 1e-12, so
+    metafor's interval is where uniroot stops; I^2 and H^2 bounds differed by up to 2e-4 (relative)."""
+    from metapsych.stats.heterogeneity import confint_tau2
+    from metapsych.stats.rma import fit
+
+    y, v = _qprofile_data()
+    estimator, level = case.split("_")
+    ref = _qprofile_ref(case)
+    fitted = fit(y, v, estimator=estimator, level=int(level) / 100)
+    ci = confint_tau2(y, v, fitted)
+    for name in ("tau2", "I2", "H2"):
+        for bound, theirs in zip(("lower", "upper"), ref[f"{name}_ci"]):
+            ours = getattr(ci, f"{name}_{bound}")
+            assert abs(ours - theirs) <= RTOL * abs(theirs), f"{name} {bound}: {ours!r} != metafor {theirs!r}"
+
+
+def test_pool_json_qprofile_bounds_at_level_90() -> None:
+    ref = _qprofile_ref("REML_90")
+    result = CliRunner().invoke(app, ["pool", str(FIXTURES / "qprofile_tiny_variances.csv"), "--level", "0.9",
+                                      "--json"])
+    assert result.exit_code == 0, result.stdout
+    payload = json.loads(result.stdout)
+    for name in ("I2_ci", "H2_ci"):
+        for ours, theirs in zip(payload[name], ref[name]):
+            assert _close(ours, theirs), f"{name}: {ours!r} != metafor {theirs!r}"
+
+
+@pytest.mark.xfail(strict=True, reason="batch.fit_many (not editable in session 5) solves the Q-profile equation "
+                   "exactly by Newton steps; metafor's uniroot(tol = 1e-12) stops 1e-12 away, which is 2e-4 of "
+                   "these I^2 bounds. Needs the replay of heterogeneity._metafor_root where tol > 1e-7 * bound")
+@pytest.mark.parametrize("case", ["DL_90"])
+def test_batch_qprofile_bounds_where_uniroot_tolerance_is_not_small(case: str) -> None:
+    """The same interval from fit_many (metapsych pool --by, the report's subgroups and cells)."""
+    from metapsych.stats.batch import fit_many
+
+    y, v = _qprofile_data()
+    estimator, level = case.split("_")
+    ref = _qprofile_ref(case)
+    batch = fit_many(y, v, np.zeros(y.size, dtype=int), estimator=estimator, level=int(level) / 100)
+    vt = float(batch.vt[0])
+    for bound, theirs in zip((batch.tau2_ci_lower[0], batch.tau2_ci_upper[0]), ref["I2_ci"]):
+        ours = 100.0 * float(bound) / (vt + float(bound))
+        assert abs(ours - theirs) <= RTOL * abs(theirs), f"I2 bound: {ours!r} != metafor {theirs!r}"
