@@ -175,3 +175,48 @@ def test_batch_qprofile_bounds_where_uniroot_tolerance_is_not_small(case: str) -
     for bound, theirs in zip((batch.tau2_ci_lower[0], batch.tau2_ci_upper[0]), ref["I2_ci"]):
         ours = 100.0 * float(bound) / (vt + float(bound))
         assert abs(ours - theirs) <= RTOL * abs(theirs), f"I2 bound: {ours!r} != metafor {theirs!r}"
+
+
+@pytest.mark.xfail(strict=True, reason="metafor's confint evaluates Q(tau2) as y'Py with the uncentred yi (about 100) "
+                   "and w about 1e5: its rounding (1e-6 in Q) moves the lower tau2 bound by 2e-12, 3e-6 of it and of "
+                   "the I^2 bound. metapsych's bound is the exact root (checked in rational arithmetic); matching "
+                   "would need R's BLAS and LINPACK rounding step for step")
+def test_qprofile_bounds_with_large_offset_in_yi() -> None:
+    """yi = 100 +- 0.01 with variances of 1e-5 (a random draw): the I^2 bounds at level 90."""
+    from metapsych.stats.heterogeneity import confint_tau2
+    from metapsych.stats.rma import fit
+
+    rows = _rows("qprofile_offset100")
+    y, v = np.array([float(r["yi"]) for r in rows]), np.array([float(r["vi"]) for r in rows])
+    ref = json.loads((FIXTURES / "qprofile_offset100.qprofile.json").read_text())["DL_90"]
+    ci = confint_tau2(y, v, fit(y, v, estimator="DL", level=0.9))
+    assert _close(ci.I2_lower, ref["I2_ci"][0]), f"{ci.I2_lower!r} != metafor {ref['I2_ci'][0]!r}"
+
+
+@pytest.mark.xfail(strict=True, reason="Both ML tau2 fits stop near 0 (3e-11 and 8e-11) after step halving, where "
+                   "tau2 + adj cancels: rounding of 1e-17 in the score moves them by 1e-6 to 5% (relative), within "
+                   "the 1e-8 absolute tolerance of tau2 but not of R^2 = 100 (1 - tau2 / tau2_0), which is noise")
+def test_ml_meta_regression_r2_with_tau2_near_zero() -> None:
+    from metapsych.stats.metareg import meta_regression
+
+    rows = _rows("metareg_ml_tau2_near_zero")
+    ref = json.loads((FIXTURES / "metareg_ml_tau2_near_zero.json").read_text())
+    result = meta_regression(np.array([float(r["yi"]) for r in rows]), np.array([float(r["vi"]) for r in rows]),
+                             {"x": [float(r["x"]) for r in rows], "g": [r["g"] for r in rows]}, estimator="ML")
+    assert abs(result.fit.tau2 - ref["tau2"]) <= ATOL
+    assert result.fit.R2 is not None and _close(result.fit.R2, ref["R2"]), f"{result.fit.R2!r} != {ref['R2']!r}"
+
+
+@pytest.mark.xfail(strict=True, reason="metafor's selmodel maximises with optim BFGS on numerical gradients and stops "
+                   "short of the maximum (its log-likelihood is 3e-10 lower); on this flat likelihood the estimate "
+                   "differs by 1.2e-5 and the lower CI bound by 1.2e-4 (relative). The suite compares at 1e-5")
+def test_selection_model_on_molloy2014_to_1e6() -> None:
+    from metapsych.stats.selection import step_selection_model
+
+    rows = _rows("selmodel_molloy2014")
+    ref = json.loads((FIXTURES / "selmodel_molloy2014.selmodel.json").read_text())["REML"]
+    fitted = step_selection_model(np.array([float(r["yi"]) for r in rows]), np.array([float(r["vi"]) for r in rows]))
+    assert fitted.loglik >= ref["ll"]
+    for label, ours, theirs in (("estimate", fitted.estimate, ref["estimate"]), ("ci.lb", fitted.ci_lower, ref["ci.lb"]),
+                                ("tau2", fitted.tau2, ref["tau2"])):
+        assert _close(ours, theirs), f"{label}: {ours!r} != metafor {theirs!r}"
