@@ -36,7 +36,7 @@ NEWTON_MAXITER = 500
 NEWTON_AFTER = 2  # ML/REML scoring steps taken before Newton steps may replace them
 NEWTON_RTOL = 1e-9  # Newton steps continue until they are this small relative to tau2 (tiny tau2)
 HALVE_SCALAR = 16  # up to this many infeasible steps are halved one by one (fewer numpy calls)
-SCALAR_REPLAY = 8  # up to this many replayed analyses follow the scalar path (no numpy call overhead)
+LEAN_MAX = 32  # up to this many analyses on scoring steps take them in ``_scoring_paths`` (fewer numpy calls)
 TR_PP_RTOL = 1e-4  # below this share of sum w^2, tr(PP) is summed in the cancellation-free form
 WORK_ROWS = 8  # rows of the scratch array of ``_information``
 BLOCK_MIN_ANALYSES = 256  # from this many analyses of equal size, the block layout (``_Blocks``)
@@ -817,39 +817,50 @@ def _maximise(sub: _Segments, start: Array, method: str, control: Control,
     Without ``interior`` (a loose threshold, EB) metafor's path is followed. Otherwise analyses whose
     maximum is interior take Newton steps to it, and metafor's path is replayed only where its stopping
     point differs visibly from the maximum (``_path_sensitive``); the others (on the way to tau2 = 0)
-    follow metafor's path in the same batch.
+    follow metafor's path in the same batch. The few analyses still on scoring steps once ``_iterate``
+    hands them over, and a few replays, take their (remaining) steps together in ``_scoring_paths``.
     """
     work = np.empty(WORK_ROWS * sub.y.size)
-    t, live, contraction = _iterate(sub, start, method, control, interior, work)
-    if interior is None:
-        return t, live
-    replay = np.flatnonzero(interior & ~live & _path_sensitive(t, start, contraction, control))
-    if replay.size > SCALAR_REPLAY:
-        t[replay], live[replay], _ = _iterate(sub.take(replay), start[replay], method, control, None, work)
-    for i in replay if replay.size <= SCALAR_REPLAY else ():
-        y, v = sub.studies(sub.y, i), sub.studies(sub.v, i)
-        t[i], live[i] = _scoring_path(y, v, float(start[i]), method, control)
+    t, live, contraction, left = _iterate(sub, start, method, control, interior, work)
+    tail = np.flatnonzero(live) if left else np.empty(0, np.intp)
+    replay = np.empty(0, np.intp) if interior is None else \
+        np.flatnonzero(interior & ~live & _path_sensitive(t, start, contraction, control))
+    if tail.size + replay.size > LEAN_MAX:  # many replays: vectorised, with their own tail
+        t[replay], live[replay] = _maximise(sub.take(replay), start[replay], method, control, None)
+        replay = replay[:0]
+    follow = np.union1d(tail, replay)
+    if follow.size:
+        part, handed = sub.take(follow), live[follow]
+        t[follow], live[follow] = _scoring_paths(
+            _Groups(part.starts, part.k), part.flat(part.y), part.flat(part.v), np.where(handed, t[follow], start[follow]),
+            np.where(handed, left, control.maxiter + 1), method, control)
     return t, live
 
 
 def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton: Array | None,
-             work: Array) -> tuple[Array, Array, Array]:
-    """Scoring iterations from ``start``; (tau2, still moving, contraction) per analysis.
+             work: Array) -> tuple[Array, Array, Array, int]:
+    """Scoring iterations from ``start``; (tau2, still moving, contraction) per analysis, and the steps left
+    to the analyses still moving where they were handed over to ``_scoring_paths`` (0: none were).
 
     An analysis stops when its change is <= threshold (metafor's rule); one on Newton steps also needs the
     change to be below NEWTON_RTOL of tau2 (a tiny tau2), and stops a step early once its steps shrink
-    quadratically. Converged analyses are dropped from the arithmetic once they are the majority. The
-    contraction is scoring's at the last point where the observed information was evaluated (NaN: never),
-    one step before the end: close enough to the maximum for ``_path_sensitive``.
+    quadratically. Converged analyses are dropped from the arithmetic once they are the majority; once no
+    more than LEAN_MAX are moving and none of them on Newton steps (nor Morris's), they are handed over.
+    The contraction is scoring's at the last point where the observed information was evaluated (NaN:
+    never), one step before the end: close enough to the maximum for ``_path_sensitive``.
     """
     t, live, contraction = start.copy(), np.ones(start.size, bool), np.full(start.size, np.nan)
     if start.size == 0:  # every analysis has k = 1
-        return t, live, contraction
+        return t, live, contraction, 0
     idx, cur, now, alive, rates = np.arange(start.size), sub, t.copy(), live.copy(), contraction.copy()
     last = np.zeros(start.size)  # the previous Newton step's size (0: not a Newton step)
+    left = 0
     for iteration in range(control.maxiter + 1):
         if newton is not None and iteration >= NEWTON_AFTER and not (newton & alive).any():
             newton = None  # no analysis on Newton steps is moving any more (none starts again)
+        if newton is None and method != "EB" and np.count_nonzero(alive) <= LEAN_MAX:
+            left = control.maxiter + 1 - iteration
+            break
         adj, quadratic, rate = _scoring_step(cur, now, method, newton if iteration >= NEWTON_AFTER else None, work)
         if rate is not None:
             np.copyto(rates, rate, where=alive)
@@ -873,53 +884,96 @@ def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton
                 rates[keep]
             newton = None if newton is None else newton[keep]
     t[idx], live[idx], contraction[idx] = now, alive, rates
-    return t, live, contraction
+    return t, live, contraction, left
 
 
-def _scoring_path(y: Array, v: Array, tau2: float, method: str, control: Control) -> tuple[float, bool]:
-    """metafor's ML/REML Fisher scoring for one analysis, from ``tau2``: (tau2, still moving after maxiter).
+def _scoring_paths(groups: _Groups, y: Array, v: Array, tau2: Array, budget: Array, method: str,
+                   control: Control) -> tuple[Array, Array]:
+    """metafor's ML/REML Fisher scoring for a few analyses (flat ``y``, ``v`` in ``groups``), each from its
+    ``tau2`` for at most its ``budget`` of steps: (tau2, still moving when its budget ran out).
 
-    The scalar twin of ``_iterate`` without Newton steps, for the few analyses whose path is replayed (a
-    vectorised iteration over one analysis costs several times more numpy calls). It does the same
-    floating-point operations in the same order, with sums by ``np.add.reduceat`` as the flat layout takes
-    them (two calls per step, of stacked rows), so a replayed analysis gets the same bits whichever path
-    its batch took.
+    The lean twin of ``_iterate`` without Newton steps, for the tail of analyses on the way to tau2 = 0 and
+    for replayed paths: per step a dozen numpy calls on the studies (``_PathBatch``), the per-analysis
+    arithmetic on Python floats; a step of ``_iterate`` costs some 40 numpy calls however few analyses it
+    has left. The floating-point operations are ``_iterate``'s in the same order (the flat layout's sums),
+    so an analysis gets the same bits whichever loop takes it.
     """
-    one = _Groups(np.zeros(1, np.intp), np.array([y.size]))
-    first, second = np.empty((2, y.size)), np.empty((4, y.size))
-    w, wy = first
-    w2, w2r2, w3, r = second
-    summed = second[:3 if method == "REML" else 2]
-    for _ in range(control.maxiter + 1):
-        np.add(v, tau2, out=w)
-        np.divide(1.0, w, out=w)
-        np.multiply(w, y, out=wy)
-        sw, swy = np.add.reduceat(first, one.starts, axis=1)[:, 0].tolist()
-        np.subtract(y, swy / sw, out=r)
-        np.multiply(w, w, out=w2)
-        np.multiply(w2, r, out=w2r2)
-        np.multiply(w2r2, r, out=w2r2)
-        if method == "REML":
-            np.multiply(w2, w, out=w3)
-        sw2, py_sq, *sw3 = np.add.reduceat(summed, one.starts, axis=1)[:, 0].tolist()
-        if method == "ML":
-            score, fisher = py_sq - sw, sw2
-        else:
-            ratio = sw2 / sw
-            score, fisher = py_sq - (sw - ratio), sw2 - 2.0 * sw3[0] / sw + ratio * ratio
-            if not fisher > TR_PP_RTOL * sw2:  # as _trace_pp decides
-                sums = (np.array([x]) for x in (sw, sw2, sw3[0], ratio))
-                fisher = float(_trace_pp(one, w, *sums)[0])
-        adj = score / fisher if fisher != 0 else math.nan
-        adj = adj * control.stepadj if math.isfinite(adj) else 0.0
-        new = tau2 + adj
-        if new < 0:  # metafor halves the step until it is feasible; from 0 that ends at no step
-            new = tau2 + _feasible_step(tau2, adj)
-        moving = abs(new - tau2) > control.threshold
-        tau2 = new
-        if not moving:
-            return tau2, False
-    return tau2, True
+    out_t, out_live = tau2.copy(), np.zeros(tau2.size, bool)
+    index, t, left = list(range(tau2.size)), tau2.tolist(), budget.tolist()
+    batch = _PathBatch(groups, y, v, method)
+    while index:
+        score, fisher = batch.information(t)
+        keep = []
+        for j, (tj, fj) in enumerate(zip(t, fisher)):
+            adj = score[j] / fj if fj != 0 else math.nan
+            adj = adj * control.stepadj if math.isfinite(adj) else 0.0
+            new = tj + adj
+            if new < 0:  # metafor halves the step until it is feasible; from 0 that ends at no step
+                new = tj + _feasible_step(tj, adj)
+            moving = abs(new - tj) > control.threshold
+            t[j], left[j] = new, left[j] - 1
+            if moving and left[j]:
+                keep.append(j)
+            else:
+                out_t[index[j]], out_live[index[j]] = new, moving
+        if len(keep) < len(index):
+            batch = batch.take(keep, method)
+            index, t, left = [index[j] for j in keep], [t[j] for j in keep], [left[j] for j in keep]
+    return out_t, out_live
+
+
+class _PathBatch:
+    """The flat studies of the analyses that ``_scoring_paths`` moves, with scratch rows for a step (their
+    views made once: a view costs a third of a small numpy call)."""
+
+    __slots__ = ("groups", "y", "v", "w", "wy", "w2", "w2r2", "w3", "r", "first", "second")
+
+    def __init__(self, groups: _Groups, y: Array, v: Array, method: str) -> None:
+        rows = np.empty((6, y.size))
+        self.groups, self.y, self.v = groups, y, v
+        self.w, self.wy, self.w2, self.w2r2, self.w3, self.r = rows
+        self.first, self.second = rows[:2], rows[2:4] if method == "ML" else rows[2:5]
+
+    def take(self, keep: list[int], method: str) -> _PathBatch:
+        """The batch of the analyses ``keep`` (positions, ascending)."""
+        mask = np.zeros(self.groups.k.size, bool)
+        mask[keep] = True
+        studies, k = mask.repeat(self.groups.k), self.groups.k[mask]
+        return _PathBatch(_Groups(np.cumsum(k) - k, k), self.y[studies], self.v[studies], method)
+
+    def information(self, tau2: list[float]) -> tuple[list[float], list[float]]:
+        """Twice the ML/REML score and the expected information at ``tau2`` per analysis, as
+        ``_information`` computes them (sums of adjacent rows in one call). A zero sum w (tau2 = inf)
+        gives NaN, as numpy's division would."""
+        w, r, starts = self.w, self.r, self.groups.starts
+        np.add(self.v, self._spread(tau2), out=w)
+        np.reciprocal(w, out=w)  # 1 / (v + tau2), bit for bit
+        np.multiply(w, self.y, out=self.wy)
+        sw, swy = np.add.reduceat(self.first, starts, axis=1).tolist()
+        np.subtract(self.y, self._spread([b / a if a else math.nan for a, b in zip(sw, swy)]), out=r)
+        np.multiply(w, w, out=self.w2)
+        np.multiply(self.w2, r, out=self.w2r2)
+        np.multiply(self.w2r2, r, out=self.w2r2)
+        if self.second.shape[0] == 2:  # ML
+            sw2, py_sq = np.add.reduceat(self.second, starts, axis=1).tolist()
+            return [p - s for p, s in zip(py_sq, sw)], sw2
+        np.multiply(self.w2, w, out=self.w3)
+        sw2, py_sq, sw3 = np.add.reduceat(self.second, starts, axis=1).tolist()
+        score, fisher = [], []
+        for s, s2, p, s3 in zip(sw, sw2, py_sq, sw3):
+            ratio = s2 / s if s else math.nan
+            score.append(p - (s - ratio))
+            fisher.append(s2 - 2.0 * s3 / s + ratio * ratio if s else math.nan)
+        inaccurate = [j for j, (f, s2) in enumerate(zip(fisher, sw2)) if not f > TR_PP_RTOL * s2]
+        if inaccurate:  # as _trace_pp decides
+            exact = segment_sum_p2(w, 1.0, 1.0, self.groups.sum, self.groups.spread).tolist()
+            for j in inaccurate:
+                fisher[j] = exact[j]
+        return score, fisher
+
+    def _spread(self, values: list[float]) -> Array | float:
+        """Per-analysis values for arithmetic with the studies' (a single analysis' value as it is)."""
+        return values[0] if len(values) == 1 else np.array(values).repeat(self.groups.k)
 
 
 def _newton_done(change: Array, last: Array, tol: Array) -> Array:
