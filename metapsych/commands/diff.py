@@ -22,6 +22,7 @@ def run(old: Path, new: Path, *, as_json: bool = False) -> int:
 def read_results(path: Path) -> dict:
     """A results document from disk (a results.json, or a report folder holding one), checked to have the
     shape ``diff`` reads, so that a wrong file is a located error, never a crash."""
+    from metapsych.data.files import read_input
     from metapsych.errors import DataError, Problem
 
     def bad(line: int | None, problem: str, field: str = "(file)") -> DataError:
@@ -29,16 +30,19 @@ def read_results(path: Path) -> dict:
 
     if path.is_dir() and (path / "results.json").is_file():
         path = path / "results.json"
-    if not path.is_file():
-        raise bad(None, "a folder without results.json" if path.is_dir() else "no such file")
+    if path.is_dir():
+        raise bad(None, "a folder without results.json")
+    raw = read_input(path, "a results.json written by metapsych run")
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise bad(None, "not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise bad(exc.lineno, f"invalid JSON: {exc.msg}") from None
     except RecursionError:
         raise bad(None, "JSON nested too deeply") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise bad(None, f"invalid JSON: {exc}") from None
     if not isinstance(value, dict) or not isinstance(value.get("cells"), list) or "inputs" not in value:
         raise bad(1, "not a results document (no 'cells' list or 'inputs')")
     problems = shape_problems(value)

@@ -56,8 +56,11 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
     if path.is_dir():
         raise InputError(f"--out {path}: is a folder (expected a CSV file name)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # name the option, not the temporary file that could not be made
+        raise OSError(exc.errno, exc.strerror, f"--out {path}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -74,7 +77,7 @@ def read_csv(file: Path) -> pd.DataFrame:
     """A Metapsy-format CSV as a comparison table; every unreadable cell is reported (exit 2)."""
     from metapsych.data.metapsy import read_metapsy_csv
 
-    if not file.is_file():
+    if not file.exists():  # anything else that is no regular file is refused by the reader, unread
         raise InputError(f"{file}: no such file (expected a Metapsy-format CSV)")
     table = read_metapsy_csv(file, strict=True)
     if not set(table.columns) & DATA_COLUMNS:

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from metapsych.errors import DataError, InputError
+from metapsych.errors import DataError, InputError, Problem
 
 
 def run_metapsy(file: Path, out: Path, condition: str | None = None, overwrite: bool = False) -> int:
@@ -22,13 +22,16 @@ def run_metapsy(file: Path, out: Path, condition: str | None = None, overwrite: 
     from metapsych.data.metapsy_import import import_metapsy
     from metapsych.data.trial_writer import write_trials
 
-    if not file.is_file():
+    if not file.exists():  # anything else that is no regular file is refused by the reader, unread
         raise InputError(f"{file}: no such file (expected a Metapsy database CSV)")
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is a file, not a folder (expected the folder of trial files, e.g. studies)")
     vocabulary = default_vocabulary()
     code = resolve_condition(file, condition, vocabulary)
     frame = read_metapsy_csv(file)
+    if frame.empty:
+        raise DataError(Problem(str(file), 2, "(rows)", "the file has a header but no data rows",
+                                "one row per comparison"))
     result = import_metapsy(frame, code, vocabulary, database=file.stem)
     targets = [out / f"{t['id']}.yaml" for t in result.trials]
     existing = [p for p in targets if p.exists()]
@@ -39,12 +42,26 @@ def run_metapsy(file: Path, out: Path, condition: str | None = None, overwrite: 
         staged = write_trials(result.trials, Path(tmp), comment=f"Imported from {file.name} by metapsych import metapsy")
         report = validate_studies(Path(tmp), vocabulary)
         if report.errors:
-            raise DataError(report.errors)
+            raise DataError(at_source_rows(report.errors, result.trials, file))
         out.mkdir(parents=True, exist_ok=True)
         for path in staged:
             shutil.copyfile(path, out / path.name)
     _print_summary(file, out, result)
     return 0
+
+
+def at_source_rows(problems: list[Problem], trials: list[dict], file: Path) -> list[Problem]:
+    """Problems found in the staged trial files, pointed at the database rows each trial came from: the
+    staged files are temporary, so a message naming them would point at nothing."""
+    rows = {trial["id"]: trial.get("source", {}).get("rows", []) for trial in trials}
+    located = []
+    for problem in problems:
+        trial_id = Path(problem.file).stem
+        lines = rows.get(trial_id, [])
+        more = f" (trial {trial_id} from rows {', '.join(map(str, lines))})" if len(lines) > 1 else ""
+        located.append(Problem(str(file), lines[0] if lines else None, problem.field,
+                               f"{problem.problem}{more}", problem.expected, problem.severity))
+    return located
 
 
 def resolve_condition(file: Path, condition: str | None, vocabulary) -> str:  # type: ignore[no-untyped-def]

@@ -50,6 +50,7 @@ def run(file: Path, *, reference: str | None, random: bool, small_values: str, l
     if not 0 < level < 1:
         raise InputError(f"--level: {level} is outside (0, 1) (expected e.g. 0.95)")
     table = read_contrasts(file)
+    _check_reference(reference, table, file)
     rows = _completed(table)
     try:
         fit = fit_network(rows.study, rows.treat1, rows.treat2, rows.yi, rows.vi, reference=reference,
@@ -104,6 +105,14 @@ def _funnel(rows: Any, order: str) -> dict[str, Any]:
             "egger_statistic": finite_or_none(f.egger_statistic), "egger_df": f.egger_df,
             "egger_p": finite_or_none(f.egger_p),
             "method": "comparison-adjusted funnel (Chaimani 2013), Egger's regression as netmeta's metabias"}
+
+
+def _check_reference(reference: str | None, table: ContrastTable, file: Path) -> None:
+    """``--reference`` names a treatment of the file (the usage error names the option and the file)."""
+    treatments = sorted({*table.treat1, *table.treat2})
+    if reference is not None and reference not in treatments:
+        raise InputError(f"--reference: {reference!r} is not a treatment in {file} "
+                         f"(expected one of {', '.join(treatments)})")
 
 
 def read_contrasts(path: Path) -> ContrastTable:

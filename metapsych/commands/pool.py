@@ -286,8 +286,18 @@ def _diagnostics(table: EffectTable, method: str, knha: bool, level: float) -> d
             raise
         raise AnalysisError("--diagnostics is not available in this installation") from None
 
-    return diagnostics_payload(table.yi, table.vi, table.study, table.column("cluster"), estimator=method,
-                               knha=knha, level=level)
+    cluster = table.column("cluster")
+    if cluster is not None:
+        _check_cluster_labels(table, cluster)
+    return diagnostics_payload(table.yi, table.vi, table.study, cluster, estimator=method, knha=knha, level=level)
+
+
+def _check_cluster_labels(table: EffectTable, cluster: list[str]) -> None:
+    """Every row needs a cluster label (a blank one would pool unrelated effects); DataError naming the rows."""
+    blank = [Problem(table.file, line, "cluster", "no cluster label", "a label for every row, or no cluster column")
+             for line, label in zip(table.lines, cluster) if not label]
+    if blank:
+        raise DataError(blank)
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:

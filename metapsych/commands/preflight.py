@@ -24,15 +24,28 @@ def check_report_folder(out: Path, *, keep: tuple[Path, ...] = ()) -> None:
     expected = "a new or empty folder, or the folder of an earlier report"
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is a file, not a folder (expected {expected})")
-    target = out.resolve()
+    if out.is_symlink() and not out.exists():
+        raise InputError(f"--out {out}: is a link to {os.readlink(out)}, which does not exist (expected {expected})")
+    target = resolved(out, "--out ")
     for path in keep:
-        if target == path.resolve() or target in path.resolve().parents:
-            what = "is" if target == path.resolve() else "holds"
+        kept = resolved(path)
+        if target == kept or target in kept.parents:
+            what = "is" if target == kept else "holds"
             raise InputError(f"--out {out}: {what} {path}, which the report would replace (expected {expected})")
     if out.is_dir():
         _check_existing(out, expected)
     else:
         _check_parent(out)
+
+
+def resolved(path: Path, option: str = "") -> Path:
+    """``path`` with its links followed; InputError naming it when the links loop (``Path.resolve`` would
+    raise a RuntimeError, which is no message for a user)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        raise InputError(f"{option}{path}: a symbolic link that loops (expected a file or folder, or a link to "
+                         "one)") from None
 
 
 def _check_existing(out: Path, expected: str) -> None:
@@ -64,16 +77,24 @@ def check_trial_folder(studies: Path) -> None:
 
     if not studies.is_dir():
         return  # a missing folder or a single trial file: the run command says what is wrong
-    broken = broken_links(studies)
-    if broken:
-        raise DataError([Problem(str(p), None, "(file)", f"broken link to {os.readlink(p)}", "an existing trial file")
-                         for p in broken])
+    problems = unusable_trial_files(studies)
+    if problems:
+        raise DataError(problems)
     if not trial_files(studies):
         raise InputError(f"{studies}: no trial files found (expected one {' or '.join(SUFFIXES)} file per trial)")
 
 
-def broken_links(folder: Path) -> list[Path]:
-    """Trial-file names under ``folder`` that are symbolic links to nothing (skipped by a plain listing)."""
+def unusable_trial_files(folder: Path) -> list[Problem]:
+    """Trial-file names under ``folder`` that a plain listing skips: links to nothing, and pipes or devices
+    (a FIFO named ``x.yaml``, a link to ``/dev/zero``), which cannot be read as a file."""
     from metapsych.data.files import SUFFIXES
 
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_symlink() and not p.exists())
+    problems = []
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and not p.name.startswith(".")):
+        if path.is_symlink() and not path.exists():
+            problems.append(Problem(str(path), None, "(file)", f"broken link to {os.readlink(path)}",
+                                    "an existing trial file"))
+        elif not path.is_file() and not path.is_dir():
+            problems.append(Problem(str(path), None, "(file)", "a pipe, socket or device, not a regular file",
+                                    "a trial file"))
+    return problems

@@ -8,7 +8,6 @@ one-screen summary (trials, arms and comparisons per condition; comparisons per 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -19,15 +18,14 @@ from metapsych.errors import InputError, Problem
 
 def run(path: Path, fmt: str = "text", vocabulary: Path | None = None) -> int:
     """Validate ``path`` (a trial file or folder); returns 2 when any error was found, else 0."""
-    from metapsych.commands.preflight import broken_links
+    from metapsych.commands.preflight import unusable_trial_files
     from metapsych.data.load import default_vocabulary, validate_studies
 
     if fmt not in ("text", "json"):
         raise InputError(f"--format {fmt!r}: unknown output format (expected text or json)")
     vocab = default_vocabulary(vocabulary)
     report = validate_studies(path, vocab)
-    report.problems += [Problem(str(p), None, "(file)", f"broken link to {os.readlink(p)}", "an existing trial file")
-                        for p in (broken_links(path) if path.is_dir() else [])]
+    report.problems += unusable_trial_files(path) if path.is_dir() else []
     if report.trials.files_checked == 0:
         report.problems.append(Problem(str(path), None, "(folder)", "no trial files found",
                                        "one .yaml or .yml file per trial"))

@@ -1,9 +1,10 @@
 """Validation of one trial file: schema errors (from pydantic, located by line), vocabulary codes, data
 kinds, and plausibility. Every problem is collected; nothing stops at the first.
 
-Errors (exit 2): SD <= 0, n < 2, events < 0 or > n, n > randomized, a result with none or more than one
-kind of data, an unknown arm, an unknown vocabulary code, an id that is not a safe file name or differs
-from the file stem, a therapy arm with no control arm to be compared with by default.
+Errors (exit 2): SD <= 0 (or an SD or SE below 1e-9), n < 2, events < 0 or > n, n > randomized, a result
+with none or more than one kind of data, an unknown arm, an unknown vocabulary code, an id that is not a safe
+file name or differs from the file stem, a therapy arm with no control arm to be compared with by default, a
+number (also a moderator or a risk-of-bias score) that is not finite or implausibly large.
 Warnings (reported, do not fail): |g| > 3 estimated from means, SD < 1% of the mean, follow-up without
 weeks, the same outcome listed twice.
 """
@@ -31,6 +32,9 @@ DATA_KINDS = {
     "binary": ("events", "n"),
 }
 LARGE_G = 3.0
+#: smallest SD or SE accepted: below it the variance underflows (or the effect overflows) and the trial would
+#: silently drop out of every analysis; no instrument is measured that finely
+MIN_SPREAD = 1e-9
 FIRST_YEAR = 1900
 #: trial-level moderators that are percentages (Metapsy databases also store them as proportions, 0-1)
 PERCENT = re.compile(r"^(percent_.+|.+_percent)$")
@@ -95,7 +99,7 @@ class Checker:
             self.add(path, message, "a number" if "not a number" in message else "a valid value")
         else:
             shown = error.get("input")
-            got = f" (got {shown!r})" if isinstance(shown, (str, int, float, bool)) or shown is None else ""
+            got = f" (got {_shown(shown)})" if isinstance(shown, (str, int, float, bool)) or shown is None else ""
             message = re.sub(r" or instance of \w+", "", str(error["msg"])).rstrip(".")
             pair = kind in ("too_long", "too_short") and ("comparisons" in path or "arms" in path)
             self.add(path, f"{message}{got}", "a pair of arm ids, [arm, arm]" if pair else _expected_for(kind))
@@ -141,23 +145,33 @@ class Checker:
     def _check_trial_numbers(self, trial: Trial) -> None:
         last = datetime.date.today().year + 1
         if trial.year is not None and not FIRST_YEAR <= trial.year <= last:
-            self.add(("year",), f"year {trial.year} is not plausible", f"a publication year {FIRST_YEAR}-{last}")
+            self.add(("year",), f"year {_number_text(trial.year)} is not plausible",
+                     f"a publication year {FIRST_YEAR}-{last}")
+        if trial.risk_of_bias is not None:
+            self._check_numbers(trial.risk_of_bias, ("risk_of_bias",))
         for name, value in trial.moderators.items():
-            if not PERCENT.match(name) or value is None or isinstance(value, str):
+            if isinstance(value, str) or value is None:
                 continue  # text: imported databases join differing values ("0.73 | 0.67")
-            if isinstance(value, bool) or not 0 <= value <= 100:
-                self.add(("moderators", name), f"{name} is {str(value).lower()}", "a percentage 0-100")
+            if PERCENT.match(name) and (isinstance(value, bool) or not 0 <= value <= 100):
+                self.add(("moderators", name), f"{name} is {_number_text(value)}", "a percentage 0-100")
+            else:  # a moderator is a meta-regression covariate: inf or 1e400 would break the regression
+                self._check_number(value, ("moderators", name), name)
 
     def _check_numbers(self, model: BaseModel, path: Path_) -> None:
         """Every number of ``model`` is finite and of plausible size."""
         for name, value in model.model_dump().items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                continue
-            if not math.isfinite(value):
-                self.add((*path, name), f"{name} is not a finite number", "a finite number")
-            elif abs(value) > MAX_VALUE:
-                self.add((*path, name), f"{name} is {value:g}, implausibly large",
-                         f"a value below {MAX_VALUE:g} in absolute size")
+            self._check_number(value, (*path, name), name)
+
+    def _check_number(self, value: Any, path: Path_, name: str) -> None:
+        """A number (not true/false, not text) is finite and of plausible size; integers of any length (YAML
+        reads 400 digits as one int, which no float holds) are compared before they are converted."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            self.add(path, f"{name} is not a finite number", "a finite number")
+        elif abs(value) > MAX_VALUE:
+            self.add(path, f"{name} is {_number_text(value)}, implausibly large",
+                     f"a value below {MAX_VALUE:g} in absolute size")
 
     def _code(self, kind: str, value: str, path: Path_, condition: str | None = None) -> str | None:
         try:
@@ -263,6 +277,9 @@ class Checker:
             value = getattr(result, name)
             if value is not None and not value > 0:
                 self.add((*path, name), f"{name} is {value:g}", "a standard deviation > 0")
+            elif value is not None and value < MIN_SPREAD:
+                self.add((*path, name), f"{name} {value:g} is implausibly small",
+                         f"a standard deviation of at least {MIN_SPREAD:g}")
         self._check_numbers(result, path)
         if result.n is not None and result.n < 2:
             self.add((*path, "n"), f"n is {result.n:g}", "n >= 2")
@@ -316,6 +333,9 @@ class Checker:
                      "{g, se} or {g, ci_lower, ci_upper}")
         if pre.se is not None and not pre.se > 0:
             self.add((*ppath, "se"), f"se is {pre.se:g}", "a standard error > 0")
+        elif pre.se is not None and pre.se < MIN_SPREAD:
+            self.add((*ppath, "se"), f"se {pre.se:g} is implausibly small",
+                     f"a standard error of at least {MIN_SPREAD:g}")
         if pre.ci_lower is not None and pre.ci_upper is not None and not pre.ci_lower < pre.g < pre.ci_upper:
             self.add((*ppath, "g"), f"g {pre.g:g} is not inside its CI [{pre.ci_lower:g}, {pre.ci_upper:g}]",
                      "ci_lower < g < ci_upper")
@@ -335,8 +355,8 @@ class Checker:
             self.add(spath, f"{len(given)} statistics given", "exactly one of t, f, p")
         if stat.f is not None and stat.f < 0:
             self.add((*spath, "f"), f"F is {stat.f:g}", "F >= 0")
-        if stat.p is not None and not 0 < stat.p <= 1:
-            self.add((*spath, "p"), f"p is {stat.p:g}", "0 < p <= 1")
+        if stat.p is not None and not 0 < stat.p < 1:  # p = 1 (t = 0) is refused by the effect formulas too
+            self.add((*spath, "p"), f"p is {stat.p:g}", "0 < p < 1")
         if stat.favours not in outcome.results:
             self.add((*spath, "favours"), f"favours {stat.favours!r}, which has no result",
                      f"one of the two arms in results ({', '.join(outcome.results) or 'none'})")
@@ -413,6 +433,26 @@ def _kind_of(value: Any) -> str:
     if isinstance(value, (int, float)):
         return "a number"
     return {"str": "text", "list": "a list"}.get(type(value).__name__, f"a {type(value).__name__}")
+
+
+def _shown(value: Any) -> str:
+    """The repr of an offending value, long text and long integers cut so that a message stays one line."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_VALUE:
+        return _number_text(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _number_text(value: Any) -> str:
+    """A number for a message in ``%g`` form; an integer too long for a float (YAML reads 400 digits as one
+    int) as its first digits and its length."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    try:
+        return f"{value:g}"
+    except OverflowError:
+        digits = str(abs(value))
+        return f"{'-' if value < 0 else ''}{digits[:6]}... ({len(digits)} digits)"
 
 
 def _plausible(value: float) -> bool:

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from metapsych.data.files import read_input
 from metapsych.data.metapsy import MAX_VALUE, decode, parse_number, read_rows, sniff_separator
 from metapsych.errors import DataError, Problem
 
@@ -80,11 +81,7 @@ def read_effect_table(path: Path) -> EffectTable:
 def _read(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header and (physical line, cells) of the non-empty rows; fast path for files without quoted newlines."""
     file = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(Problem(file, None, "(file)", f"cannot read file: {exc.strerror}", "a readable CSV")) from None
-    text = decode(raw, file)
+    text = decode(read_input(path, "a readable CSV"), file)
     if '"' in text or not text.strip():
         return read_rows(path)
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")

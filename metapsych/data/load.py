@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from metapsych.data.checks import Checker
-from metapsych.data.files import trial_files
+from metapsych.data.files import read_input, trial_files
 from metapsych.data.schema import Trial
 from metapsych.data.vocabulary import Vocabulary, load_vocabulary
-from metapsych.data.yaml_io import read_yaml_text
+from metapsych.data.yaml_io import MAX_BYTES, read_yaml_text
 from metapsych.errors import DataError, InputError, Problem
 
 USER_VOCABULARY = Path("configs") / "vocabulary.yaml"
@@ -116,10 +116,7 @@ def check_file(path: Path, vocabulary: Vocabulary) -> tuple[LoadedTrial | None, 
     """Parse and check one trial file; the trial is None when it has errors."""
     file = str(path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return None, [Problem(file, None, "(file)", f"cannot read file: {exc.strerror}", "a readable file")]
-    try:
+        raw = read_input(path, "a readable YAML file under 1 MiB", MAX_BYTES)
         doc = read_yaml_text(_decode(raw, file), file)
     except DataError as exc:
         return None, exc.problems

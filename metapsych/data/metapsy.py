@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from metapsych.data.files import MAX_INPUT_BYTES, read_input
 from metapsych.errors import DataError, Problem
 
 if TYPE_CHECKING:
@@ -74,12 +75,8 @@ def sniff_separator(header: str) -> str:
 def read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header and ``(physical line, cells)`` of every non-empty row of a delimited text file (or .gz of one)."""
     file = str(path)
-    try:
-        raw = path.read_bytes()
-        text = decode(gzip.decompress(raw) if path.suffix == ".gz" else raw, file)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise DataError(Problem(file, None, "(file)", f"cannot read file: {reason}", "a readable CSV")) from None
+    raw = read_input(path, "a readable CSV")
+    text = decode(_gunzip(raw, file) if path.suffix == ".gz" else raw, file)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise DataError(Problem(file, 1, "(file)", "the file is empty", "a header row and data rows"))
@@ -96,6 +93,20 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     except csv.Error as exc:
         raise DataError(Problem(file, reader.line_num, "(file)", f"malformed CSV: {exc}", "RFC 4180 CSV")) from None
     return header, rows
+
+
+def _gunzip(raw: bytes, file: str) -> bytes:
+    """The decompressed content, refused when it would exceed the input limit (a small "zip bomb" expands to
+    gigabytes) or is not gzip data."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+            data = stream.read(MAX_INPUT_BYTES + 1)
+    except (OSError, EOFError) as exc:
+        raise DataError(Problem(file, None, "(file)", f"cannot read file: {exc}", "a readable CSV")) from None
+    if len(data) > MAX_INPUT_BYTES:
+        raise DataError(Problem(file, None, "(file)", f"decompresses to over {MAX_INPUT_BYTES} bytes",
+                                "a readable CSV"))
+    return data
 
 
 def read_metapsy_csv(path: Path, strict: bool = False) -> pd.DataFrame:

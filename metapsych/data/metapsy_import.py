@@ -65,6 +65,10 @@ class ImportResult:
     rows_converted: int = 0
 
 
+#: the study label's share of a trial id, which is also a file name (most file systems allow 255 bytes)
+MAX_STUDY_SLUG = 100
+
+
 def slug(text: str) -> str:
     """A file-name-safe id: ASCII lower case, digits and '-'."""
     ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
@@ -290,7 +294,7 @@ class _TrialBuilder:
                  binary_rob: bool) -> None:
         self.study, self.condition, self.vocabulary, self.file = study, condition, vocabulary, file
         self.binary_rob = binary_rob
-        base = f"{condition}-{slug(study)}"
+        base = f"{condition}-{slug(study)[:MAX_STUDY_SLUG].rstrip('-')}"
         trial_id, n = base, 2
         while trial_id in used_ids:
             trial_id, n = f"{base}-{n}", n + 1

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from metapsych.data.files import read_input
 from metapsych.errors import DataError, Problem
 
 MAX_BYTES = 1024 * 1024
@@ -68,7 +69,7 @@ def read_yaml_text(text: str, file: str) -> YamlDocument:
     """Parse YAML text into a :class:`YamlDocument`, raising DataError with a located Problem."""
     if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
         raise DataError(Problem(file, None, "(file)", f"file is larger than {MAX_BYTES // 1024} KiB",
-                                "a trial file under 1 MiB"))
+                                "a YAML file under 1 MiB"))
     if "&" in text or "*" in text:
         _refuse_anchors(text, file)
     try:
@@ -92,14 +93,7 @@ def read_yaml_text(text: str, file: str) -> YamlDocument:
 def read_yaml(path: Path) -> YamlDocument:
     """Read and parse a YAML file (UTF-8, optional BOM)."""
     file = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise DataError(Problem(file, None, "(file)", f"file is {size} bytes, over the {MAX_BYTES} byte limit",
-                                    "a trial file under 1 MiB"))
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(Problem(file, None, "(file)", f"cannot read file: {exc.strerror}", "a readable file")) from None
+    raw = read_input(path, "a readable YAML file under 1 MiB", MAX_BYTES)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -165,7 +159,12 @@ def _construct_scalar(node: yaml.ScalarNode, path: Path_, file: str) -> Any:
         return constructor(_SCALAR_LOADER, node) if constructor else node.value
     except (ValueError, yaml.YAMLError):
         raise DataError(Problem(file, node.start_mark.line + 1, format_path(path),
-                                f"cannot read value {node.value!r}", "a plain number or text")) from None
+                                f"cannot read value {_cut(node.value)!r}", "a plain number or text")) from None
+
+
+def _cut(text: str) -> str:
+    """Text for a message, cut to one line's worth (a rejected value may be thousands of digits long)."""
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _ScalarLoader(yaml.SafeLoader):
