@@ -136,7 +136,8 @@ def _trimfill(y, v, estimator, test, level) -> dict[str, Any]:
     t = trimfill(y, v, estimator=estimator, test=test, level=level)
     f = t.fit
     return {"k0": t.k0, "side": t.side, "estimate": finite_or_none(f.estimate), "se": finite_or_none(f.se[0]),
-            "ci_lower": finite_or_none(f.ci_lower[0]), "ci_upper": finite_or_none(f.ci_upper[0]), "p_value": finite_or_none(f.p_value[0]),
+            "ci_lower": finite_or_none(f.ci_lower[0]), "ci_upper": finite_or_none(f.ci_upper[0]), "level": f.level,
+            "p_value": finite_or_none(f.p_value[0]),
             "tau2": finite_or_none(f.tau2), "filled": [{"yi": finite_or_none(a), "vi": finite_or_none(b)} for a, b in
                                             zip(t.yi[t.filled], t.vi[t.filled])]}
 

@@ -70,7 +70,8 @@ def cell_page(results: dict[str, Any], cell: dict[str, Any], stems: set[str]) ->
         "flags": sensitivity_flags(cell),
         "subgroups": _subgroups(cell, stems),
         "influence": _influence(cell.get("influence") or {}),
-        "bias": _bias(cell.get("bias") or {}, len(cell.get("studies") or []), bias_min_k(results)),
+        "bias": _bias(cell.get("bias") or {}, len(cell.get("studies") or []), bias_min_k(results),
+                      (results.get("methods") or {}).get("level")),
         "bias_min_k": bias_min_k(results),
         "studies": [dict(s, citation=(trials.get(s.get("trial")) or {}).get("citation")) for s in
                     cell.get("studies") or []],
@@ -126,16 +127,25 @@ def _influence(payload: dict[str, Any]) -> dict[str, Any] | None:
     return {"rows": rows, "outliers": [str(o) for o in payload.get("outliers") or []]}
 
 
-def _bias(payload: dict[str, Any], k: int, min_k: int) -> dict[str, Any]:
+def _bias(payload: dict[str, Any], k: int, min_k: int, level: Any) -> dict[str, Any]:
     rows = []
     for key, label, summarise in BIAS_ROWS:
         value = payload.get(key)
         if isinstance(value, dict):
-            rows.append((label, _safe_summary(summarise, value)))
+            rows.append((label, _safe_summary(summarise, value) + _level_note(value, level)))
     note = payload.get("note") or payload.get("bias_note")
     if not rows and not note and k < min_k:
         note = f"Publication-bias tests are reported only for k ≥ {min_k} (k = {k})."
     return {"rows": rows, "note": note}
+
+
+def _level_note(d: dict[str, Any], level: Any) -> str:
+    """A method whose interval is not at the report's level says so (trim-and-fill refits the filled data at
+    95%, as metafor does)."""
+    own = d.get("level")
+    if not isinstance(own, float) or not isinstance(level, float) or own == level:
+        return ""
+    return f" ({fmt(100 * own, 0)}% CI, as metafor gives it)"
 
 
 def _safe_summary(summarise: Any, value: dict[str, Any]) -> str:

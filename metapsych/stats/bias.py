@@ -135,9 +135,10 @@ def trimfill(
     """metafor ``trimfill(rma(yi, vi, method=estimator, test=test))``.
 
     As in metafor, the side comes from the sign of the Egger slope (negative -> missing on the right), and
-    the trimmed and filled fits use test="z" and metafor's default control (threshold 1e-5), so that the
-    filled model reproduces metafor's numbers; with nothing to fill, the original fit (with ``test``) is
-    returned. Unlike metafor, which refits at level 95%, the filled fit uses ``level``.
+    the trimmed and filled fits use metafor's defaults (test="z", level 95%, control threshold 1e-5), so
+    that the filled model reproduces metafor's numbers whatever ``test`` and ``level`` the original fit
+    used (metafor 3.8's refit passes neither); with nothing to fill, the original fit (with ``test`` and
+    ``level``) is returned. ``fit.level`` says which level the interval has.
     """
     if k0_estimator not in ("L0", "R0"):
         raise ValueError("k0_estimator must be 'L0' or 'R0'")
@@ -162,7 +163,7 @@ def trimfill(
     if k0 > 0:
         y_all = np.concatenate([y0, sign * (2 * beta - y[k - k0:])])
         v_all = np.concatenate([v0, v[k - k0:]])
-        refit = fit(y_all, v_all, estimator=estimator, level=level, control=METAFOR_DEFAULT)
+        refit = fit(y_all, v_all, estimator=estimator, control=METAFOR_DEFAULT)
     else:  # metafor returns the original fit itself
         y_all, v_all = y0, v0
         refit = fit(y0, v0, estimator=estimator, test=test, level=level)

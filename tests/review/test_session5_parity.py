@@ -220,3 +220,28 @@ def test_selection_model_on_molloy2014_to_1e6() -> None:
     for label, ours, theirs in (("estimate", fitted.estimate, ref["estimate"]), ("ci.lb", fitted.ci_lower, ref["ci.lb"]),
                                 ("tau2", fitted.tau2, ref["tau2"])):
         assert _close(ours, theirs), f"{label}: {ours!r} != metafor {theirs!r}"
+
+
+def test_trimfill_refits_at_metafors_default_level() -> None:
+    """metafor 3.8's trimfill() refits the filled data with rma.uni's defaults, so a model at level 90%
+    gets a 95% interval after filling. Reference (R 4.2, metafor 3.8-1):
+    dat <- escalc(measure="RR", ai=tpos, bi=tneg, ci=cpos, di=cneg, data=dat.bcg)
+    tf <- trimfill(rma(yi, vi, data=dat, level=90)); c(tf$k0, tf$ci.lb, tf$ci.ub, tf$level)
+    gives 1, -1.0069922, -0.3071734, 0.05."""
+    from metapsych.stats import bias
+
+    rows = list(csv.DictReader((Path(__file__).parents[1] / "fixtures" / "metafor" / "bcg.csv").open()))
+    y, v = (np.array([float(r[key]) for r in rows]) for key in ("yi", "vi"))
+    result = bias.trimfill(y, v, level=0.90)
+    assert result.k0 == 1 and result.fit.level == 0.95
+    np.testing.assert_allclose([result.fit.ci_lower[0], result.fit.ci_upper[0]], [-1.0069922, -0.3071734], rtol=1e-6)
+
+
+def test_report_names_the_level_of_a_bias_interval_that_is_not_the_reports() -> None:
+    """A cell page of a 90% report says that trim-and-fill's interval is metafor's 95% one."""
+    from metapsych.report.views import _bias
+
+    payload = {"trim_and_fill": {"k0": 1, "side": "left", "estimate": -0.6, "ci_lower": -1.0, "ci_upper": -0.3,
+                                 "level": 0.95}}
+    assert "95% CI" in _bias(payload, 13, 10, 0.9)["rows"][0][1]
+    assert "CI," not in _bias(payload, 13, 10, 0.95)["rows"][0][1]
