@@ -65,10 +65,12 @@ def test_three_level_without_variance_is_the_common_effect(data, n_clusters) -> 
     y, v = data
     cluster = [i % n_clusters for i in range(y.size)]
     f = fit_three_level(y, v, cluster, sigma2=[0.0, 0.0])
-    np.testing.assert_allclose(f.estimate, np.sum(y / v) / np.sum(1 / v), rtol=1e-10)
+    np.testing.assert_allclose(f.estimate, np.sum(y / v) / np.sum(1 / v), rtol=1e-10, atol=1e-15)
     g = fit_three_level(y, v, cluster)
     assert g.converged and np.all(g.sigma2 >= 0)
-    assert g.loglik >= f.loglik - 1e-9
+    # No claim that g.loglik >= f.loglik: the REML likelihood can have an interior local maximum below its
+    # value at sigma2 = 0 (y = 0, 1, -1.375, 0; v = 1/128, 1/4, 3/8, 1/32; two clusters: -3.8048 at sigma2 =
+    # (0.118, 0.326) vs -3.7997), and metafor's nlminb stops at that same maximum.
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
