@@ -12,9 +12,10 @@ import difflib
 import hashlib
 import json
 from pathlib import Path
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from metapsych.errors import ConfigError, DataError, Problem
 
@@ -68,7 +69,7 @@ class AnalysisConfig(_Strict):
 
     name: str = Field(pattern=NAME_PATTERN)
     comparators: Literal["each-control", "all-controls", "head-to-head"]
-    time: list[Time] = ["post", "follow-up"]
+    time: list[Time] = Field(["post", "follow-up"], min_length=1)
     conditions: list[str] | None = None
     approaches: list[str] | None = None
     controls: list[str] | None = None
@@ -91,7 +92,7 @@ class NetworkConfig(_Strict):
 
     enabled: bool = True
     time: Time = "post"
-    reference: list[str] = ["care-as-usual", "waitlist"]
+    reference: list[str] = Field(["care-as-usual", "waitlist"], min_length=1)
     split_by_format: bool = False  # treatments approach/format (cbt/group); arms without a format stay whole
 
 
@@ -107,6 +108,7 @@ class Config(_Strict):
     analyses: list[AnalysisConfig] = Field(min_length=1)
     moderators: ModeratorsConfig = ModeratorsConfig()
     network: NetworkConfig = NetworkConfig()
+    _source: Path | None = PrivateAttr(None)  # the file it was read from, for errors found against the data
 
     @field_validator("analyses")
     @classmethod
@@ -147,7 +149,30 @@ def load_config(path: Path, vocabulary: Vocabulary | None = None) -> Config:
     problems = _code_problems(config, doc, vocabulary or _review_vocabulary(path))
     if problems:
         raise ConfigError(problems)
+    config._source = path
     return config
+
+
+def check_moderators(config: Config, columns: Iterable[str]) -> None:
+    """ConfigError for each configured moderator that is neither a variable metapsych knows nor a column of
+    the trials' table (a moderator some trial reports): it would silently give no meta-regression."""
+    from metapsych.data.yaml_io import format_path, read_yaml
+
+    present = {*_known_moderators(), *columns}
+    unknown = [(j, name) for j, name in enumerate(config.moderators.variables) if moderator_column(name) not in present]
+    if not unknown:
+        return
+    source = config._source
+    doc = read_yaml(source) if source is not None else None
+    raise ConfigError([Problem(str(source or "config"), doc.line(("moderators", "variables", j)) if doc else None,
+                               format_path(("moderators", "variables", j)),
+                               f"no trial reports a moderator {name!r}" + _suggestion(name, sorted(present)),
+                               "a comparison-table column or a moderator of the trial files") for j, name in unknown])
+
+
+def _suggestion(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _review_vocabulary(config_path: Path) -> Vocabulary:
@@ -190,10 +215,9 @@ def _code_problem(doc: YamlDocument, path: tuple, kind: str, value: str, vocabul
 
 
 def _moderator_problems(config: Config, doc: YamlDocument) -> list[Problem]:
-    from metapsych.data.table import COLUMNS
     from metapsych.data.yaml_io import format_path
 
-    known = sorted({*COLUMNS, *MODERATOR_ALIASES, "percent_women", "mean_age"})
+    known = _known_moderators()
     problems = []
     for j, name in enumerate(config.moderators.variables):
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.88)
@@ -203,6 +227,14 @@ def _moderator_problems(config: Config, doc: YamlDocument) -> list[Problem]:
                                     f"unknown moderator {name!r}; did you mean {close[0]!r}?",
                                     "a comparison-table column or a moderator of the trial files"))
     return problems
+
+
+def _known_moderators() -> list[str]:
+    """Moderator names that need no trial to report them: the table's columns, their aliases and the
+    sample make-up moderators of the shipped config."""
+    from metapsych.data.table import COLUMNS
+
+    return sorted({*COLUMNS, *MODERATOR_ALIASES, "percent_women", "mean_age"})
 
 
 def _problem(doc: YamlDocument, err: dict) -> Problem:

@@ -41,11 +41,13 @@ def _silent(stage: str, done: int, total: int) -> None:
 def build_results(studies_dir: Path, config: Config, *, cache: Cache | None = None,
                   progress: Progress = _silent) -> dict:
     """The results document of the trials under ``studies_dir`` analysed as ``config`` says."""
+    from metapsych.analysis.config import check_moderators
     from metapsych.analysis.trials import load_effect_table
 
     cache = cache or Cache(None)
     progress("loading trials", 0, 1)
     table = load_effect_table(studies_dir, config, cache)
+    check_moderators(config, table.effects.columns)
     progress("loading trials", 1, 1)
     return results_from_effects(table.effects, config, table.file_hashes, table.trials, cache=cache,
                                 progress=progress)
