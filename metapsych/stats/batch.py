@@ -623,15 +623,24 @@ def _pm(seg: _Segments, control: Control, median: bool = False) -> Estimate:
     target = _by_unique(lambda d: dist.chi2_lower_quantile(0.5, d), k - 1) if median else (k - 1).astype(float)
     upper = _tau2_max(seg)
     root, status = _solve_q(seg, target, upper, control)
-    tau2 = np.where(status == -1, 0.0, root)
-    for i in np.flatnonzero((status == 0) & np.isfinite(target) & (control.tol > PATH_TOL * tau2)).tolist():
-        tau2[i] = _uniroot_q(seg, i, float(target[i]), float(upper[i]), control)
+    solved = np.where(np.isfinite(target), status, 1)  # no replay where the target is not finite
+    tau2 = np.where(status == -1, 0.0, _uniroot_stops(seg, root, solved, target, upper, control))
     return tau2, _pm_like_se(seg, tau2), status != 1
 
 
+def _uniroot_stops(seg: _Segments, root: Array, status: Array, target: Array, upper: Array,
+                   control: Control) -> Array:
+    """The roots of Q(tau2) = target (``_solve_q``), replaced by where metafor's uniroot stops
+    (``_uniroot_q``) where control.tol exceeds PATH_TOL of the root (a tiny tau2 or tau2 bound)."""
+    for i in np.flatnonzero((status == 0) & (control.tol > PATH_TOL * root)).tolist():
+        root[i] = _uniroot_q(seg, i, float(target[i]), float(upper[i]), control)
+    return root
+
+
 def _uniroot_q(seg: _Segments, i: int, target: float, upper: float, control: Control) -> float:
-    """metafor's PM root of analysis i by R's uniroot: where control.tol is not small next to the root
-    (a tiny tau2), the point where uniroot stops, not the exact root, is metafor's answer."""
+    """metafor's root of Q(tau2) = target for analysis i by R's uniroot (PM, Q-profile bounds): where
+    control.tol is not small next to the root (a tiny tau2), the point where uniroot stops, not the exact
+    root, is metafor's answer."""
     from metapsych.stats.roots import uniroot
     from metapsych.stats.tau2 import generalised_q
 
@@ -1124,6 +1133,8 @@ def _qprofile(seg: _Segments, tau2: Array, alpha: float, control: Control,
     t_max = np.maximum(100.0, 10.0 * tau2)
     upper, ustat = _solve_q(seg, crit_l, t_max, control)
     lower, lstat = _solve_q(seg, crit_u, t_max, control)
+    upper, lower = _uniroot_stops(seg, upper, ustat, crit_l, t_max, control), \
+        _uniroot_stops(seg, lower, lstat, crit_u, t_max, control)
     ci_null = ustat == -1
     upper = np.where(ci_null, 0.0, np.where(ustat == 1, t_max, upper))
     lower = np.where(lstat == -1, 0.0, np.where(lstat == 1, t_max, lower))

@@ -159,10 +159,7 @@ def test_pool_json_qprofile_bounds_at_level_90() -> None:
             assert _close(ours, theirs), f"{name}: {ours!r} != metafor {theirs!r}"
 
 
-@pytest.mark.xfail(strict=True, reason="batch.fit_many (not editable in session 5) solves the Q-profile equation "
-                   "exactly by Newton steps; metafor's uniroot(tol = 1e-12) stops 1e-12 away, which is 2e-4 of "
-                   "these I^2 bounds. Needs the replay of heterogeneity._metafor_root where tol > 1e-7 * bound")
-@pytest.mark.parametrize("case", ["DL_90"])
+@pytest.mark.parametrize("case", QPROFILE_CASES)
 def test_batch_qprofile_bounds_where_uniroot_tolerance_is_not_small(case: str) -> None:
     """The same interval from fit_many (metapsych pool --by, the report's subgroups and cells)."""
     from metapsych.stats.batch import fit_many
