@@ -13,6 +13,7 @@ import gzip
 import io
 import math
 import re
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,7 +102,7 @@ def _gunzip(raw: bytes, file: str) -> bytes:
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
             data = stream.read(MAX_INPUT_BYTES + 1)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise DataError(Problem(file, None, "(file)", f"cannot read file: {exc}", "a readable CSV")) from None
     if len(data) > MAX_INPUT_BYTES:
         raise DataError(Problem(file, None, "(file)", f"decompresses to over {MAX_INPUT_BYTES} bytes",

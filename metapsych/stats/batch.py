@@ -30,7 +30,7 @@ import numpy as np
 from metapsych.stats import distributions as dist
 from metapsych.stats.projection import segment_sum_p2
 from metapsych.stats.rma import RmaFit, fit
-from metapsych.stats.tau2 import TIGHT, Control, canonical_estimator
+from metapsych.stats.tau2 import TIGHT, Control, canonical_estimator, confint_control
 
 NEWTON_MAXITER = 500
 NEWTON_AFTER = 2  # ML/REML scoring steps taken before Newton steps may replace them
@@ -1133,8 +1133,9 @@ def _qprofile(seg: _Segments, tau2: Array, alpha: float, control: Control,
     t_max = np.maximum(100.0, 10.0 * tau2)
     upper, ustat = _solve_q(seg, crit_l, t_max, control)
     lower, lstat = _solve_q(seg, crit_u, t_max, control)
-    upper, lower = _uniroot_stops(seg, upper, ustat, crit_l, t_max, control), \
-        _uniroot_stops(seg, lower, lstat, crit_u, t_max, control)
+    confint = confint_control(control)
+    upper, lower = _uniroot_stops(seg, upper, ustat, crit_l, t_max, confint), \
+        _uniroot_stops(seg, lower, lstat, crit_u, t_max, confint)
     ci_null = ustat == -1
     upper = np.where(ci_null, 0.0, np.where(ustat == 1, t_max, upper))
     lower = np.where(lstat == -1, 0.0, np.where(lstat == 1, t_max, lower))

@@ -16,7 +16,7 @@ import numpy as np
 from metapsych.stats import distributions as dist
 from metapsych.stats.rma import RmaFit
 from metapsych.stats.roots import uniroot
-from metapsych.stats.tau2 import TIGHT, Control, generalised_q, q_root
+from metapsych.stats.tau2 import TIGHT, Control, confint_control, generalised_q, q_root
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def qprofile_bounds(
     q_max = generalised_q(t_max, y, v, x)
 
     def root(target: float) -> float:
-        return _metafor_root(y, v, x, target, t_max, control)
+        return _metafor_root(y, v, x, target, t_max, confint_control(control))
 
     lb_sign = ub_sign = ""
     ci_null = False

@@ -61,7 +61,9 @@ SortKey = tuple[tuple[int, ...], tuple[tuple[int, ...], ...], tuple[int, ...], s
 
 
 def r_sort_key(value: str) -> SortKey:
-    """Sort key that orders strings as R's sort() does (ICU root collation), for the common characters.
+    """Sort key that orders strings as R's sort() does (ICU root collation): exactly for ASCII; other
+    whitespace, punctuation (dashes, quotes) and symbols (>=, currency) before digits and letters, as ICU
+    puts them, though their order among themselves is only approximated.
 
     Strings are compared by their letters, digits and punctuation first (ignoring case and accents), then
     by accents, then by case (lower case first), so that "a" < "A" < "á" < "b" and "<18" < "18-65". The
@@ -95,8 +97,9 @@ def _add_collation_element(char: str, primary: list[int], secondary: list[tuple[
         weight = 1000 + unicodedata.digit(char, 0)
     elif char.isalpha():
         weight = 2000 + ord(char.lower())
-    else:
-        weight = 100 + ord(char)
+    else:  # other whitespace first, then other punctuation, then symbols: all before digits, as in ICU
+        kind = unicodedata.category(char)[0]
+        weight = 0 if char.isspace() or kind == "Z" else (100 if kind == "P" else 500) + ord(char) % 400
     primary.append(weight)
     secondary.append(())
     tertiary.append(int(char.isupper()))

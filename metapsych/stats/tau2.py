@@ -9,7 +9,7 @@ and root finding on the generalised Q statistic for PM. Non-convergence is repor
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -33,6 +33,12 @@ class Control:
 
 
 TIGHT = Control()
+CONFINT_MAXITER = 1000  # metafor's confint() has its own control, maxiter 1000, whatever the fit's
+
+
+def confint_control(control: Control) -> Control:
+    """The control of a Q-profile interval: the fit's, with at least confint()'s own iteration budget."""
+    return replace(control, maxiter=max(control.maxiter, CONFINT_MAXITER))
 
 
 @dataclass(frozen=True)
