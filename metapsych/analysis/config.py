@@ -135,7 +135,8 @@ def load_config(path: Path, vocabulary: Vocabulary | None = None) -> Config:
     from metapsych.data.yaml_io import read_yaml
 
     if not path.is_file():
-        raise ConfigError([Problem(str(path), None, "(file)", "config file not found", "a YAML file")])
+        found = "is not a regular file (a folder, pipe or device)" if path.exists() else "config file not found"
+        raise ConfigError([Problem(str(path), None, "(file)", found, "a YAML file")])
     try:
         doc = read_yaml(path)
     except DataError as exc:

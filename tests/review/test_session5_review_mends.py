@@ -48,3 +48,15 @@ def test_qprofile_replays_use_confints_own_iteration_budget() -> None:
     np.testing.assert_array_equal(batch.tau2_ci_upper, reference.tau2_ci_upper)
     one = confint_tau2(y, v, fit(y, v, estimator="DL", control=small), control=small)
     assert one.tau2_upper == float(reference.tau2_ci_upper[0])
+
+
+def test_a_config_path_that_is_a_folder_is_not_called_missing(tmp_path: Path) -> None:
+    import pytest
+
+    from metapsych.analysis.config import load_config
+    from metapsych.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config(tmp_path)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
