@@ -41,6 +41,7 @@ TEXT_COLUMNS = frozenset(["study", "condition_arm1", "condition_arm2", "multi_ar
 MAX_VALUE = 1e9
 MISSING = frozenset(["", "na", "n/a", "nr", "n.r.", "nan", "null", "none", "-", "."])
 _NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
+_THOUSANDS = re.compile(r"^[+-]?[1-9]\d{0,2}(,\d{3})+$")  # 1,000 or 12,500,000: a comma every 3 digits
 _INF = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "infinity": math.inf, "-infinity": -math.inf}
 
 
@@ -93,7 +94,22 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
             previous = reader.line_num
     except csv.Error as exc:
         raise DataError(Problem(file, reader.line_num, "(file)", f"malformed CSV: {exc}", "RFC 4180 CSV")) from None
+    if separator == ",":
+        _refuse_comma_numbers(file, header, rows)
     return header, rows
+
+
+def _refuse_comma_numbers(file: str, header: list[str], rows: list[tuple[int, list[str]]]) -> None:
+    """A quoted number like "1,000" or "12,500" in a comma-separated file may have a decimal comma (1.0) or a
+    thousands separator (1000): refused rather than guessed. "1,5" and "0,125" can only be decimal commas
+    and stay accepted (spreadsheet exports mix decimal marks); ';'-separated files have decimal commas."""
+    for line, cells in rows:
+        for j, cell in enumerate(cells):
+            if "," in cell and _THOUSANDS.match(cell.strip()):
+                column = header[j] if j < len(header) else f"column {j + 1}"
+                raise DataError(Problem(file, line, column, f"{cell.strip()!r} in a comma-separated file may be a "
+                                        "decimal comma or a thousands separator",
+                                        "a number without thousands separators, such as 1000 or 1.0"))
 
 
 def _gunzip(raw: bytes, file: str) -> bytes:

@@ -60,3 +60,14 @@ def test_a_config_path_that_is_a_folder_is_not_called_missing(tmp_path: Path) ->
         load_config(tmp_path)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_a_thousands_separator_in_a_comma_separated_file_is_refused_not_read_as_a_decimal_comma(
+        tmp_path: Path) -> None:
+    """'1,000' was read as 1.0; '1,5' and '0,125' can only be decimal commas and are still read."""
+    bad, good = tmp_path / "bad.csv", tmp_path / "good.csv"
+    bad.write_text('study,yi,vi\na,"1,000",0.1\nb,0.5,0.2\n')
+    good.write_text('study,yi,vi\na,"1,5",0.1\nb,"0,125",0.2\n')
+    result = CliRunner().invoke(app, ["pool", str(bad), "--json"])
+    assert result.exit_code == 2 and "bad.csv:2: yi: '1,000'" in result.output
+    assert CliRunner().invoke(app, ["pool", str(good), "--json"]).exit_code == 0
