@@ -11,6 +11,11 @@ from typing import Literal
 Severity = Literal["error", "warning"]
 
 
+def clip(text: str, limit: int = 60) -> str:
+    """Text for a message, cut to ``limit`` characters (a rejected value may be thousands of digits long)."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 @dataclass(frozen=True)
 class Problem:
     """One finding about the input, located as precisely as the input allows.

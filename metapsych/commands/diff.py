@@ -8,6 +8,7 @@ from pathlib import Path
 
 from metapsych.analysis.diff import MAIN_KEYS
 from metapsych.analysis.run import SCHEMA_VERSION
+from metapsych.errors import clip
 
 
 def run(old: Path, new: Path, *, as_json: bool = False) -> int:
@@ -102,4 +103,4 @@ def _cell_problems(cell: object, where: str, need) -> None:  # type: ignore[no-u
 
 def _shown(value: object) -> str:
     text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
-    return text if len(text) <= 40 else text[:37] + "..."
+    return clip(text, 40)

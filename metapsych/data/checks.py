@@ -23,7 +23,7 @@ from metapsych.data.metapsy import MAX_VALUE
 from metapsych.data.schema import FIELDS, Outcome, Result, Trial
 from metapsych.data.vocabulary import UnknownCode, Vocabulary
 from metapsych.data.yaml_io import Path_, YamlDocument, format_path
-from metapsych.errors import Problem
+from metapsych.errors import Problem, clip
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 DATA_KINDS = {
@@ -439,8 +439,7 @@ def _shown(value: Any) -> str:
     """The repr of an offending value, long text and long integers cut so that a message stays one line."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_VALUE:
         return _number_text(value)
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return clip(repr(value))
 
 
 def _number_text(value: Any) -> str:

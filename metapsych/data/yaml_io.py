@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from metapsych.data.files import read_input
-from metapsych.errors import DataError, Problem
+from metapsych.errors import DataError, Problem, clip
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 40
@@ -159,13 +159,7 @@ def _construct_scalar(node: yaml.ScalarNode, path: Path_, file: str) -> Any:
         return constructor(_SCALAR_LOADER, node) if constructor else node.value
     except (ValueError, yaml.YAMLError):
         raise DataError(Problem(file, node.start_mark.line + 1, format_path(path),
-                                f"cannot read value {_cut(node.value)!r}", "a plain number or text")) from None
-
-
-def _cut(text: str) -> str:
-    """Text for a message, cut to one line's worth (a rejected value may be thousands of digits long)."""
-    return text if len(text) <= 60 else text[:57] + "..."
-
+                                f"cannot read value {clip(node.value)!r}", "a plain number or text")) from None
 
 class _ScalarLoader(yaml.SafeLoader):
     """A loader instance used only for its scalar constructors (no stream)."""

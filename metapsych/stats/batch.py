@@ -30,7 +30,7 @@ import numpy as np
 from metapsych.stats import distributions as dist
 from metapsych.stats.projection import segment_sum_p2
 from metapsych.stats.rma import RmaFit, fit
-from metapsych.stats.tau2 import TIGHT, Control, canonical_estimator, confint_control
+from metapsych.stats.tau2 import PATH_TOL, TIGHT, Control, canonical_estimator, confint_control
 
 NEWTON_MAXITER = 500
 NEWTON_AFTER = 2  # ML/REML scoring steps taken before Newton steps may replace them
@@ -40,7 +40,6 @@ LEAN_MAX = 32  # up to this many analyses on scoring steps take them in ``_scori
 TR_PP_RTOL = 1e-4  # below this share of sum w^2, tr(PP) is summed in the cancellation-free form
 WORK_ROWS = 8  # rows of the scratch array of ``_information``
 BLOCK_MIN_ANALYSES = 256  # from this many analyses of equal size, the block layout (``_Blocks``)
-PATH_TOL = 1e-7  # relative distance between metafor's stopping point and the maximum that is tolerated
 Array = np.ndarray
 Estimate = tuple[np.ndarray, np.ndarray, np.ndarray]  # tau2, its se, converged
 

@@ -16,7 +16,7 @@ import numpy as np
 from metapsych.stats import distributions as dist
 from metapsych.stats.rma import RmaFit
 from metapsych.stats.roots import uniroot
-from metapsych.stats.tau2 import TIGHT, Control, confint_control, generalised_q, q_root
+from metapsych.stats.tau2 import PATH_TOL, TIGHT, Control, confint_control, generalised_q, q_root
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,6 @@ class Tau2Interval:
 
 
 NOT_ESTIMABLE = float("nan")
-PATH_TOL = 1e-7  # largest tolerated distance of metafor's uniroot stop from the root, relative to the root
 
 
 def confint_tau2(

@@ -33,6 +33,9 @@ class Control:
 
 
 TIGHT = Control()
+#: largest tolerated distance of metafor's stopping point (uniroot's, Fisher scoring's) from the exact root or
+#: maximum, relative to it; beyond it metafor's own steps are replayed
+PATH_TOL = 1e-7
 CONFINT_MAXITER = 1000  # metafor's confint() has its own control, maxiter 1000, whatever the fit's
 
 
