@@ -98,16 +98,17 @@ def _batched_refits(y: np.ndarray, v: np.ndarray, estimator: str, test: str, lev
 
     k = y.size
     step = max(1, BATCH_ELEMENTS // (k - 1))
-    parts = []
+    fields = ("estimate", "se", "statistic", "p_value", "ci_lower", "ci_upper", "Q", "Q_p", "tau2", "I2", "H2", "s2w")
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in fields}
     for start in range(0, k, step):
         rows = np.arange(start, min(start + step, k))
         keep = np.arange(k)[None, :] != rows[:, None]
         index = np.broadcast_to(np.arange(k), keep.shape)[keep]
         group = np.repeat(np.arange(rows.size), k - 1)
-        parts.append(fit_many(y[index], v[index], group, estimator=estimator, test=test, level=level,
-                              qprofile=False))
-    fields = ("estimate", "se", "statistic", "p_value", "ci_lower", "ci_upper", "Q", "Q_p", "tau2", "I2", "H2", "s2w")
-    return LeaveOneOut(**{name: np.concatenate([getattr(b, name) for b in parts]) for name in fields})
+        batch = fit_many(y[index], v[index], group, estimator=estimator, test=test, level=level, qprofile=False)
+        for name in fields:  # per-analysis values only: the batch's per-study arrays are dropped with it
+            parts[name].append(getattr(batch, name))
+    return LeaveOneOut(**{name: np.concatenate(values) for name, values in parts.items()})
 
 
 def _leave_one_out(refits: list[RmaFit]) -> LeaveOneOut:
@@ -168,7 +169,7 @@ def _intercept_influence(y: np.ndarray, v: np.ndarray, full: RmaFit, loo: LeaveO
     hat = hat_values(np.ones((k, 1)), v, full.tau2)
     vdelpred = loo.se**2
     dffits = (pred_full - loo.estimate) / np.sqrt(loo.s2w * hat * (loo.tau2 + v))
-    vb_del = 1.0 / np.sum(1.0 / (v[None, :] + loo.tau2[:, None]), axis=1)
+    vb_del = 1.0 / _sum_weights(v, loo.tau2)
     dfb = pred_full - loo.estimate
     dfbetas = (dfb / np.sqrt(loo.s2w * vb_del))[:, None]
     cooks = dfb**2 / full.vb[0, 0]
@@ -183,6 +184,14 @@ def _intercept_influence(y: np.ndarray, v: np.ndarray, full: RmaFit, loo: LeaveO
         weight=full.weights, dfbetas=dfbetas, influential=influential & ~np.isnan(dffits),
         baujat_x=(y - pred_full) ** 2 / (full.tau2 + v), baujat_y=(loo.estimate - pred_full) ** 2 / vdelpred,
     )
+
+
+def _sum_weights(v: np.ndarray, tau2: np.ndarray) -> np.ndarray:
+    """sum_j 1 / (v_j + tau2_i) for each tau2_i, in blocks of rows of at most BATCH_ELEMENTS values (the
+    k x k matrix would take gigabytes for tens of thousands of studies)."""
+    rows = max(1, BATCH_ELEMENTS // v.size)
+    return np.concatenate([np.sum(1.0 / (v[None, :] + tau2[start:start + rows, None]), axis=1)
+                           for start in range(0, tau2.size, rows)])
 
 
 def _chi2_cdf(x: np.ndarray, df: int) -> np.ndarray:

@@ -117,3 +117,66 @@ def test_trimfill_with_nothing_to_fill_returns_the_knha_fit() -> None:
     bcg = load_csv("bcg")
     filled = bias.trimfill(bcg["yi"], bcg["vi"], test="knha")
     assert filled.k0 == 1 and filled.fit.test == "z"
+
+
+KENDALL = load_json("kendall_large.json")  # Rscript tests/fixtures/robustness/kendall_large.R
+
+
+@pytest.mark.parametrize("name", ["n150_null", "n160_strong", "n120_negative", "n600_normal"])
+def test_kendall_test_at_larger_n_matches_cor_test(name: str) -> None:
+    """Exact p-values where R still computes them (n <= 170), the normal approximation beyond the exact limit."""
+    case = KENDALL[name]
+    r = bias.kendall_test(np.array(case["x"]), np.array(case["y"]))
+    assert r.exact == case["exact"]
+    assert_close([r.tau, r.p_value], [case["tau"], case["pval"]], rtol=1e-9)
+
+
+def test_kendall_exact_p_where_r_overflows() -> None:
+    """R's exact p is NaN from n = 171 (n! overflows); here it is a probability close to the normal one."""
+    case = KENDALL["n300_exact_nan"]
+    x, y = np.array(case["x"]), np.array(case["y"])
+    r = bias.kendall_test(x, y)
+    assert r.exact and case["pval"] == "NaN"  # jsonlite writes R's NaN as a string
+    assert r.tau == pytest.approx(case["tau"], rel=1e-12)
+    n = x.size
+    z = r.tau * (n * (n - 1) / 2) / np.sqrt(n * (n - 1) * (2 * n + 5) / 18)
+    assert r.p_value == pytest.approx(float(bias.dist.norm_two_sided_p(z)), rel=0.02)
+
+
+def _permutations_by_inversions(n: int) -> list[int]:
+    """Mahonian numbers: how many permutations of n have 0, 1, 2, ... inversions (exact integers)."""
+    counts = [1]
+    for i in range(2, n + 1):
+        prefix = [0]
+        for c in counts:
+            prefix.append(prefix[-1] + c)
+        size = len(counts) + i - 1
+        counts = [prefix[min(j, len(counts) - 1) + 1] - prefix[max(j - i + 1, 0)] for j in range(size)]
+    return counts
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 8, 9, 16, 25, 40])
+def test_kendall_lower_tail_equals_exact_counts(n: int) -> None:
+    """The lower half of the null distribution, to full precision down to the far tail (1 / n!)."""
+    from fractions import Fraction
+    from math import factorial
+
+    counts = _permutations_by_inversions(n)
+    cdf = bias._kendall_lower_cdf(n)
+    assert cdf.size == n * (n - 1) // 4 + 1
+    total = 0
+    for q, value in enumerate(cdf):
+        total += counts[q]
+        exact = Fraction(total, factorial(n))
+        assert value == pytest.approx(float(exact), rel=1e-13)
+
+
+def test_kendall_s_in_blocks_equals_all_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    a = np.round(rng.normal(size=301), 1)  # ties in both
+    b = np.round(rng.normal(size=301), 1)
+    pairs = np.sign(a[:, None] - a[None, :]) * np.sign(b[:, None] - b[None, :])
+    expected = float(np.triu(pairs, 1).sum())
+    for block in (1, 300, 1000, 1 << 21):
+        monkeypatch.setattr(bias, "KENDALL_PAIRS_PER_BLOCK", block)
+        assert bias._kendall_s(a, b) == expected
