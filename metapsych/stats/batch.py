@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -30,7 +30,16 @@ import numpy as np
 from metapsych.stats import distributions as dist
 from metapsych.stats.projection import segment_sum_p2
 from metapsych.stats.rma import RmaFit, fit
-from metapsych.stats.tau2 import PATH_TOL, TIGHT, Control, canonical_estimator, confint_control
+from metapsych.stats.tau2 import (
+    PATH_TOL,
+    TIGHT,
+    Control,
+    canonical_estimator,
+    confint_control,
+    not_converged_message,
+    step_halving,
+    step_halving_message,
+)
 
 NEWTON_MAXITER = 500
 NEWTON_AFTER = 2  # ML/REML scoring steps taken before Newton steps may replace them
@@ -1160,7 +1169,7 @@ def _refit_failures(result: BatchFit, yi: Array, vi: Array, group_index: Array, 
     y, v = np.asarray(yi, float), np.asarray(vi, float)
     for g in failed:
         mask = inverse == g
-        one = fit(y[mask], v[mask], estimator=method, test=test, level=level, control=control)
+        one = _refit(y[mask], v[mask], method, test, level, control)
         messages[g] = one.message
         arrays["converged"][g] = one.converged
         if not one.converged:
@@ -1175,6 +1184,17 @@ def _refit_failures(result: BatchFit, yi: Array, vi: Array, group_index: Array, 
         arrays["tau2_ci_lower"][g], arrays["tau2_ci_upper"][g] = ci.tau2_lower, ci.tau2_upper
         arrays["ci_null"][g], arrays["ub_at_limit"][g] = ci.ci_null, ci.ub_sign == ">"
         arrays["weights"][mask] = one.weights
-    from dataclasses import replace
-
     return replace(result, messages=tuple(messages), **arrays)
+
+
+def _refit(y: Array, v: Array, method: str, test: str, level: float, control: Control) -> RmaFit:
+    """``rma.fit`` of one analysis that did not converge in the batch. Where ``rma.fit`` would first repeat
+    the scoring path the batch has just run to ``maxiter`` (up to 10,000 steps, a second each: chaotic
+    paths that never settle exist) and then retry with step halving, only the retry is run, with the
+    messages ``rma.fit`` gives."""
+    if method not in ("ML", "REML", "EB") or control.stepadj != 1.0:
+        return fit(y, v, estimator=method, test=test, level=level, control=control)
+    one = fit(y, v, estimator=method, test=test, level=level, control=step_halving(control))
+    if not one.converged:
+        return replace(one, message=not_converged_message(method, control))
+    return replace(one, message="; ".join(m for m in (step_halving_message(method), one.message) if m))

@@ -224,8 +224,7 @@ def _fisher(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control, m
         if abs(old - tau2) <= control.threshold:
             break
     else:
-        return Tau2Estimate(float("nan"), float("nan"), False, control.maxiter,
-                            f"{method}: Fisher scoring did not converge in {control.maxiter} iterations")
+        return Tau2Estimate(float("nan"), float("nan"), False, control.maxiter, not_converged_message(method, control))
     if method in ("ML", "REML") and tau2 > control.threshold and _zero_is_better(yi, vi, x, tau2, method, control):
         tau2 = 0.0
     tau2 = max(0.0, tau2)
@@ -253,15 +252,27 @@ def _zero_is_better(yi: Array, vi: Array, x: Design, tau2: float, method: str, c
     return _loglik(yi, vi, x, 0.0, method) - _loglik(yi, vi, x, tau2, method) > control.tol
 
 
+def step_halving(control: Control) -> Control:
+    """The retry of an ML/REML/EB iteration that did not converge with full steps (as the oracle retries
+    metafor): half steps and ten times the iterations."""
+    return Control(control.threshold, control.tol, control.maxiter * 10, 0.5)
+
+
+def not_converged_message(method: str, control: Control) -> str:
+    return f"{method}: Fisher scoring did not converge in {control.maxiter} iterations"
+
+
+def step_halving_message(method: str) -> str:
+    return f"{method}: converged with step halving (stepadj = 0.5)"
+
+
 def _iterative(method: str) -> Callable[..., Tau2Estimate]:
     def run(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control) -> Tau2Estimate:
         result = _fisher(yi, vi, x, k, p, control, method)
         if not result.converged and control.stepadj == 1.0:
-            retry = Control(control.threshold, control.tol, control.maxiter * 10, 0.5)
-            second = _fisher(yi, vi, x, k, p, retry, method)
+            second = _fisher(yi, vi, x, k, p, step_halving(control), method)
             if second.converged:
-                return Tau2Estimate(second.tau2, second.se, True, second.iterations,
-                                    f"{method}: converged with step halving (stepadj = 0.5)")
+                return Tau2Estimate(second.tau2, second.se, True, second.iterations, step_halving_message(method))
         return result
 
     return run

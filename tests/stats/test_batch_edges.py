@@ -426,3 +426,35 @@ def test_block_layout_changes_no_bit(k: int, monkeypatch: pytest.MonkeyPatch) ->
                 fits.append(fit_many(*data, estimator=estimator, test="knha"))
             _assert_identical(*fits)
             np.testing.assert_array_equal(fits[0].weights, fits[1].weights)
+
+
+# A REML analysis whose full Fisher-scoring steps never settle (a chaotic path; metafor 3.8 with threshold
+# 1e-10 and maxiter 10000: "Fisher scoring algorithm did not converge"), found among 4,000 random analyses.
+CHAOTIC_Y = np.array([0.7198645752460251, 0.8249814409380087, 0.17107885473566187, 0.6752922574861505, 0.3930994050576909, 0.6459011739207383, -0.034524826843513434, 0.24238504505750058, 0.5016621721236538, 0.3805581772499135, 0.5413836513947036, 0.22212239482923607, 0.23164335778019168, 0.5728650436407882, 0.2561808874378312, 0.18916231575186565, 0.2821785860766567, 0.4901789050382505, 0.7957182470500799, 0.4951585505999546])
+CHAOTIC_V = np.array([0.016988734382623105, 0.18047544358812556, 0.14903332038972625, 0.1814968602752018, 0.05561171549959935, 0.17741478851403186, 0.15619941945742877, 0.17612000593915902, 0.05368547909718783, 0.11428167465944641, 0.14686899507173604, 0.14828785207784728, 0.06562937864819024, 0.04742633113911295, 0.19615209289724497, 0.17294691132633572, 0.09501468527577635, 0.14939240476068744, 0.07024903833852877, 0.044748400191112064])
+# rma(y, v, method = "REML", control = list(threshold = 1e-10, tol = 1e-12, maxiter = 100000, stepadj = 0.5))
+CHAOTIC_HALVED = {"tau2": 0.00088877725371532706, "estimate": 0.50200326080594515, "se": 0.063370834061058437,
+                  "I2": 1.0654885103196683, "Q": 11.326550911464727}
+
+
+def test_a_path_that_never_converges_is_refitted_with_half_steps_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch has run the full-step path to maxiter already: the refit goes straight to metafor's retry with
+    step halving (rma.fit would first repeat the 10,000 full steps, a second per analysis), with fit's result
+    and message, and metafor's numbers."""
+    from metapsych.stats import tau2 as tau2_module
+
+    y = np.concatenate([CHAOTIC_Y, CHAOTIC_Y[::-1] + 0.3])
+    v = np.concatenate([CHAOTIC_V, CHAOTIC_V[::-1]])
+    groups = np.repeat([0, 1], CHAOTIC_Y.size)
+    full_steps = []
+    original = tau2_module._fisher
+    monkeypatch.setattr(tau2_module, "_fisher", lambda *a: full_steps.append(a[5].stepadj == 1.0) or original(*a))
+    batch = fit_many(y, v, groups)
+    assert not any(full_steps)
+    monkeypatch.setattr(tau2_module, "_fisher", original)
+    one = fit(CHAOTIC_Y, CHAOTIC_V)
+    assert batch.converged[0] and batch.messages[0] == one.message == "REML: converged with step halving (stepadj = 0.5)"
+    assert batch.tau2[0] == one.tau2 and batch.estimate[0] == one.estimate
+    got = {"tau2": batch.tau2[0], "estimate": batch.estimate[0], "se": batch.se[0], "I2": batch.I2[0], "Q": batch.Q[0]}
+    for name, value in CHAOTIC_HALVED.items():
+        assert close(got[name], value), name
