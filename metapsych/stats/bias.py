@@ -125,7 +125,7 @@ def _kendall_lower_cdf(n: int) -> np.ndarray:
 
     T is a sum of independent uniforms on 0..i-1 (i = 2..n), so each step averages i neighbouring
     probabilities: a difference of cumulative sums. Lower entries depend only on lower entries, so only
-    the lower half is kept; there cumulative sums are at most 1/2 and the differences lose nothing visible
+    the lower half is kept; there cumulative sums stay near or below 1/2 and the differences lose nothing visible
     in the far tail, where the probabilities grow quickly with q.
     """
     half = n * (n - 1) // 4
