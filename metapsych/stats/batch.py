@@ -14,8 +14,8 @@ linearly (up to ~140 steps at threshold 1e-10 on a flat likelihood), Newton quad
 scoring about threshold * r / (1 - r) short of the maximum (r the contraction per step); where that is more
 than 1e-7 of tau2 (tiny tau2, very flat likelihoods) metafor's own path is replayed, so every reported
 number stays within 1e-7 of metafor's (tested on random grids against the oracle). Results equal
-``rma.fit`` per analysis to that tolerance (tested); the rare analysis whose iteration does not converge
-here is refitted with ``rma.fit``, which retries with step halving as the oracle does.
+``rma.fit`` per analysis to that tolerance (tested); the rare analysis whose metafor path does not converge
+in maxiter steps (some never settle) is refitted by ``rma.fit`` with step halving, as the oracle retries.
 """
 
 from __future__ import annotations
@@ -840,14 +840,16 @@ def _maximise(sub: _Segments, start: Array, method: str, control: Control,
     work = np.empty(WORK_ROWS * sub.y.size)
     t, live, contraction, left = _iterate(sub, start, method, control, interior, work)
     tail = np.flatnonzero(live) if left else np.empty(0, np.intp)
+    # Newton analyses still moving after maxiter (a small maxiter) are replayed too: whether metafor's own
+    # path converges in maxiter steps decides (no Newton analysis is moving when the tail is handed over)
     replay = np.empty(0, np.intp) if interior is None else \
-        np.flatnonzero(interior & ~live & _path_sensitive(t, start, contraction, control))
+        np.flatnonzero(interior & (live | _path_sensitive(t, start, contraction, control)))
     if tail.size + replay.size > LEAN_MAX:  # many replays: vectorised, with their own tail
         t[replay], live[replay] = _maximise(sub.take(replay), start[replay], method, control, None)
         replay = replay[:0]
     follow = np.union1d(tail, replay)
     if follow.size:
-        part, handed = sub.take(follow), live[follow]
+        part, handed = sub.take(follow), np.isin(follow, tail)
         t[follow], live[follow] = _scoring_paths(
             _Groups(part.starts, part.k), part.flat(part.y), part.flat(part.v), np.where(handed, t[follow], start[follow]),
             np.where(handed, left, control.maxiter + 1), method, control)
@@ -1188,10 +1190,10 @@ def _refit_failures(result: BatchFit, yi: Array, vi: Array, group_index: Array, 
 
 
 def _refit(y: Array, v: Array, method: str, test: str, level: float, control: Control) -> RmaFit:
-    """``rma.fit`` of one analysis that did not converge in the batch. Where ``rma.fit`` would first repeat
-    the scoring path the batch has just run to ``maxiter`` (up to 10,000 steps, a second each: chaotic
-    paths that never settle exist) and then retry with step halving, only the retry is run, with the
-    messages ``rma.fit`` gives."""
+    """``rma.fit`` of one analysis whose metafor path did not converge in the batch. Where ``rma.fit`` would
+    first repeat that path to ``maxiter`` (up to 10,000 steps, about a second per analysis: chaotic paths
+    that never settle exist) and then retry with step halving, only the retry is run, with the messages
+    ``rma.fit`` gives."""
     if method not in ("ML", "REML", "EB") or control.stepadj != 1.0:
         return fit(y, v, estimator=method, test=test, level=level, control=control)
     one = fit(y, v, estimator=method, test=test, level=level, control=step_halving(control))

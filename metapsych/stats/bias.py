@@ -81,6 +81,8 @@ def kendall_test(a: np.ndarray, b: np.ndarray) -> RankTest:
     n = a.size
     if n < 2:
         return RankTest(float("nan"), float("nan"), False)
+    if np.isnan(a).any() or np.isnan(b).any():
+        raise ValueError("Kendall's test needs values without NaN")
     s = _kendall_s(a, b)
     n0 = n * (n - 1) / 2
     ta, tb = _tie_counts(a), _tie_counts(b)
