@@ -1157,7 +1157,8 @@ def _qprofile(seg: _Segments, tau2: Array, alpha: float, control: Control,
 
 def _refit_failures(result: BatchFit, yi: Array, vi: Array, group_index: Array, method: str, test: str, level: float,
                     control: Control) -> BatchFit:
-    """Refit non-converged analyses one by one with ``rma.fit`` (which retries with step halving)."""
+    """Refit non-converged analyses one by one (``_refit``: metafor's retry with step halving); those that still
+    do not converge get the NaN numbers of ``rma.fit``'s failed fit."""
     failed = np.flatnonzero(~result.converged)
     if failed.size == 0:
         return result
@@ -1166,7 +1167,8 @@ def _refit_failures(result: BatchFit, yi: Array, vi: Array, group_index: Array, 
     _, inverse = np.unique(np.asarray(group_index), return_inverse=True)
     arrays = {name: getattr(result, name).copy() for name in (
         "converged", "estimate", "se", "statistic", "p_value", "ci_lower", "ci_upper", "s2w", "tau2", "tau2_se",
-        "I2", "H2", "pi_lower", "pi_upper", "tau2_ci_lower", "tau2_ci_upper", "ci_null", "ub_at_limit", "weights")}
+        "I2", "H2", "pi_lower", "pi_upper", "tau2_ci_lower", "tau2_ci_upper", "ci_null", "ub_at_limit", "weights",
+        "Q", "Q_p", "vt")}
     messages = list(result.messages)
     y, v = np.asarray(yi, float), np.asarray(vi, float)
     for g in failed:
@@ -1174,7 +1176,10 @@ def _refit_failures(result: BatchFit, yi: Array, vi: Array, group_index: Array, 
         one = _refit(y[mask], v[mask], method, test, level, control)
         messages[g] = one.message
         arrays["converged"][g] = one.converged
-        if not one.converged:
+        if not one.converged:  # as fit(): no number of a model that was not fitted (not even Q)
+            for name, value in (("tau2_se", one.tau2_se), ("Q", one.Q), ("Q_p", one.Q_p), ("vt", one.vt)):
+                arrays[name][g] = value
+            arrays["weights"][mask] = one.weights
             continue
         for name, value in (("estimate", one.estimate), ("se", one.se[0]), ("statistic", one.statistic[0]),
                             ("p_value", one.p_value[0]), ("ci_lower", one.ci_lower[0]),

@@ -97,3 +97,23 @@ def test_every_analysis_with_one_study(estimator: str) -> None:
     batch = fit_many(np.array([0.3, 0.8]), np.array([0.02, 0.05]), np.array([0, 1]), estimator=estimator)
     np.testing.assert_allclose(batch.estimate, [0.3, 0.8])
     assert np.all(batch.tau2 == 0.0) and batch.converged.all()
+
+
+def test_non_converged_analyses_report_no_numbers_like_fit() -> None:
+    """A model that was not fitted has no Q, tau^2 se or weights either, in the batch as in fit() (the batch
+    kept the first two and the weights, so results.json and pool on one cell disagreed)."""
+    from metapsych.stats.tau2 import Control
+
+    yi, vi, groups = _grid()
+    control = Control(threshold=1e-5, maxiter=1)
+    batch = fit_many(yi, vi, groups, estimator="ML", control=control)
+    failed = np.flatnonzero(~batch.converged)
+    assert failed.size
+    for i in failed:
+        mask = groups == np.unique(groups)[i]
+        one = fit(yi[mask], vi[mask], estimator="ML", control=control)
+        assert not one.converged
+        got = batch[int(i)]
+        for name in ("tau2_se", "Q", "Q_p", "vt", "I2", "H2", "s2w"):
+            assert math.isnan(getattr(got, name)) and math.isnan(getattr(one, name)), name
+        assert np.isnan(got.weights).all() and np.isnan(one.weights).all()
