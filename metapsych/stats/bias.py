@@ -88,7 +88,9 @@ def kendall_test(a: np.ndarray, b: np.ndarray) -> RankTest:
     ta, tb = _tie_counts(a), _tie_counts(b)
     n1, n2 = float(np.sum(ta * (ta - 1)) / 2), float(np.sum(tb * (tb - 1)) / 2)
     denom = math.sqrt((n0 - n1) * (n0 - n2))
-    tau = s / denom if denom > 0 else float("nan")
+    if not denom > 0:  # one variable has a single value: no correlation to test (R gives NA for both)
+        return RankTest(float("nan"), float("nan"), False)
+    tau = s / denom
     if ta.size == 0 and tb.size == 0 and n <= KENDALL_EXACT_MAX_N:
         q = round((tau + 1) * n * (n - 1) / 4)
         # R: 1 - P(T <= q - 1) above the centre, P(T <= q) below; by symmetry both are a lower tail

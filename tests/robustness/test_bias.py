@@ -180,3 +180,11 @@ def test_kendall_s_in_blocks_equals_all_pairs(monkeypatch: pytest.MonkeyPatch) -
     for block in (1, 300, 1000, 1 << 21):
         monkeypatch.setattr(bias, "KENDALL_PAIRS_PER_BLOCK", block)
         assert bias._kendall_s(a, b) == expected
+
+
+@pytest.mark.parametrize("a,b", [([1, 1, 1], [2, 2, 2]), ([1, 2, 3, 4], [2, 2, 2, 2]), ([3, 3], [1, 2])])
+def test_kendall_test_of_a_constant_variable_is_not_available(a: list, b: list) -> None:
+    """cor.test(a, b, method = "kendall") gives NA for tau and p when a variable has one value (p was 1 here
+    when both had)."""
+    r = bias.kendall_test(np.array(a, float), np.array(b, float))
+    assert np.isnan(r.tau) and np.isnan(r.p_value)
