@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from metapsych.errors import ConfigError, DataError, Problem
+from metapsych.errors import ConfigError, DataError, Problem, clip
 
 if TYPE_CHECKING:
     from metapsych.data.vocabulary import Vocabulary
@@ -27,6 +27,7 @@ Time = Literal["post", "follow-up"]
 SubgroupVariable = Literal["control", "format", "risk_of_bias"]
 ESTIMATORS = ("EE", "DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM")
 NAME_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+MAX_STUDIES = 1_000_000  # bound of every minimum number of trials (a larger one would exclude every cell)
 
 # Moderator names a config may use for comparison-table columns (any numeric column also works).
 MODERATOR_ALIASES = {"sessions": "n_sessions_arm1", "risk_of_bias": "rob"}
@@ -76,7 +77,7 @@ class AnalysisConfig(_Strict):
     instruments: list[str] | None = None
     ratings: list[Literal["self-report", "clinician"]] | None = None
     subgroups: list[SubgroupVariable] = []
-    min_studies: int | None = Field(None, ge=1)
+    min_studies: int | None = Field(None, ge=1, le=MAX_STUDIES)
 
 
 class ModeratorsConfig(_Strict):
@@ -84,7 +85,7 @@ class ModeratorsConfig(_Strict):
 
     variables: list[str] = ["sessions", "year", "rob", "percent_women", "mean_age"]
     time: Time = "post"
-    min_studies: int = Field(10, ge=3)
+    min_studies: int = Field(10, ge=3, le=MAX_STUDIES)
 
 
 class NetworkConfig(_Strict):
@@ -102,8 +103,8 @@ class Config(_Strict):
     effect: EffectConfig = EffectConfig()
     model: ModelConfig = ModelConfig()
     dependency: DependencyConfig = DependencyConfig()
-    min_studies: int = Field(2, ge=1)
-    bias_min_studies: int = Field(10, ge=3)
+    min_studies: int = Field(2, ge=1, le=MAX_STUDIES)
+    bias_min_studies: int = Field(10, ge=3, le=MAX_STUDIES)
     sensitivity: bool = True
     analyses: list[AnalysisConfig] = Field(min_length=1)
     moderators: ModeratorsConfig = ModeratorsConfig()
@@ -267,7 +268,7 @@ def _shown(value: object) -> str:
         return json.dumps(value)
     if isinstance(value, (dict, list)):
         return "a mapping" if isinstance(value, dict) else f"a list of {len(value)}"
-    return repr(value)
+    return clip(repr(value))
 
 
 def _expected(err: dict) -> str:

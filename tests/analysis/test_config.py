@@ -75,3 +75,14 @@ def test_duplicate_analysis_names_are_rejected(tmp_path: Path) -> None:
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_a_minimum_number_of_trials_beyond_any_review_is_refused_and_shown_cut(tmp_path: Path) -> None:
+    """min_studies: 10^400 excluded every cell and printed 401 digits in the methods paragraph."""
+    text = f"min_studies: 1{'0' * 400}\nanalyses:\n  - {{name: main, comparators: all-controls}}\n"
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    (problem,) = err.value.problems
+    assert (problem.line, problem.field) == (1, "min_studies")
+    assert len(problem.problem) < 80 and problem.problem.endswith("...")
+    assert "1000000" in problem.expected
