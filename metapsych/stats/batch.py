@@ -852,7 +852,7 @@ def _maximise(sub: _Segments, start: Array, method: str, control: Control,
         part, handed = sub.take(follow), np.isin(follow, tail)
         t[follow], live[follow] = _scoring_paths(
             _Groups(part.starts, part.k), part.flat(part.y), part.flat(part.v), np.where(handed, t[follow], start[follow]),
-            np.where(handed, left, control.maxiter + 1), method, control)
+            np.where(handed, left, control.maxiter), method, control)
     return t, live
 
 
@@ -874,11 +874,11 @@ def _iterate(sub: _Segments, start: Array, method: str, control: Control, newton
     idx, cur, now, alive, rates = np.arange(start.size), sub, t.copy(), live.copy(), contraction.copy()
     last = np.zeros(start.size)  # the previous Newton step's size (0: not a Newton step)
     left = 0
-    for iteration in range(control.maxiter + 1):
+    for iteration in range(control.maxiter):  # metafor's maxiter steps (see tau2._fisher)
         if newton is not None and iteration >= NEWTON_AFTER and not (newton & alive).any():
             newton = None  # no analysis on Newton steps is moving any more (none starts again)
         if newton is None and method != "EB" and np.count_nonzero(alive) <= LEAN_MAX:
-            left = control.maxiter + 1 - iteration
+            left = control.maxiter - iteration
             break
         adj, quadratic, rate = _scoring_step(cur, now, method, newton if iteration >= NEWTON_AFTER else None, work)
         if rate is not None:

@@ -213,7 +213,7 @@ def _scoring_step(method: str, pr: Projection, k: int, p: int) -> float:
 
 def _fisher(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control, method: str) -> Tau2Estimate:
     tau2 = max(0.0, _he_raw(yi, vi, x, k, p)[0])
-    for iteration in range(1, control.maxiter + 2):
+    for iteration in range(1, control.maxiter + 1):  # metafor: a step after maxiter steps fails, even if it settles
         pr = project(x, 1.0 / (vi + tau2), yi)
         adj = _scoring_step(method, pr, k, p) * control.stepadj
         if not np.isfinite(adj):
