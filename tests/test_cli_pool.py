@@ -234,3 +234,18 @@ def test_extreme_variances_give_numbers_without_warnings(tmp_path: Path) -> None
         warnings.simplefilter("error")
         code, out = pool(str(path), "--json")
     assert code == 0 and out["estimate"] == 0.5
+
+
+def test_by_json_with_a_subgroup_that_does_not_converge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subgroup whose fit fails has null numbers and null weights in the JSON (its NaN weights made the
+    JSON encoder fail after the failed fit stopped reporting numbers it does not have)."""
+    import metapsych.stats.subgroup as subgroup
+    from metapsych.stats.tau2 import Control
+
+    original = subgroup.fit_many
+    monkeypatch.setattr(subgroup, "fit_many",
+                        lambda *a, **kw: original(*a, **{**kw, "control": Control(threshold=1e-10, maxiter=1)}))
+    code, out = pool(str(FIXTURES / "thirdwave.csv"), "--by", "subgroup", "--json")
+    assert code == 0, out
+    failed = [b for b in out["subgroups"].values() if b["tau2"] is None]
+    assert failed and all(b["Q"] is None and all(w is None for w in b["weights"]) for b in failed)

@@ -271,8 +271,8 @@ def _batch_values(batch: Any) -> list[dict[str, Any]]:
 
 
 def _batch_weights(batch: Any) -> list[list[float]]:
-    """Per-analysis study weights (percent), in each analysis's input order."""
-    order = batch.weights[batch.study_order].tolist()
+    """Per-analysis study weights (percent), in each analysis's input order (null where the fit failed)."""
+    order = [number(w) for w in batch.weights[batch.study_order].tolist()]
     bounds = (batch.starts.tolist() + [len(order)])
     return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
