@@ -467,6 +467,7 @@ class BatchFit:
         test = "z" if self.k[i] == 1 else self.test
         start = int(self.starts[i])
         df = None if test == "z" else float(self.df[i])
+        tested = bool(self.se[i] > 0)  # as rma.fit's omnibus test: a zero variance (vb) leaves QM undefined
         return RmaFit(
             k=int(self.k[i]), p=1, estimator=self.estimator, test=test, level=self.level,
             converged=bool(self.converged[i]), message=self.messages[i],
@@ -475,8 +476,8 @@ class BatchFit:
             ci_lower=one([self.ci_lower[i]]), ci_upper=one([self.ci_upper[i]]), df=df, s2w=float(self.s2w[i]),
             tau2=float(self.tau2[i]), tau2_se=float(self.tau2_se[i]), tau=float(np.sqrt(self.tau2[i])),
             Q=float(self.Q[i]), Q_df=int(self.k[i]) - 1, Q_p=float(self.Q_p[i]), I2=float(self.I2[i]),
-            H2=float(self.H2[i]), vt=float(self.vt[i]), QM=float(self.statistic[i] ** 2), QM_df=1,
-            QM_p=float(self.p_value[i]), R2=None, weights=self.weights[self.study_order[start:start + self.k[i]]],
+            H2=float(self.H2[i]), vt=float(self.vt[i]), QM=float(self.statistic[i] ** 2) if tested else math.nan,
+            QM_df=1, QM_p=float(self.p_value[i]) if tested else math.nan, R2=None, weights=self.weights[self.study_order[start:start + self.k[i]]],
             pi_lower=float(self.pi_lower[i]), pi_upper=float(self.pi_upper[i]),
         )
 

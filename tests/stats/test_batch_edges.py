@@ -482,3 +482,14 @@ def test_newton_analysis_out_of_iterations_follows_metafors_path() -> None:
             assert close(batch.p_value[0], float(one.p_value[0]))
             if (maxiter, test) == (2, "z"):
                 assert close(float(batch.p_value[0]), 2.3756997162120977e-21)
+
+
+def test_omnibus_test_of_identical_effects_with_knha_is_undefined_like_fit() -> None:
+    """Identical effects with knha: the variance of the estimate is 0, and rma.fit (like metafor) gives no QM;
+    the batch's fit gave QM = inf, QM_p = 0 (found in review)."""
+    y, v = np.full(4, -0.25), np.array([0.04, 0.05, 0.06, 0.07])
+    one, batch = fit(y, v, test="knha"), fit_many(y, v, np.zeros(4), test="knha")[0]
+    assert math.isnan(one.QM) and math.isnan(one.QM_p)
+    assert math.isnan(batch.QM) and math.isnan(batch.QM_p)
+    regular = fit_many(np.array([0.1, 0.4, -0.2, 0.3]), v, np.zeros(4), test="knha")[0]
+    assert regular.QM == regular.statistic[0] ** 2 and regular.QM_p == regular.p_value[0]
