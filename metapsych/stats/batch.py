@@ -477,7 +477,8 @@ class BatchFit:
             tau2=float(self.tau2[i]), tau2_se=float(self.tau2_se[i]), tau=float(np.sqrt(self.tau2[i])),
             Q=float(self.Q[i]), Q_df=int(self.k[i]) - 1, Q_p=float(self.Q_p[i]), I2=float(self.I2[i]),
             H2=float(self.H2[i]), vt=float(self.vt[i]), QM=float(self.statistic[i] ** 2) if tested else math.nan,
-            QM_df=1, QM_p=float(self.p_value[i]) if tested else math.nan, R2=None, weights=self.weights[self.study_order[start:start + self.k[i]]],
+            QM_df=1, QM_p=float(self.p_value[i]) if tested else math.nan, R2=None,
+            weights=self.weights[self.study_order[start:start + self.k[i]]],
             pi_lower=float(self.pi_lower[i]), pi_upper=float(self.pi_upper[i]),
         )
 
@@ -1177,21 +1178,18 @@ def _refit_failures(result: BatchFit, yi: Array, vi: Array, group_index: Array, 
         one = _refit(y[mask], v[mask], method, test, level, control)
         messages[g] = one.message
         arrays["converged"][g] = one.converged
-        if not one.converged:  # as fit(): no number of a model that was not fitted (not even Q)
-            for name, value in (("tau2_se", one.tau2_se), ("Q", one.Q), ("Q_p", one.Q_p), ("vt", one.vt)):
-                arrays[name][g] = value
-            arrays["weights"][mask] = one.weights
-            continue
+        # all of fit()'s numbers: a fit that failed has none, not even Q (its NaN)
         for name, value in (("estimate", one.estimate), ("se", one.se[0]), ("statistic", one.statistic[0]),
                             ("p_value", one.p_value[0]), ("ci_lower", one.ci_lower[0]),
                             ("ci_upper", one.ci_upper[0]), ("s2w", one.s2w), ("tau2", one.tau2),
                             ("tau2_se", one.tau2_se), ("I2", one.I2), ("H2", one.H2), ("pi_lower", one.pi_lower),
-                            ("pi_upper", one.pi_upper)):
+                            ("pi_upper", one.pi_upper), ("Q", one.Q), ("Q_p", one.Q_p), ("vt", one.vt)):
             arrays[name][g] = value
-        ci = confint_tau2(y[mask], v[mask], one)
-        arrays["tau2_ci_lower"][g], arrays["tau2_ci_upper"][g] = ci.tau2_lower, ci.tau2_upper
-        arrays["ci_null"][g], arrays["ub_at_limit"][g] = ci.ci_null, ci.ub_sign == ">"
         arrays["weights"][mask] = one.weights
+        if one.converged:
+            ci = confint_tau2(y[mask], v[mask], one)
+            arrays["tau2_ci_lower"][g], arrays["tau2_ci_upper"][g] = ci.tau2_lower, ci.tau2_upper
+            arrays["ci_null"][g], arrays["ub_at_limit"][g] = ci.ci_null, ci.ub_sign == ">"
     return replace(result, messages=tuple(messages), **arrays)
 
 
