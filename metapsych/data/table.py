@@ -91,15 +91,27 @@ def trial_rows(loaded: LoadedTrial, vocabulary: Vocabulary) -> list[dict[str, An
 
 def _outcome_data(outcome: Outcome, pairs: list[tuple[str, str]]) -> list[tuple[str, str, dict[str, Any]]]:
     if outcome.precomputed is not None:
-        pre = outcome.precomputed
-        data = {"outcome_type": "precalc", "precalc_g": pre.g, "precalc_g_se": pre.se,
-                "precalc_ci_lower": pre.ci_lower, "precalc_ci_upper": pre.ci_upper}
-        data.update(_n_columns(outcome, *pre.arms))
-        return [(pre.arms[0], pre.arms[1], data)]
+        return [_precomputed_row(outcome, pairs)]
     if outcome.statistic is not None:
         return [_statistic_row(outcome, pairs)]
     return [(a, b, _results_columns(outcome, a, b)) for a, b in pairs
             if a in outcome.results and b in outcome.results]
+
+
+def _precomputed_row(outcome: Outcome, pairs: list[tuple[str, str]]) -> tuple[str, str, dict[str, Any]]:
+    """The precomputed g as a row of the trial's comparison: given for [control, therapy], it is turned
+    round (g and its CI negated), as statistic rows are, so that it counts in the therapy's comparison."""
+    pre = outcome.precomputed
+    assert pre is not None
+    a, b = pre.arms
+    g, lower, upper = pre.g, pre.ci_lower, pre.ci_upper
+    if (b, a) in pairs and (a, b) not in pairs:
+        a, b = b, a
+        g, lower, upper = -g, None if upper is None else -upper, None if lower is None else -lower
+    data = {"outcome_type": "precalc", "precalc_g": g, "precalc_g_se": pre.se,
+            "precalc_ci_lower": lower, "precalc_ci_upper": upper}
+    data.update(_n_columns(outcome, a, b))
+    return a, b, data
 
 
 def _statistic_row(outcome: Outcome, pairs: list[tuple[str, str]]) -> tuple[str, str, dict[str, Any]]:

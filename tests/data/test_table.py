@@ -65,7 +65,7 @@ def test_rows_per_data_kind_with_default_comparisons(tmp_path: Path) -> None:
     assert {"mean_age", "recruitment"} <= set(table.columns)
     pairs = list(zip(table["arm1"], table["arm2"], table["outcome_type"]))
     assert pairs == [("cbt", "wl", "msd"), ("grp", "wl", "msd"), ("cbt", "wl", "binary"), ("cbt", "wl", "change"),
-                     ("wl", "grp", "precalc"), ("cbt", "wl", "statistic")]
+                     ("grp", "wl", "precalc"), ("cbt", "wl", "statistic")]
     first = table.iloc[0]
     assert (first["condition"], first["condition_arm1"], first["condition_arm2"], first["kind_arm2"]) == \
            ("depression", "cbt", "waitlist", "control")
@@ -80,7 +80,9 @@ def test_rows_per_data_kind_with_default_comparisons(tmp_path: Path) -> None:
     change = table.iloc[3]
     assert (change["mean_change_arm1"], change["sd_change_arm2"], change["n_change_arm1"]) == (-9.1, 6.0, 55)
     pre = table.iloc[4]
-    assert (pre["precalc_g"], pre["precalc_ci_lower"], pre["kind_arm2"]) == (-0.45, -0.8, "active")
+    # given for [wl, grp], turned round into the trial's comparison grp vs wl (g and CI negated)
+    assert (pre["precalc_g"], pre["precalc_ci_lower"], pre["precalc_ci_upper"], pre["kind_arm2"]) == \
+           (0.45, 0.1, 0.8, "control")
     stat = table.iloc[5]
     assert (stat["p_value"], stat["stat_favours"], stat["n_arm1"], stat["n_arm2"]) == (0.03, "arm2", 52, 50)
     assert table["source_line"].tolist() == [13, 13, 21, 26, 31, 34]
@@ -121,3 +123,14 @@ def test_numbers_survive_writing_loading_and_tabulating(tmp_path: Path, therapie
         for i in (1, 2):
             data = results[row[f"arm{i}"]]
             assert (row[f"mean_arm{i}"], row[f"sd_arm{i}"], row[f"n_arm{i}"]) == (data["mean"], data["sd"], data["n"])
+
+
+def test_precomputed_effect_follows_an_explicit_comparison(tmp_path: Path) -> None:
+    """Given for [grp, cbt] in a trial that compares [cbt, grp], the g is turned round into that comparison;
+    a pair the trial does not compare is kept as given."""
+    text = TRIAL.replace("arms: [wl, grp]", "arms: [grp, cbt]") + "comparisons: [[cbt, grp]]\n"
+    pre = _table(tmp_path, text).query("outcome_type == 'precalc'").iloc[0]
+    assert (pre["arm1"], pre["arm2"], pre["precalc_g"], pre["precalc_ci_upper"]) == ("cbt", "grp", 0.45, 0.8)
+    text = TRIAL.replace("arms: [wl, grp]", "arms: [grp, ssri]") + "comparisons: [[cbt, grp]]\n"
+    pre = _table(tmp_path, text).query("outcome_type == 'precalc'").iloc[0]
+    assert (pre["arm1"], pre["arm2"], pre["precalc_g"]) == ("grp", "ssri", -0.45)
