@@ -22,7 +22,9 @@ Double-zero tables (no events, or only events, in both arms) get no OR, RR or g:
 so (metafor keeps them by default, ``drop00=FALSE``; we follow ``drop00=TRUE`` for OR/RR). RD keeps them.
 
 **Direction.** Effects are oriented so that a positive value means arm 1 (the therapy) did better, for every
-measure (for OR/RR this is the log ratio of arm 1's odds/risk of the *favourable* outcome). Raw data
+measure. For OR and RD that is the log OR (RD) of the *favourable* outcome; for RR, where lower is
+better, it is the event's log RR with its sign changed, so that |yi| and vi are escalc's for the event as
+counted (the favourable outcome's own log RR is another number). Raw data
 (means, change scores, events) are flipped when lower is better; the direction comes from the
 ``lower_is_better`` column, else the vocabulary (``instrument`` for scores, ``outcome_type`` for events:
 in Metapsy files the ``instrument`` of an event row is the scale the responders were defined on), else the

@@ -60,8 +60,10 @@ def _erfc(x: np.ndarray) -> np.ndarray:
 
 
 def norm_crit(alpha: float) -> float:
-    """Upper alpha/2 quantile of the standard normal (qnorm(alpha/2, lower.tail=FALSE))."""
-    return -_NORMAL.inv_cdf(alpha / 2.0)
+    """Upper alpha/2 quantile of the standard normal (qnorm(alpha/2, lower.tail=FALSE)); for the least
+    positive double, whose half rounds to 0, the quantile of that double."""
+    half = alpha / 2.0
+    return -_NORMAL.inv_cdf(half if half > 0 or not alpha > 0 else alpha)
 
 
 # ------------------------------------------------------------------------- incomplete gamma (chi2)
@@ -422,7 +424,53 @@ def _t_crit_array(alpha: np.ndarray, df: np.ndarray) -> np.ndarray:
                                          np.maximum(2.0 * xs, xs + 1.0)), new)
         x[idx] = np.where(fx == 0, xs, new)
         moving[idx] = (fx != 0) & (np.abs(new - xs) > 4 * EPS * np.abs(new))
+    for i in np.flatnonzero(moving).tolist():  # far in the tail, where Newton steps in t creep
+        x[i] = _t_crit_log(float(alpha[i]), float(df[i]), float(x[i]))
     return x
+
+
+def _t_crit_log(alpha: float, df: float, start: float) -> float:
+    """``_t_crit_array``'s root for a tiny alpha, by Newton's method in log t on log p.
+
+    There the tail falls like t^-df, so Newton steps in t gain about t/df each and the root (1e6 for
+    p = 1e-200 with df 38) is out of reach; in log-log coordinates the tail is nearly a line. ``start`` is
+    left of the root (the t solver approaches it from there). Where p underflows to 0 before the root
+    (t^2 beyond the doubles) the root cannot be resolved: inf.
+    """
+    log_alpha = math.log(alpha)
+    lo, hi = math.log(start), math.inf
+    u = lo
+    for _ in range(400):
+        t = math.exp(u)
+        p = _t_two_sided(t, df)
+        if p == 0.0:
+            if not math.isfinite(t * t):
+                return math.inf
+            hi = u
+            u = (lo + hi) / 2.0
+            continue
+        gap = math.log(p) - log_alpha
+        if gap == 0.0:
+            return t
+        if gap > 0:
+            lo = u
+        else:
+            hi = u
+        slope = -2.0 * math.exp(u + _t_log_pdf(t, df) - math.log(p))  # d log p / d log t
+        new = u - gap / slope
+        if not math.isfinite(new) or new <= lo or new >= hi:
+            new = (lo + hi) / 2.0 if math.isfinite(hi) else u + 1.0
+        if abs(new - u) <= 4 * EPS:
+            return math.exp(new)
+        u = new
+    return math.exp(u)
+
+
+def _t_log_pdf(t: float, df: float) -> float:
+    """log of the t density at t > 0, without forming t^2 (finite up to the largest double)."""
+    log_kernel = 2.0 * math.log(t) - math.log(df) + math.log1p(df / (t * t)) if t > 1.0 else math.log1p(t * t / df)
+    return (math.lgamma((df + 1.0) / 2.0) - math.lgamma(df / 2.0) - 0.5 * math.log(df * math.pi)
+            - (df + 1.0) / 2.0 * log_kernel)
 
 
 def _t_pdf_array(t: np.ndarray, df: np.ndarray) -> np.ndarray:

@@ -94,6 +94,18 @@ def test_effect_size_helpers_match_scipy() -> None:
     assert np.isnan(dist.log_gamma([0.0, -3.0, np.nan])).all()
 
 
+def test_t_quantile_far_in_the_tail_matches_r() -> None:
+    """p-values far below any a trial reports (an effect from ``p_value``): Newton steps in t crept there
+    and stopped 400 steps short (p = 1e-200, df 38 gave 1,002,302); the least positive double crashed.
+    R 4.2: ``format(qt(p / 2, df, lower.tail = FALSE), digits = 17)``."""
+    cases = [(1e-200, 38, 1070550.9994229805), (1e-200, 2, 1e100), (1e-300, 38, 458338467.83851147),
+             (1e-250, 198, 253.51084585382154), (1e-100, 38, 2500.5015446463526)]
+    for p, df, expected in cases:
+        assert _rel(dist.t_from_two_sided_p(p, df), expected) < 1e-12, (p, df)
+    assert np.isfinite(dist.t_from_two_sided_p(5e-324, 38))  # R: Inf, as p / 2 rounds to 0 there
+    assert dist.t_from_two_sided_p(1e-320, 2) == np.inf  # t^2 beyond the doubles (R: Inf)
+
+
 def test_a_value_does_not_depend_on_the_array_it_is_asked_for_in() -> None:
     """The scalar and lock-step algorithms give the same bits, so a cell's p-values and intervals are the
     same whether it was fitted alone (an incremental run) or with hundreds of others (a cold run)."""
