@@ -50,6 +50,29 @@ def test_new_empty_and_earlier_report_folders_are_accepted(tmp_path: Path, setup
     check_report_folder(out, keep=(tmp_path / "studies",))
 
 
+@pytest.mark.parametrize("extra", ["thesis.docx", ".gitkeep", "plots/notes.txt", "cells/drafts"])
+def test_a_report_folder_holding_a_users_file_is_refused(review: Path, extra: str) -> None:
+    """A folder with results.json or manifest.json is a report only if it holds nothing a report does not:
+    a run replaces the whole folder, which would delete the user's file."""
+    out = review / "fake"
+    (out / "plots").mkdir(parents=True)
+    (out / "results.json").write_text("{}")
+    (out / "plots" / "a.svg").write_text("<svg/>")
+    (out / extra).parent.mkdir(parents=True, exist_ok=True)
+    (out / extra).write_text("mine")
+    before = snapshot(review)
+    result = runner.invoke(app, ["run", "--quiet", "--out", "fake"])
+    assert result.exit_code == 2 and extra in result.stderr and "not a report" in result.stderr, result.output
+    assert snapshot(review) == before
+
+
+def test_a_written_report_holds_only_what_the_check_expects(review: Path) -> None:
+    """The report writer and the output check agree on what a report folder holds (so a report re-runs)."""
+    assert runner.invoke(app, ["run", "--quiet"]).exit_code == 0
+    assert runner.invoke(app, ["run", "--quiet", "--force"]).exit_code == 0
+    check_report_folder(review / "reports")
+
+
 def test_an_unwritable_parent_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     with pytest.raises(InputError, match="cannot write to"):

@@ -17,6 +17,9 @@ from metapsych.errors import DataError, InputError, Problem
 
 #: files that mark a folder as a metapsych report (the writer's manifest, the results document)
 REPORT_MARKERS = ("manifest.json", "results.json")
+#: everything a report folder holds: its files, and its subfolders with the file types they hold
+REPORT_FILES = frozenset(("CHANGES.md", "README.md", "index.html", "manifest.json", "results.csv", "results.json"))
+REPORT_FOLDERS = {"cells": (".html",), "plots": (".png", ".svg")}
 
 
 def check_report_folder(out: Path, *, keep: tuple[Path, ...] = ()) -> None:
@@ -53,12 +56,27 @@ def _check_existing(out: Path, expected: str) -> None:
         names = sorted(entry.name for entry in os.scandir(out))
     except OSError as exc:
         raise InputError(f"--out {out}: cannot read the folder: {exc.strerror} (expected {expected})") from None
-    if names and not any(marker in names for marker in REPORT_MARKERS):
-        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    foreign = _foreign_entries(out, names) if any(marker in names for marker in REPORT_MARKERS) else names
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         raise InputError(f"--out {out}: the folder holds files that are not a report ({shown}) and a run "
                          f"replaces the whole folder (expected {expected})")
     if not os.access(out.resolve().parent, os.W_OK):
         raise InputError(f"--out {out}: cannot write to {out.resolve().parent} (expected a writable folder)")
+
+
+def _foreign_entries(out: Path, names: list[str]) -> list[str]:
+    """What a report's folder holds that no report writes (a user's file would go with the old report)."""
+    foreign = [name for name in names if name not in REPORT_FILES and name not in REPORT_FOLDERS]
+    for folder, suffixes in REPORT_FOLDERS.items():
+        if folder in names:
+            try:
+                with os.scandir(out / folder) as entries:
+                    foreign += sorted(f"{folder}/{entry.name}" for entry in entries
+                                      if not (entry.name.endswith(suffixes) and entry.is_file(follow_symlinks=False)))
+            except OSError:
+                foreign.append(folder)
+    return foreign
 
 
 def _check_parent(out: Path) -> None:
