@@ -249,3 +249,16 @@ def test_by_json_with_a_subgroup_that_does_not_converge(monkeypatch: pytest.Monk
     assert code == 0, out
     failed = [b for b in out["subgroups"].values() if b["tau2"] is None]
     assert failed and all(b["Q"] is None and all(w is None for w in b["weights"]) for b in failed)
+
+
+@pytest.mark.parametrize("command", ["pool", "network"])
+def test_a_row_wider_than_its_header_is_refused(tmp_path: Path, command: str) -> None:
+    """A decimal comma in a comma-separated file splits a number in two: the row is refused, not read shifted
+    (it gave yi = 0, vi = 5 and exit 0)."""
+    header = "study,yi,vi" if command == "pool" else "study,treat1,treat2,yi,vi"
+    row = "a,0,5,0,04" if command == "pool" else "a,cbt,wl,0,5,0,04"
+    path = tmp_path / "data.csv"
+    path.write_text(f"{header}\n{row}\nb{',cbt,wl' if command == 'network' else ''},0.3,0.02\n")
+    result = runner.invoke(app, [command, str(path)])
+    assert result.exit_code == 2, result.output
+    assert "data.csv:2: (row): row has" in result.stderr and "Traceback" not in result.output

@@ -117,7 +117,7 @@ def _check_reference(reference: str | None, table: ContrastTable, file: Path) ->
 
 def read_contrasts(path: Path) -> ContrastTable:
     """Read contrast or Metapsy rows; raises DataError listing every unreadable cell."""
-    from metapsych.data.metapsy import read_rows
+    from metapsych.data.metapsy import read_rows, too_wide
 
     file = str(path)
     header, rows = read_rows(path)
@@ -128,7 +128,10 @@ def read_contrasts(path: Path) -> ContrastTable:
     problems: list[Problem] = []
     out: dict[str, list[Any]] = {k: [] for k in ("study", "treat1", "treat2", "yi", "vi", "n1", "n2", "lines")}
     for line, cells in rows:
-        cells = (cells + [""] * len(header))[: len(header)]
+        if (wide := too_wide(file, line, cells, len(header))) is not None:
+            problems.append(wide)
+            continue
+        cells = cells + [""] * (len(header) - len(cells))
         get = lambda name: cells[index[name]].strip() if name else ""  # noqa: E731
         out["lines"].append(line)
         for key in ("study", "treat1", "treat2"):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from metapsych.data.files import read_input
-from metapsych.data.metapsy import MAX_VALUE, decode, parse_number, read_rows, sniff_separator
+from metapsych.data.metapsy import MAX_VALUE, decode, parse_number, read_rows, sniff_separator, too_wide
 from metapsych.errors import DataError, Problem
 
 EFFECT_COLUMNS = (("yi", "vi"), ("yi", "sei"), ("g", "se"))
@@ -63,6 +63,9 @@ def read_effect_table(path: Path) -> EffectTable:
     vi: list[float] = []
     width = len(header)
     for line, cells in rows:
+        if (wide := too_wide(file, line, cells, width)) is not None:
+            problems.append(wide)
+            continue
         if len(cells) < width:
             cells.extend([""] * (width - len(cells)))
         effect = _number(cells[iy], header[iy], file, line, problems, positive=False)

@@ -99,6 +99,16 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return header, rows
 
 
+def too_wide(file: str, line: int, cells: list[str], width: int) -> Problem | None:
+    """The problem of a row with more cells than its header (as a decimal comma in a comma-separated file
+    makes it), which would otherwise shift or drop values silently; None for a row that fits."""
+    if len(cells) <= width:
+        return None
+    return Problem(file, line, "(row)", f"row has {len(cells)} cells, the header has {width}",
+                   f"at most {width} cells separated like the header (decimal points, not commas, in a "
+                   "comma-separated file)")
+
+
 def _refuse_comma_numbers(file: str, header: list[str], rows: list[tuple[int, list[str]]]) -> None:
     """A quoted number like "1,000" or "12,500" in a comma-separated file may have a decimal comma (1.0) or a
     thousands separator (1000): refused rather than guessed. "1,5" and "0,125" can only be decimal commas
