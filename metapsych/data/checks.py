@@ -309,7 +309,7 @@ class Checker:
         for i, (a, ra) in enumerate(results):
             for b, rb in results[i + 1:]:
                 values = (ra.mean, rb.mean, ra.sd, rb.sd, ra.n, rb.n)
-                if None in values or not all(_plausible(v) for v in values) or ra.n + rb.n <= 2:
+                if None in values or not all(_plausible(v) for v in values) or min(ra.n, rb.n) < 1 or ra.n + rb.n <= 2:
                     continue
                 pooled = math.sqrt(((ra.n - 1) * ra.sd**2 + (rb.n - 1) * rb.sd**2) / (ra.n + rb.n - 2))
                 if pooled > 0 and abs(ra.mean - rb.mean) / pooled > LARGE_G:

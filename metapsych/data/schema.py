@@ -15,9 +15,12 @@ Scalar = Union[bool, int, float, str, None]
 
 
 def _not_bool(value: Any) -> Any:
-    """Refuse true/false where a number belongs (pydantic would silently read true as 1)."""
+    """Refuse true/false where a number belongs (pydantic would silently read true as 1), and numeric text
+    with digit groups (``9_0``: YAML 1.2 reads it as text, and pydantic would read it as 90)."""
     if isinstance(value, bool):
         raise ValueError(f"{str(value).lower()} is not a number")
+    if isinstance(value, str) and "_" in value:
+        raise ValueError(f"{value!r} is not a number (no digit separators)")
     return value
 
 

@@ -9,6 +9,7 @@ are plain data, and these features only make reviews harder (or, for aliases, en
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,12 +155,34 @@ def _convert_mapping(node: yaml.MappingNode, path: Path_, lines: dict[Path_, int
 
 
 def _construct_scalar(node: yaml.ScalarNode, path: Path_, file: str) -> Any:
+    if not node.style and node.tag in _YAML11_NUMBERS:  # plain (None, or "" from the C composer)
+        return _yaml12_number(node.tag, node.value)
     constructor = yaml.SafeLoader.yaml_constructors.get(node.tag)
     try:
         return constructor(_SCALAR_LOADER, node) if constructor else node.value
-    except (ValueError, yaml.YAMLError):
+    except (ValueError, KeyError, yaml.YAMLError):  # KeyError: !!bool on a non-boolean
         raise DataError(Problem(file, node.start_mark.line + 1, format_path(path),
                                 f"cannot read value {clip(node.value)!r}", "a plain number or text")) from None
+
+_YAML11_NUMBERS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_DECIMAL = re.compile(r"[-+]?[0-9]+")
+_HEX = re.compile(r"[-+]?0x[0-9a-fA-F]+")
+
+
+def _yaml12_number(tag: str, text: str) -> Any:
+    """A plain scalar that PyYAML's YAML 1.1 rules read as a number, read as YAML 1.2 (the current spec) reads
+    it: ``052`` is 52, not octal 42; ``9_0`` and ``1:30`` (digit groups, base 60) are text, not 90, so a
+    numeric field refuses them with the line instead of taking another number."""
+    if tag.endswith(":int"):
+        if _DECIMAL.fullmatch(text):
+            return int(text, 10)
+        if _HEX.fullmatch(text):
+            return int(text, 16)
+        return text
+    if "_" in text or ":" in text:
+        return text
+    return yaml.SafeLoader.yaml_constructors[tag](_SCALAR_LOADER, yaml.ScalarNode(tag, text))
+
 
 class _ScalarLoader(yaml.SafeLoader):
     """A loader instance used only for its scalar constructors (no stream)."""

@@ -97,3 +97,14 @@ def test_a_control_arm_listed_first_would_flip_the_effect(tmp_path: Path) -> Non
     text = TRIAL + "comparisons: [[wl, cbt]]\n"
     assert only(problems(tmp_path, text)) == [("comparisons[0]", "control arm 'wl' listed first, against 'cbt'")]
     assert only(problems(tmp_path, text + IMPORTED)) == []
+
+
+@pytest.mark.parametrize("old, new, field, message", [
+    ("sd: 8.1", "sd: 8_1", "outcomes[0].results.cbt.sd", "'8_1' is not a number (no digit separators)"),
+    ("weeks: 12", "weeks: 1:30", "outcomes[0].timepoint.weeks", "unable to parse string as a number"),
+    ("n: 52", "n: -52", "outcomes[0].results.wl.n", "n is -52"),  # an internal error (sqrt) before
+])
+def test_numbers_yaml_1_1_would_read_otherwise_and_negative_counts(tmp_path: Path, old: str, new: str, field: str,
+                                                                    message: str) -> None:
+    found = only(problems(tmp_path, TRIAL.replace(old, new)))
+    assert len(found) == 1 and found[0][0] == field and message in found[0][1], found

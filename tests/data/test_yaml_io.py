@@ -26,6 +26,7 @@ def test_values_keep_their_lines() -> None:
     ("a: 1\na: 2\n", 2, "duplicate key"),
     ("a: [1\n", 2, "invalid YAML"),
     ("[" * 100 + "]" * 100, 1, "nesting"),
+    ("a: 1\nb: !!bool 9\n", 2, "cannot read value"),
 ])
 def test_refused_constructs(text: str, line: int, message: str) -> None:
     with pytest.raises(DataError) as info:
@@ -38,3 +39,13 @@ def test_refused_constructs(text: str, line: int, message: str) -> None:
 def test_oversized_text_is_refused() -> None:
     with pytest.raises(DataError, match="larger than"):
         read_yaml_text("a: " + "x" * MAX_BYTES, "f.yaml")
+
+
+def test_numbers_are_read_as_yaml_1_2_reads_them() -> None:
+    """PyYAML follows YAML 1.1, where 052 is octal 42, 1:30 is 90 (base 60) and 9_0 is 90: a trial file
+    would silently carry another number. YAML 1.2 reads 052 as 52 and the other two as text, which a
+    numeric field then refuses with its line."""
+    text = "a: 052\nb: 1:30\nc: 9_0\nd: 1_0.5\ne: 0b101\nf: 0x1A\ng: -3\nh: 1.5\ni: '052'\nj: .inf\n"
+    assert read_yaml_text(text, "f.yaml").value == {
+        "a": 52, "b": "1:30", "c": "9_0", "d": "1_0.5", "e": "0b101", "f": 26, "g": -3, "h": 1.5, "i": "052",
+        "j": float("inf")}
