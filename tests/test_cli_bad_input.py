@@ -78,6 +78,8 @@ CONFIG_CASES = [
      "config.yaml:4: network.reference[0]: unknown approach 'nonexistent'"),
     (CONFIG + "moderators: {variables: [year, sesions]}\n",
      "config.yaml:4: moderators.variables[1]: unknown moderator 'sesions'; did you mean 'sessions'?"),
+    (CONFIG + "moderators: {variables: [year, yi]}\n",  # regressed the effects on themselves: R^2 100%
+     "config.yaml:4: moderators.variables[1]: moderator 'yi': is the effect size or one of its inputs"),
 ]
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from metapsych.data.metapsy import MAX_VALUE
 from metapsych.data.schema import FIELDS, Outcome, Result, Trial
+from metapsych.data.table import RESERVED
 from metapsych.data.vocabulary import UnknownCode, Vocabulary
 from metapsych.data.yaml_io import Path_, YamlDocument, format_path
 from metapsych.errors import Problem, clip
@@ -150,7 +151,10 @@ class Checker:
         if trial.risk_of_bias is not None:
             self._check_numbers(trial.risk_of_bias, ("risk_of_bias",))
         for name, value in trial.moderators.items():
-            if isinstance(value, str) or value is None:
+            if name in RESERVED:
+                self.add(("moderators", name), f"{name!r} is a column of the comparison table, not a moderator",
+                         "a moderator name of its own (the trial's data go in arms and outcomes)")
+            elif isinstance(value, str) or value is None:
                 continue  # text: imported databases join differing values ("0.73 | 0.67")
             if PERCENT.match(name) and (isinstance(value, bool) or not 0 <= value <= 100):
                 self.add(("moderators", name), f"{name} is {_number_text(value)}", "a percentage 0-100")

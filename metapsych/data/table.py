@@ -35,6 +35,11 @@ COLUMNS = [
     "year", "country", "rob", "rob_tool", "rob_score", "citation", "outcome_index", "source_file", "source_line",
 ]
 
+#: columns the effect sizes are computed from beyond the table's own (a Metapsy file may hold them)
+EXTRA_EFFECT_INPUTS = ("precalc_log_rr", "precalc_log_rr_se", "icc_arm1", "cluster_size_arm1")
+#: names a trial's moderators cannot take: a moderator ``precalc_log_rr`` would become an effect size
+RESERVED = frozenset((*COLUMNS, *EXTRA_EFFECT_INPUTS))
+
 
 def trial_comparisons(trial: Trial, vocabulary: Vocabulary) -> list[tuple[str, str]]:
     """The trial's comparisons: explicit, or every therapy arm against every control arm."""
@@ -147,7 +152,7 @@ def _results_columns(outcome: Outcome, a: str, b: str) -> dict[str, Any]:
 def _trial_columns(loaded: LoadedTrial) -> dict[str, Any]:
     trial = loaded.trial
     rob = trial.risk_of_bias
-    row: dict[str, Any] = {key: value for key, value in trial.moderators.items() if key not in COLUMNS}
+    row: dict[str, Any] = {key: value for key, value in trial.moderators.items() if key not in RESERVED}
     row.update({
         "study": trial.label, "trial": trial.id, "condition": trial.condition, "year": trial.year,
         "country": trial.country, "rob": rob.overall if rob else None, "rob_tool": rob.tool if rob else None,

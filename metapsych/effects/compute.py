@@ -64,6 +64,9 @@ if TYPE_CHECKING:
     from metapsych.data.vocabulary import Vocabulary
 
 MEASURES = ("g", "md", "or", "rr", "rd")
+#: the columns ``compute_effects`` adds to the table
+OUTPUT_COLUMNS = ("yi", "vi", "sei", "ci_lower", "ci_upper", "measure", "formula", "why_missing", "design_effect",
+                  "nnt")
 Z95 = 1.959963984540054
 NO_DATA = {
     "g": "no effect-size data (means/SD/n, change scores, precalc g, t/F/p or events)",

@@ -108,3 +108,10 @@ def test_numbers_yaml_1_1_would_read_otherwise_and_negative_counts(tmp_path: Pat
                                                                     message: str) -> None:
     found = only(problems(tmp_path, TRIAL.replace(old, new)))
     assert len(found) == 1 and found[0][0] == field and message in found[0][1], found
+
+
+def test_a_moderator_cannot_take_a_column_name(tmp_path: Path) -> None:
+    """A trial moderator named like an effect-size input became that input (precalc_log_rr: 5 gave yi = 5)."""
+    found = only(problems(tmp_path, TRIAL + "moderators: {precalc_log_rr: 5, precalc_log_rr_se: 0.1, age: 40}\n"))
+    assert [field for field, _ in found] == ["moderators.precalc_log_rr", "moderators.precalc_log_rr_se"]
+    assert "is a column of the comparison table, not a moderator" in found[0][1]
