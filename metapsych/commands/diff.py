@@ -20,6 +20,18 @@ def run(old: Path, new: Path, *, as_json: bool = False) -> int:
     return 0
 
 
+class _Constant(ValueError):
+    """NaN, Infinity or -Infinity in a JSON text: Python reads them, the JSON standard does not."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _refuse_constant(name: str) -> float:
+    raise _Constant(name)
+
+
 def read_results(path: Path) -> dict:
     """A results document from disk (a results.json, or a report folder holding one), checked to have the
     shape ``diff`` reads, so that a wrong file is a located error, never a crash."""
@@ -35,7 +47,11 @@ def read_results(path: Path) -> dict:
         raise bad(None, "a folder without results.json")
     raw = read_input(path, "a results.json written by metapsych run")
     try:
-        value = json.loads(raw.decode("utf-8"))
+        value = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except _Constant as exc:
+        text = raw.decode("utf-8")
+        raise bad(text[: max(0, text.find(exc.name))].count("\n") + 1,
+                  f"{exc.name} is not JSON (results.json writes null where a number is missing)") from None
     except UnicodeDecodeError:
         raise bad(None, "not UTF-8 text") from None
     except json.JSONDecodeError as exc:
