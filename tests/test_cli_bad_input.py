@@ -69,6 +69,8 @@ CONFIG_CASES = [
     ("model:\n" + CONFIG, "config.yaml:1: model: got null (expected a mapping (key: value))"),
     ("effect: {cer: '0.2'}\n" + CONFIG, "config.yaml:1: effect.cer: got '0.2' (expected a number)"),
     ("model: {knha: 1}\n" + CONFIG, "config.yaml:1: model.knha: got 1 (expected true or false)"),
+    ("dependency: {rho: 1}\n" + CONFIG,  # a singular within-trial covariance: an internal error before
+     "config.yaml:1: dependency.rho: got 1 (expected a number less than 1)"),
     ("sensitivity: true\n", "config.yaml:1: analyses: required key is missing"),
     (CONFIG + "    controls: [wl]\n",
      "config.yaml:4: analyses[0].controls[0]: 'wl' is an alias; the config needs the approach code 'waitlist'"),

@@ -58,7 +58,7 @@ class DependencyConfig(_Strict):
     """Several effects of one trial in one cell: aggregate them (assumed correlation rho) or take the first."""
 
     method: Literal["aggregate", "first"] = "aggregate"
-    rho: float = Field(0.6, ge=0, le=1)
+    rho: float = Field(0.6, ge=0, lt=1)  # 1 makes the within-trial covariance matrix singular
 
 
 class AnalysisConfig(_Strict):
