@@ -145,3 +145,19 @@ def test_funnel_order_adds_the_comparison_adjusted_egger_test() -> None:
     assert funnel["order"][0] == "wlc" and round(funnel["egger_p"], 4) == 0.4011
     bad = runner.invoke(app, ["network", path, "--reference", "cau", "--funnel-order", "wlc,cau"])
     assert bad.exit_code == 2 and "--funnel-order" in bad.output
+
+
+def test_variances_spanning_more_than_eight_orders_are_refused(tmp_path: Path) -> None:
+    """The Laplacian's conditioning costs eps x the variance ratio: at vi = 1e-17 beside 0.06 the common-effect
+    estimate of cau vs cbt was +1.0 instead of -0.5. 1e-8 (a ratio of 6e6) still agrees with least squares."""
+    rows = ["study,treat1,treat2,yi,vi", "s1,cbt,cau,0.5,0.04", "s2,cbt,wl,0.8,0.05", "s3,ipt,cau,0.4,0.04",
+            "s4,ipt,wl,0.7,0.06", "s5,cbt,ipt,0.1,{vi}"]
+    path = tmp_path / "m.csv"
+    path.write_text("\n".join(rows).format(vi="1e-17") + "\n")
+    result = CliRunner().invoke(app, ["network", str(path), "--common"])
+    assert result.exit_code == 2 and "m.csv:6: vi: sampling variance 1e-17 is" in result.stderr, result.output
+    path.write_text("\n".join(rows).format(vi="1e-8") + "\n")
+    result = CliRunner().invoke(app, ["network", str(path), "--common", "--json"])
+    assert result.exit_code == 0
+    estimates = json.loads(result.stdout)["estimates"]
+    assert abs(estimates["cau"]["estimate"] + 0.5) < 1e-8 and abs(estimates["ipt"]["estimate"] + 0.1) < 1e-8

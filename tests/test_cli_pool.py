@@ -229,7 +229,7 @@ def test_duplicate_column_is_an_error(tmp_path: Path) -> None:
 
 def test_extreme_variances_give_numbers_without_warnings(tmp_path: Path) -> None:
     path = tmp_path / "extreme.csv"
-    path.write_text("yi,vi\n0.5,1e-300\n0.3,1e300\n")
+    path.write_text("yi,vi\n0.5,1e-100\n0.3,1e300\n")  # the floor: 1e-100
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         code, out = pool(str(path), "--json")
@@ -262,3 +262,14 @@ def test_a_row_wider_than_its_header_is_refused(tmp_path: Path, command: str) ->
     result = runner.invoke(app, [command, str(path)])
     assert result.exit_code == 2, result.output
     assert "data.csv:2: (row): row has" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("column, value", [("vi", "1e-320"), ("sei", "1e-60")])
+def test_a_variance_whose_weight_would_overflow_is_refused(tmp_path: Path, column: str, value: str) -> None:
+    """vi = 1e-320 ended in an internal error (the weight 1/vi is infinite); the floor is 1e-100."""
+    path = tmp_path / "data.csv"
+    path.write_text(f"study,yi,{column}\na,0.1,{value}\nb,0.3,0.02\nc,0.2,0.03\n")
+    result = runner.invoke(app, ["pool", str(path)])
+    assert result.exit_code == 2 and f"data.csv:2: {column}: {value} is implausibly small" in result.stderr
+    path.write_text(f"study,yi,{column}\na,0.1,1e-50\nb,0.3,0.02\nc,0.2,0.03\n")
+    assert runner.invoke(app, ["pool", str(path)]).exit_code == 0

@@ -144,6 +144,7 @@ def read_contrasts(path: Path) -> ContrastTable:
         out["vi"].append(_variance(get, cols, file, line, problems))
         for key in ("n1", "n2"):
             out[key].append(_optional_number(get(cols[key]) if cols.get(key) else ""))
+    problems += _variance_span(out["vi"], out["lines"], file, cols["vi"] or cols["sei"] or "vi")
     if problems:
         raise DataError(problems)
     if not out["lines"]:
@@ -175,6 +176,9 @@ def _layout(header: list[str], file: str) -> tuple[str, dict[str, str]]:
 
 
 MIN_VARIANCE = 1e-18  # below this, weights overflow when squared
+#: the network's estimates lose about eps x this ratio of the largest to the smallest sampling variance
+#: (the Laplacian's conditioning): 1e-9 relative at 1e8, 2e-5 at 1e10 (checked against least squares by QR)
+MAX_VARIANCE_RATIO = 1e8
 
 
 def _number(text: str, file: str, line: int, column: str, problems: list[Problem]) -> float:
@@ -193,6 +197,19 @@ def _number(text: str, file: str, line: int, column: str, problems: list[Problem
                                 f"a value below {MAX_VALUE:g} in absolute size"))
         return math.nan
     return value
+
+
+def _variance_span(vi: list[float], lines: list[int], file: str, column: str) -> list[Problem]:
+    """A problem at the smallest sampling variance when the variances span more than MAX_VARIANCE_RATIO."""
+    finite = [(v, line) for v, line in zip(vi, lines) if math.isfinite(v) and v > 0]
+    if not finite:
+        return []
+    (low, at), (high, top) = min(finite), max(finite)
+    if high <= MAX_VARIANCE_RATIO * low:
+        return []
+    return [Problem(file, at, column, f"sampling variance {low:g} is {high / low:.1e} times smaller than the "
+                    f"largest ({high:g}, line {top})", f"variances within a factor of {MAX_VARIANCE_RATIO:g} of "
+                    "each other (beyond it the network's estimates lose precision)")]
 
 
 def _variance(get: Any, cols: dict[str, str], file: str, line: int, problems: list[Problem]) -> float:

@@ -39,6 +39,9 @@ class EffectTable:
         return None
 
 
+MIN_VARIANCE = 1e-100  # below it 1/vi overflows when cubed (REML information, diagnostics)
+
+
 def read_effect_table(path: Path) -> EffectTable:
     """Read and validate the file; raise one DataError listing every problem found."""
     file = str(path)
@@ -70,8 +73,13 @@ def read_effect_table(path: Path) -> EffectTable:
             cells.extend([""] * (width - len(cells)))
         effect = _number(cells[iy], header[iy], file, line, problems, positive=False)
         spread = _number(cells[iv], header[iv], file, line, problems, positive=True)
+        variance = math.nan if spread is None else spread * spread if square else spread
+        if variance < MIN_VARIANCE:
+            problems.append(Problem(file, line, header[iv], f"{cells[iv].strip()} is implausibly small",
+                                    f"a sampling variance of at least {MIN_VARIANCE:g} (below it the weights "
+                                    "1/vi overflow)"))
         yi.append(math.nan if effect is None else effect)
-        vi.append(math.nan if spread is None else spread * spread if square else spread)
+        vi.append(variance)
     if problems:
         raise DataError(problems)
     columns = {name: [cells[i].strip() for _, cells in rows] for i, name in enumerate(header) if i not in (iy, iv)}
@@ -112,7 +120,7 @@ def _number(text: str, field: str, file: str, line: int, problems: list[Problem]
     if not math.isfinite(value):
         problems.append(Problem(file, line, field, f"'{text.strip()}' is not finite", expected))
         return None
-    if not positive and abs(value) > MAX_VALUE:  # variances may be extreme: the fit copes with 1e-300..1e300
+    if not positive and abs(value) > MAX_VALUE:  # variances may be extreme: the fit copes with 1e-100..1e300
         problems.append(Problem(file, line, field, f"{text.strip()} is implausibly large",
                                 f"an effect size below {MAX_VALUE:g} in absolute size"))
         return None

@@ -8,6 +8,8 @@ and root finding on the generalised Q statistic for PM. Non-convergence is repor
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -203,12 +205,18 @@ def _pmm(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control) -> T
 
 
 def _scoring_step(method: str, pr: Projection, k: int, p: int) -> float:
-    """One Fisher-scoring (ML, REML) or Morris (EB) update, as in metafor."""
+    """One Fisher-scoring (ML, REML) or Morris (EB) update, as in metafor; NaN where the information is 0
+    (weights so extreme that tr(PP) cancels to 0; the caller then stops, as the batch does)."""
     if method == "ML":
-        return (pr.py_sq - float(np.sum(pr.w))) / float(np.sum(pr.w**2))
+        return _ratio(pr.py_sq - float(np.sum(pr.w)), float(np.sum(pr.w**2)))
     if method == "REML":
-        return (pr.py_sq - pr.tr_p) / pr.sum_p2()
-    return (pr.rss * k / (k - p) - k) / float(np.sum(pr.w))
+        return _ratio(pr.py_sq - pr.tr_p, pr.sum_p2())
+    return _ratio(pr.rss * k / (k - p) - k, float(np.sum(pr.w)))
+
+
+def _ratio(a: float, b: float) -> float:
+    """a / b as numpy divides (NaN or inf for b = 0), not raising as Python's float division does."""
+    return a / b if b != 0 else math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a)
 
 
 def _fisher(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control, method: str) -> Tau2Estimate:
@@ -229,9 +237,9 @@ def _fisher(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control, m
         tau2 = 0.0
     tau2 = max(0.0, tau2)
     if method == "ML":
-        se = _se(2.0 / float(np.sum((1.0 / (vi + tau2)) ** 2)))
+        se = _se(_ratio(2.0, float(np.sum((1.0 / (vi + tau2)) ** 2))))
     elif method == "REML":
-        se = _se(2.0 / project(x, 1.0 / (vi + tau2), yi).sum_p2())
+        se = _se(_ratio(2.0, project(x, 1.0 / (vi + tau2), yi).sum_p2()))
     else:
         se = _pm_like_se(vi, tau2, k, p)
     return Tau2Estimate(tau2, se, True, iteration)
