@@ -71,11 +71,11 @@ class AnalysisConfig(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     comparators: Literal["each-control", "all-controls", "head-to-head"]
     time: list[Time] = Field(["post", "follow-up"], min_length=1)
-    conditions: list[str] | None = None
-    approaches: list[str] | None = None
-    controls: list[str] | None = None
-    instruments: list[str] | None = None
-    ratings: list[Literal["self-report", "clinician"]] | None = None
+    conditions: list[str] | None = Field(None, min_length=1)  # an empty list would select nothing, silently
+    approaches: list[str] | None = Field(None, min_length=1)
+    controls: list[str] | None = Field(None, min_length=1)
+    instruments: list[str] | None = Field(None, min_length=1)
+    ratings: list[Literal["self-report", "clinician"]] | None = Field(None, min_length=1)
     subgroups: list[SubgroupVariable] = []
     min_studies: int | None = Field(None, ge=1, le=MAX_STUDIES)
 
@@ -202,7 +202,24 @@ def _code_problems(config: Config, doc: YamlDocument, vocabulary: Vocabulary) ->
             where += [(("analyses", i, key, j), kind, v) for j, v in enumerate(getattr(analysis, key) or [])]
     where += [(("network", "reference", j), "approach", v) for j, v in enumerate(config.network.reference)]
     problems = [p for path, kind, value in where if (p := _code_problem(doc, path, kind, value, vocabulary))]
-    return problems + _moderator_problems(config, doc)
+    return problems + _control_problems(config, doc, vocabulary) + _moderator_problems(config, doc)
+
+
+def _control_problems(config: Config, doc: YamlDocument, vocabulary: Vocabulary) -> list[Problem]:
+    """``controls`` naming an approach that is not a control: it matches no comparison, so the analysis
+    would silently lose those cells."""
+    from metapsych.data.yaml_io import format_path
+
+    controls = sorted(code for code in vocabulary.codes["approach"] if vocabulary.arm_kind(code) == "control")
+    problems = []
+    for i, analysis in enumerate(config.analyses):
+        for j, value in enumerate(analysis.controls or []):
+            if value in vocabulary.codes["approach"] and vocabulary.arm_kind(value) != "control":
+                path = ("analyses", i, "controls", j)
+                problems.append(Problem(doc.file, doc.line(path), format_path(path),
+                                        f"{value!r} is a {vocabulary.arm_kind(value)} approach, not a control",
+                                        f"one of the control codes {', '.join(controls)}"))
+    return problems
 
 
 def _code_problem(doc: YamlDocument, path: tuple, kind: str, value: str, vocabulary: Vocabulary) -> Problem | None:
@@ -275,7 +292,7 @@ def _shown(value: object) -> str:
     if value is None or isinstance(value, bool):
         return json.dumps(value)
     if isinstance(value, (dict, list)):
-        return "a mapping" if isinstance(value, dict) else f"a list of {len(value)}"
+        return "a mapping" if isinstance(value, dict) else f"a list of {len(value)}" if value else "an empty list"
     return clip(repr(value))
 
 
