@@ -15,6 +15,7 @@ import datetime
 import difflib
 import math
 import re
+from statistics import NormalDist
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -372,6 +373,29 @@ class Checker:
             if result.n is None:
                 self.add((*rpath, "n"), "required field is missing", "n of the arm for the statistic")
             self._check_plausible(result, rpath, arms.get(arm_id))
+        self._warn_large_statistic(outcome, spath)
+
+    def _warn_large_statistic(self, outcome: Outcome, spath: Path_) -> None:
+        """The size of effect a statistic implies, |d| ~ |t| sqrt(1/n1 + 1/n2), flagged as for means (t = 50
+        with 50 per arm gives g = 9.6; p = 1e-320 gives 337). For p the normal quantile stands in for t's: it is
+        smaller, so the approximation never raises a warning that the exact value would not."""
+        stat = outcome.statistic
+        assert stat is not None
+        ns = [r.n for r in outcome.results.values()]
+        if len(ns) != 2 or not all(n is not None and _plausible(n) and n >= 2 for n in ns):
+            return
+        if stat.t is not None and _plausible(stat.t):
+            t, name = abs(stat.t), "t"
+        elif stat.f is not None and _plausible(stat.f) and stat.f >= 0:
+            t, name = math.sqrt(stat.f), "f"
+        elif stat.p is not None and 0 < stat.p / 2 and stat.p < 1:
+            t, name = -NormalDist().inv_cdf(stat.p / 2), "p"
+        else:
+            return
+        d = t * math.sqrt(1 / ns[0] + 1 / ns[1])  # type: ignore[operator]
+        if d > LARGE_G:
+            self.add((*spath, name), f"very large effect implied by {name} = {getattr(stat, name):g} (|d| = {d:.2f})",
+                     f"|g| <= {LARGE_G:g}; check the statistic and the arms' n", "warning")
 
     def _check_comparisons(self, trial: Trial, arms: dict[str, dict[str, Any]]) -> None:
         if trial.comparisons is None:

@@ -115,3 +115,16 @@ def test_a_moderator_cannot_take_a_column_name(tmp_path: Path) -> None:
     found = only(problems(tmp_path, TRIAL + "moderators: {precalc_log_rr: 5, precalc_log_rr_se: 0.1, age: 40}\n"))
     assert [field for field, _ in found] == ["moderators.precalc_log_rr", "moderators.precalc_log_rr_se"]
     assert "is a column of the comparison table, not a moderator" in found[0][1]
+
+
+@pytest.mark.parametrize("statistic, field", [("{t: 50, favours: cbt}", "t"), ("{f: 2500, favours: cbt}", "f"),
+                                              ("{p: 1.0e-300, favours: cbt}", "p")])
+def test_a_statistic_implying_a_huge_effect_is_flagged(tmp_path: Path, statistic: str, field: str) -> None:
+    """t = 50 with about 50 per arm implies g = 9.6; validate called it clean."""
+    text = TRIAL.replace("      cbt: {mean: 14.2, sd: 8.1, n: 55}\n      wl: {mean: 22.0, sd: 9.0, n: 52}\n",
+                         f"      cbt: {{n: 55}}\n      wl: {{n: 52}}\n    statistic: {statistic}\n")
+    found = problems(tmp_path, text)
+    assert only(found) == []
+    warned = only(found, "warning")
+    assert len(warned) == 1 and warned[0][0] == f"outcomes[0].statistic.{field}" and "very large effect" in warned[0][1]
+    assert only(problems(tmp_path, text.replace(statistic, "{t: 2.5, favours: cbt}")), "warning") == []
