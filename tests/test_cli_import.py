@@ -133,3 +133,15 @@ def test_rows_that_would_not_validate_are_listed_not_written(tmp_path: Path) -> 
     trial = yaml.safe_load((tmp_path / "out" / "ocd-b-2021.yaml").read_text())
     assert trial["outcomes"][0]["timepoint"] == {"label": "post"}
     assert "randomized" not in trial["arms"][0]
+
+
+def test_a_file_with_no_convertible_row_is_an_error(tmp_path: Path) -> None:
+    """Every row rejected: exit 2 with each row's reason, and no output folder (it said '0 trial file(s)
+    written' and exited 0)."""
+    source = tmp_path / "metapsy-ocd.csv"
+    source.write_text("study,condition_arm1,condition_arm2,mean_arm1,sd_arm1,n_arm1,mean_arm2,sd_arm2,n_arm2\n"
+                      "A 2020,cbt,cbt,10,5,30,12,5,30\n")
+    result = run_import(str(source), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2, result.output
+    assert f"{source}:2: multi_arm2: row not converted: both arms have the same code" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -33,6 +33,8 @@ def run_metapsy(file: Path, out: Path, condition: str | None = None, overwrite: 
         raise DataError(Problem(str(file), 2, "(rows)", "the file has a header but no data rows",
                                 "one row per comparison"))
     result = import_metapsy(frame, code, vocabulary, database=file.stem)
+    if not result.trials and result.skipped:  # nothing to write: every row is a problem to fix (exit 2)
+        raise DataError(result.skipped)
     targets = [out / f"{t['id']}.yaml" for t in result.trials]
     existing = [p for p in targets if p.exists()]
     if existing and not overwrite:
