@@ -85,7 +85,10 @@ def _one(name: str, first: pd.DataFrame, trials: tuple[str, ...], yi: np.ndarray
     keep = np.isfinite(x)
     k = int(keep.sum())
     if k < config.moderators.min_studies:
-        return _empty(name, column, f"{k} trial(s) report it; at least {config.moderators.min_studies} needed", k)
+        words = sum(isinstance(v, str) and not np.isfinite(n) for v, n in zip(first[column], x))
+        why = f"; {words} give text, which a meta-regression cannot use (it needs numbers)" if words else ""
+        return _empty(name, column, f"{k} trial(s) report it as a number{why}; at least "
+                      f"{config.moderators.min_studies} needed", k)
     if np.ptp(x[keep]) == 0:
         return _empty(name, column, "the moderator does not vary between trials", k)
     X = np.column_stack([np.ones(k), x[keep]])

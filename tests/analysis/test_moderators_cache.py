@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -28,3 +29,12 @@ def test_cached_models_equal_fitted_ones_and_only_the_changed_condition_is_refit
     again = moderators.moderator_results(changed, config, Cache(tmp_path))
     assert fitted == ["ptsd"]
     assert again["depression"] == fresh["depression"] and again["ptsd"] != fresh["ptsd"]
+
+
+def test_a_text_moderator_is_named_as_text(two_conditions: tuple[pd.DataFrame, object]) -> None:
+    """A moderator every trial gives as text (country) said '0 trial(s) report it'."""
+    effects, config = two_conditions
+    config = config.model_copy(update={"moderators": config.moderators.model_copy(update={"variables": ["country"]})})
+    found = moderators.moderator_results(effects.assign(country="UK"), config, moderators.Cache(None))
+    message = found["depression"]["country"]["message"]
+    assert re.match(r"0 trial\(s\) report it as a number; \d+ give text, which a meta-regression cannot use", message)
