@@ -36,7 +36,17 @@ CASES = [
     ("import-out-is-a-file", {"a.csv": IMPORT, "o": "x"},
      ["import", "metapsy", "a.csv", "--condition", "depression", "--out", "o"], 2, "--out o: is a file"),
     ("init-under-a-file", {"f": "x"}, ["init", "f/review"], 2, "f/review: not a directory"),
+    ("effects-out-under-a-file", {"a.csv": EFFECTS, "e.csv": "x"}, ["effects", "a.csv", "--out", "e.csv/x.csv"], 2,
+     "--out e.csv/x.csv: e.csv is a file, not a folder"),
 ]
+
+
+def test_init_on_a_dangling_link_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It said 'file exists' for a link to nothing."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "l").symlink_to(tmp_path / "nowhere")
+    result = runner.invoke(app, ["init", "l"])
+    assert result.exit_code == 2 and "l: is a link to" in result.stderr and "which does not exist" in result.stderr
 
 
 @pytest.mark.parametrize("files, args, code, text", [c[1:] for c in CASES], ids=[c[0] for c in CASES])

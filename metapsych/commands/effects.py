@@ -56,6 +56,9 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
     if path.is_dir():
         raise InputError(f"--out {path}: is a folder (expected a CSV file name)")
+    blocking = next((p for p in path.parents if p.exists() or p.is_symlink()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise InputError(f"--out {path}: {blocking} is a file, not a folder (expected a CSV file name in a folder)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
