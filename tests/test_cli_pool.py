@@ -273,3 +273,12 @@ def test_a_variance_whose_weight_would_overflow_is_refused(tmp_path: Path, colum
     assert result.exit_code == 2 and f"data.csv:2: {column}: {value} is implausibly small" in result.stderr
     path.write_text(f"study,yi,{column}\na,0.1,1e-50\nb,0.3,0.02\nc,0.2,0.03\n")
     assert runner.invoke(app, ["pool", str(path)]).exit_code == 0
+
+
+def test_an_unterminated_quote_is_located_at_its_row(tmp_path: Path) -> None:
+    """The quote swallowed the rest of the file, which was reported as 'yi: missing value'."""
+    path = tmp_path / "data.csv"
+    path.write_text('study,yi,vi\n"a,0.5,0.04\nb,0.3,0.05\nc,0.8,0.02\n')
+    result = runner.invoke(app, ["pool", str(path)])
+    assert result.exit_code == 2 and "data.csv:2: (row): malformed CSV" in result.stderr
+    assert "a quote opened in this row is never closed" in result.stderr
