@@ -91,6 +91,8 @@ def _one(name: str, first: pd.DataFrame, trials: tuple[str, ...], yi: np.ndarray
                       f"{config.moderators.min_studies} needed", k)
     if np.ptp(x[keep]) == 0:
         return _empty(name, column, "the moderator does not vary between trials", k)
+    if (mixed := _mixed_scales(column, x[keep])) is not None:
+        return _empty(name, column, mixed, k)
     X = np.column_stack([np.ones(k), x[keep]])
     f = fit(yi[keep], vi[keep], X=X, estimator=config.model.estimator, test=test_name(config),
             level=config.model.level)
@@ -106,6 +108,20 @@ def _one(name: str, first: pd.DataFrame, trials: tuple[str, ...], yi: np.ndarray
     return {"k": k, "column": column, "coefficients": coefficients, "QM": finite_or_none(f.QM), "QM_df": qm_df,
             "QM_p": finite_or_none(f.QM_p), "R2": finite_or_none(f.R2), "tau2": finite_or_none(f.tau2), "test": f.test,
             "message": None, "points": points}
+
+
+def _mixed_scales(column: str, x: np.ndarray) -> str | None:
+    """Why a percentage moderator cannot be regressed on: some trials give a proportion (0-1, as the Metapsy
+    databases store it) and others a percentage (1-100), so 0.7 and 70 would be different values."""
+    from metapsych.data.checks import PERCENT
+
+    if not PERCENT.match(column):
+        return None
+    proportions, percentages = int(np.sum((x > 0) & (x < 1))), int(np.sum(x > 1))
+    if not (proportions and percentages):
+        return None
+    return (f"{column} mixes proportions (0-1, {proportions} trial(s)) and percentages (1-100, {percentages} "
+            "trial(s)); give every trial's value on one scale")
 
 
 def _values(series: pd.Series) -> np.ndarray:

@@ -38,3 +38,19 @@ def test_a_text_moderator_is_named_as_text(two_conditions: tuple[pd.DataFrame, o
     found = moderators.moderator_results(effects.assign(country="UK"), config, moderators.Cache(None))
     message = found["depression"]["country"]["message"]
     assert re.match(r"0 trial\(s\) report it as a number; \d+ give text, which a meta-regression cannot use", message)
+
+
+def test_a_percentage_on_two_scales_is_not_regressed_on(two_conditions: tuple[pd.DataFrame, object]) -> None:
+    """The Metapsy databases store percent_women as a proportion (0.71); a trial typed as 70 beside them would
+    make a regression on two scales."""
+    effects, config = two_conditions
+    config = config.model_copy(update={"moderators": config.moderators.model_copy(
+        update={"variables": ["percent_women"]})})
+    trials = sorted(effects["trial"].unique())
+    share = effects["trial"].map({t: 0.3 + 0.01 * i for i, t in enumerate(trials)})
+    fitted = moderators.moderator_results(effects.assign(percent_women=share), config, moderators.Cache(None))
+    assert fitted["depression"]["percent_women"]["QM"] is not None, fitted["depression"]["percent_women"]["message"]
+    mixed = share.where(~effects["trial"].isin(trials[:10]), 70.0)
+    found = moderators.moderator_results(effects.assign(percent_women=mixed), config, moderators.Cache(None))
+    assert "mixes proportions (0-1, " in found["depression"]["percent_women"]["message"]
+    assert found["depression"]["percent_women"]["QM"] is None
