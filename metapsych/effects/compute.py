@@ -1,19 +1,21 @@
 """Effect sizes for every row of a comparison table, with the formula used or the reason there is none.
 
-Per row, the first complete kind of data in this priority is used (``formula`` names it):
+Per row, the first complete kind of data in this priority is used (``formula`` names it); ranks 1-4 are
+metapsyTools' order (``calculateEffectSizes``: means, change scores, binary, precalculated), which the
+Metapsy importer follows too:
 
 =====  ==========================================  ==================================================
  rank  data                                        formula (measure g; md/or/rr/rd analogous)
 =====  ==========================================  ==================================================
  1     mean, sd, n of both arms                    ``smd_from_means``   (``md_from_means``)
  2     change-score mean, sd, n of both arms       ``smd_from_change``  (``md_from_change``)
- 3     precalc_g with precalc_g_se                 ``smd_precalc_se``
- 4     precalc_g with a 95% CI                     ``smd_precalc_ci``   (SE = CI width / 3.92)
- 5     t_value + n + stat_favours                  ``smd_from_t``
- 6     f_value (F(1, df)) + n + stat_favours       ``smd_from_f``       (t = sqrt(F))
- 7     p_value (exact, two-sided) + n + favours    ``smd_from_p``
- 8     events and totals of both arms              ``smd_from_logor[_cc]`` (logit method, when
+ 3     events and totals of both arms              ``smd_from_logor[_cc]`` (logit method, when
                                                    ``convert_binary``); ``logor/logrr/rd_from_events[_cc]``
+ 4     precalc_g with precalc_g_se                 ``smd_precalc_se``
+ 5     precalc_g with a 95% CI                     ``smd_precalc_ci``   (SE = CI width / 3.92)
+ 6     t_value + n + stat_favours                  ``smd_from_t``
+ 7     f_value (F(1, df)) + n + stat_favours       ``smd_from_f``       (t = sqrt(F))
+ 8     p_value (exact, two-sided) + n + favours    ``smd_from_p``
  9     precalc_log_rr with precalc_log_rr_se       ``logrr_precalc_se`` (measure rr only; oriented as given)
 =====  ==========================================  ==================================================
 
@@ -353,7 +355,8 @@ def _candidates(table, values, deff, lower, measure: str, convert_binary: bool) 
     cands = [
         _continuous(values, deff, lower[0], measure, "", "means"),
         _continuous(values, deff, lower[0], measure, "_change", "change"),
+        events,
     ]
     if measure == "g":
         cands += _precalc(values) + _statistics(table, values)
-    return cands + [events]
+    return cands

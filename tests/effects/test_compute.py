@@ -28,6 +28,16 @@ def test_means_take_priority_and_lower_is_better_by_default() -> None:
     assert row.sei == pytest.approx(np.sqrt(row.vi))
 
 
+def test_events_come_before_a_precalculated_g_as_in_metapsytools() -> None:
+    """calculateEffectSizes tries means, change scores, binary, then precalculated g; so does the importer.
+    Bisson 2020 in the PTSD database has both (10/20 vs 2/20 and a g computed with an approximate J)."""
+    row = _one(event_arm1=10, totaln_arm1=20, event_arm2=2, totaln_arm2=20, precalc_g=1.18733, precalc_g_se=0.4,
+               outcome_type="response")
+    lor = binary.log_or(binary.table_from_events(10, 20, 2, 20))
+    expected = convert.logor_to_smd(lor.yi, lor.vi)  # R: escalc("OR2DL", ...) 1.21139
+    assert row.formula == "smd_from_logor" and row.yi == pytest.approx(float(expected.yi), rel=1e-12)
+
+
 def test_explicit_direction_wins() -> None:
     up = _one(**MEANS, lower_is_better=False)
     down = _one(**MEANS, lower_is_better=True)
