@@ -254,3 +254,10 @@ def test_symmetric_ci_equals_se(g: float, se: float) -> None:
     assert with_ci.formula == "smd_precalc_ci" and with_se.formula == "smd_precalc_se"
     assert with_ci.yi == with_se.yi
     assert with_ci.vi == pytest.approx(with_se.vi, rel=1e-9)
+
+
+def test_relapse_events_are_harmful_by_default() -> None:
+    """An event type the vocabulary did not know counted as a response: fewer relapses on therapy gave a
+    negative g on 'effects FILE.csv' (and a positive one through the importer)."""
+    row = _one(event_arm1=5, totaln_arm1=40, event_arm2=15, totaln_arm2=40, outcome_type="relapse")
+    assert row.formula == "smd_from_logor" and row.yi > 0
