@@ -145,3 +145,17 @@ def test_a_file_with_no_convertible_row_is_an_error(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert f"{source}:2: multi_arm2: row not converted: both arms have the same code" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_cluster_columns_go_to_the_arms_and_table_columns_are_not_moderators(tmp_path: Path) -> None:
+    """icc_arm1/cluster_size_arm1 became moderators, which a trial may no longer name like table columns
+    (the import then failed); they are the arms' ICC and cluster size, and Country is the trial's own field."""
+    source = tmp_path / "metapsy-depression.csv"
+    source.write_text("study,condition_arm1,condition_arm2,mean_arm1,sd_arm1,n_arm1,mean_arm2,sd_arm2,n_arm2,"
+                      "icc_arm1,cluster_size_arm1,Country,rob_score,setting\n"
+                      "A 2020,cbt,wl,10,5,30,12,5,30,0.05,10,UK,3,clinic\n")
+    result = run_import(str(source), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    trial = yaml.safe_load((tmp_path / "out" / "depression-a-2020.yaml").read_text())
+    assert trial["arms"][0]["icc"] == 0.05 and trial["arms"][0]["cluster_size"] == 10
+    assert "icc" not in trial["arms"][1] and trial["moderators"] == {"setting": "clinic"}

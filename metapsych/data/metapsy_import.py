@@ -16,6 +16,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from metapsych.data.table import RESERVED
 from metapsych.data.vocabulary import Vocabulary
 from metapsych.errors import DataError, Problem
 
@@ -355,11 +356,14 @@ class _TrialBuilder:
                 arm_id, n = f"{base}-{n}", n + 1
             self.arms[key] = {"id": arm_id, "approach": approach, "label": None,
                               "original_code": code, "multi_arm": multi, "format": None, "sessions": None,
-                              "randomized": None}
+                              "randomized": None, "cluster_size": None, "icc": None}
         arm = self.arms[key]
         randomized = next((_number(record, c) for c in RANDOMIZED[position - 1] if _number(record, c)), None)
         if arm["randomized"] is None and randomized is not None and randomized.is_integer() and randomized >= 2:
             arm["randomized"] = int(randomized)
+        icc, size = _number(record, f"icc_arm{position}"), _number(record, f"cluster_size_arm{position}")
+        if arm["icc"] is None and icc is not None and size is not None and 0 <= icc < 1 and size >= 1:
+            arm["icc"], arm["cluster_size"] = _clean(icc), _clean(size)  # the arm's design effect (effects)
         if position == 1:
             self._arm1_details(arm, record)
 
@@ -543,5 +547,7 @@ def _moderators(records: list[dict[str, Any]]) -> dict[str, Any]:
         if not values:
             continue
         name = re.sub(r"[^a-z0-9]+", "_", str(column).lower()).strip("_")
+        if name in RESERVED:  # a table column (Country, rob_score, icc_arm1, ...): the trial's own fields hold it
+            continue
         moderators[name] = values[0] if len(values) == 1 else " | ".join(map(str, values))
     return moderators
