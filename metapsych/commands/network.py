@@ -131,7 +131,7 @@ def read_contrasts(path: Path) -> ContrastTable:
         if (wide := too_wide(file, line, cells, len(header))) is not None:
             problems.append(wide)
             continue
-        cells = cells + [""] * (len(header) - len(cells))
+        cells = (cells + [""] * len(header))[: len(header)]  # fits, or has only empty cells beyond the header
         get = lambda name: cells[index[name]].strip() if name else ""  # noqa: E731
         out["lines"].append(line)
         for key in ("study", "treat1", "treat2"):

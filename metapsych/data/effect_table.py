@@ -69,6 +69,7 @@ def read_effect_table(path: Path) -> EffectTable:
         if (wide := too_wide(file, line, cells, width)) is not None:
             problems.append(wide)
             continue
+        cells[width:] = []  # empty trailing cells (a spreadsheet's export)
         if len(cells) < width:
             cells.extend([""] * (width - len(cells)))
         effect = _number(cells[iy], header[iy], file, line, problems, positive=False)

@@ -105,7 +105,7 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
 def too_wide(file: str, line: int, cells: list[str], width: int) -> Problem | None:
     """The problem of a row with more cells than its header (as a decimal comma in a comma-separated file
     makes it), which would otherwise shift or drop values silently; None for a row that fits."""
-    if len(cells) <= width:
+    if len(cells) <= width or not any(cell.strip() for cell in cells[width:]):  # trailing empty cells are fine
         return None
     return Problem(file, line, "(row)", f"row has {len(cells)} cells, the header has {width}",
                    f"at most {width} cells separated like the header (decimal points, not commas, in a "
