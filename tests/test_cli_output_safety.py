@@ -67,8 +67,11 @@ def test_a_report_folder_holding_a_users_file_is_refused(review: Path, extra: st
 
 
 def test_a_written_report_holds_only_what_the_check_expects(review: Path) -> None:
-    """The report writer and the output check agree on what a report folder holds (so a report re-runs)."""
+    """The report writer and the output check agree on what a report folder holds (so a report re-runs), and
+    a file browser's metadata (.DS_Store) does not stop a re-run."""
     assert runner.invoke(app, ["run", "--quiet"]).exit_code == 0
+    (review / "reports" / ".DS_Store").write_bytes(b"")
+    (review / "reports" / "plots" / "Thumbs.db").write_bytes(b"")
     assert runner.invoke(app, ["run", "--quiet", "--force"]).exit_code == 0
     check_report_folder(review / "reports")
 

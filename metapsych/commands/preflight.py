@@ -11,6 +11,7 @@ otherwise give an empty report (exit 0) or a silently smaller one.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from metapsych.errors import DataError, InputError, Problem
@@ -20,6 +21,8 @@ REPORT_MARKERS = ("manifest.json", "results.json")
 #: everything a report folder holds: its files, and its subfolders with the file types they hold
 REPORT_FILES = frozenset(("CHANGES.md", "README.md", "index.html", "manifest.json", "results.csv", "results.json"))
 REPORT_FOLDERS = {"cells": (".html",), "plots": (".png", ".svg")}
+#: files an operating system's file browser leaves in folders it shows (no user's work)
+OS_METADATA = re.compile(r"^(\.DS_Store|\._.*|Thumbs\.db|desktop\.ini)$", re.IGNORECASE)
 
 
 def check_report_folder(out: Path, *, keep: tuple[Path, ...] = ()) -> None:
@@ -67,13 +70,14 @@ def _check_existing(out: Path, expected: str) -> None:
 
 def _foreign_entries(out: Path, names: list[str]) -> list[str]:
     """What a report's folder holds that no report writes (a user's file would go with the old report)."""
-    foreign = [name for name in names if name not in REPORT_FILES and name not in REPORT_FOLDERS]
+    foreign = [name for name in names
+               if name not in REPORT_FILES and name not in REPORT_FOLDERS and not OS_METADATA.match(name)]
     for folder, suffixes in REPORT_FOLDERS.items():
         if folder in names:
             try:
                 with os.scandir(out / folder) as entries:
-                    foreign += sorted(f"{folder}/{entry.name}" for entry in entries
-                                      if not (entry.name.endswith(suffixes) and entry.is_file(follow_symlinks=False)))
+                    foreign += sorted(f"{folder}/{entry.name}" for entry in entries if not OS_METADATA.match(entry.name)
+                                      and not (entry.name.endswith(suffixes) and entry.is_file(follow_symlinks=False)))
             except OSError:
                 foreign.append(folder)
     return foreign
