@@ -157,6 +157,8 @@ def _convert_mapping(node: yaml.MappingNode, path: Path_, lines: dict[Path_, int
 def _construct_scalar(node: yaml.ScalarNode, path: Path_, file: str) -> Any:
     if not node.style and node.tag in _YAML11_NUMBERS:  # plain (None, or "" from the C composer)
         return _yaml12_number(node.tag, node.value)
+    if not node.style and node.tag == _STR and (number := _yaml12_only_number(node.value)) is not None:
+        return number
     constructor = yaml.SafeLoader.yaml_constructors.get(node.tag)
     try:
         return constructor(_SCALAR_LOADER, node) if constructor else node.value
@@ -165,8 +167,21 @@ def _construct_scalar(node: yaml.ScalarNode, path: Path_, file: str) -> Any:
                                 f"cannot read value {clip(node.value)!r}", "a plain number or text")) from None
 
 _YAML11_NUMBERS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_STR = "tag:yaml.org,2002:str"
 _DECIMAL = re.compile(r"[-+]?[0-9]+")
 _HEX = re.compile(r"[-+]?0x[0-9a-fA-F]+")
+_OCTAL = re.compile(r"0o[0-7]+")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")  # YAML 1.2 core schema
+
+
+def _yaml12_only_number(text: str) -> int | float | None:
+    """The number of a plain scalar that YAML 1.2 reads as one and PyYAML's YAML 1.1 rules as text: 1e3,
+    1e-3, 3.5e1, -.5, 09, 0o17; None for text."""
+    if _OCTAL.fullmatch(text):
+        return int(text[2:], 8)
+    if not _FLOAT.fullmatch(text):
+        return None
+    return int(text, 10) if _DECIMAL.fullmatch(text) else float(text)
 
 
 def _yaml12_number(tag: str, text: str) -> Any:
