@@ -93,6 +93,8 @@ CONFIG_CASES = [
      "config.yaml:4: analyses[0].conditions: got an empty list (expected at least 1 item(s))"),
     (CONFIG + "    controls: [waitlist, cbt]\n",
      "config.yaml:4: analyses[0].controls[1]: 'cbt' is a therapy approach, not a control"),
+    (CONFIG + "    approaches: [waitlist]\n",
+     "config.yaml:4: analyses[0].approaches[0]: 'waitlist' is a control, not an approach tested against one"),
     (CONFIG + "moderators: {variables: [year, yi]}\n",  # regressed the effects on themselves: R^2 100%
      "config.yaml:4: moderators.variables[1]: moderator 'yi': is the effect size or one of its inputs"),
 ]

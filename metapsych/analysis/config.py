@@ -206,19 +206,23 @@ def _code_problems(config: Config, doc: YamlDocument, vocabulary: Vocabulary) ->
 
 
 def _control_problems(config: Config, doc: YamlDocument, vocabulary: Vocabulary) -> list[Problem]:
-    """``controls`` naming an approach that is not a control: it matches no comparison, so the analysis
-    would silently lose those cells."""
+    """``controls`` naming an approach that is not a control, or ``approaches`` naming a control: it matches
+    no comparison, so the analysis would silently lose those cells."""
     from metapsych.data.yaml_io import format_path
 
     controls = sorted(code for code in vocabulary.codes["approach"] if vocabulary.arm_kind(code) == "control")
     problems = []
     for i, analysis in enumerate(config.analyses):
-        for j, value in enumerate(analysis.controls or []):
-            if value in vocabulary.codes["approach"] and vocabulary.arm_kind(value) != "control":
-                path = ("analyses", i, "controls", j)
-                problems.append(Problem(doc.file, doc.line(path), format_path(path),
-                                        f"{value!r} is a {vocabulary.arm_kind(value)} approach, not a control",
-                                        f"one of the control codes {', '.join(controls)}"))
+        for key in ("controls", "approaches"):
+            for j, value in enumerate(getattr(analysis, key) or []):
+                if value not in vocabulary.codes["approach"] or \
+                        (vocabulary.arm_kind(value) == "control") == (key == "controls"):
+                    continue
+                path = ("analyses", i, key, j)
+                problem, expected = (f"{value!r} is a {vocabulary.arm_kind(value)} approach, not a control",
+                                     f"one of the control codes {', '.join(controls)}") if key == "controls" else \
+                    (f"{value!r} is a control, not an approach tested against one", "an approach code (cbt, ipt, ...)")
+                problems.append(Problem(doc.file, doc.line(path), format_path(path), problem, expected))
     return problems
 
 
