@@ -91,8 +91,6 @@ def _one(name: str, first: pd.DataFrame, trials: tuple[str, ...], yi: np.ndarray
                       f"{config.moderators.min_studies} needed", k)
     if np.ptp(x[keep]) == 0:
         return _empty(name, column, "the moderator does not vary between trials", k)
-    if (mixed := _mixed_scales(column, x[keep])) is not None:
-        return _empty(name, column, mixed, k)
     X = np.column_stack([np.ones(k), x[keep]])
     f = fit(yi[keep], vi[keep], X=X, estimator=config.model.estimator, test=test_name(config),
             level=config.model.level)
@@ -107,12 +105,13 @@ def _one(name: str, first: pd.DataFrame, trials: tuple[str, ...], yi: np.ndarray
               for t, xv, y, v, ok in zip(trials, x, yi, vi, keep) if ok]
     return {"k": k, "column": column, "coefficients": coefficients, "QM": finite_or_none(f.QM), "QM_df": qm_df,
             "QM_p": finite_or_none(f.QM_p), "R2": finite_or_none(f.R2), "tau2": finite_or_none(f.tau2), "test": f.test,
-            "message": None, "points": points}
+            "message": _mixed_scales(column, x[keep]), "points": points}
 
 
 def _mixed_scales(column: str, x: np.ndarray) -> str | None:
-    """Why a percentage moderator cannot be regressed on: some trials give a proportion (0-1, as the Metapsy
-    databases store it) and others a percentage (1-100), so 0.7 and 70 would be different values."""
+    """A note on a percentage moderator with values both below and above 1: if some trials give a proportion
+    (0-1, as the Metapsy databases store it) and others a percentage (1-100), 0.7 and 70 are one value on two
+    scales. Percentages below 1 are possible too, so the model is fitted and the note says what to check."""
     from metapsych.data.checks import PERCENT
 
     if not PERCENT.match(column):
@@ -120,8 +119,8 @@ def _mixed_scales(column: str, x: np.ndarray) -> str | None:
     proportions, percentages = int(np.sum((x > 0) & (x < 1))), int(np.sum(x > 1))
     if not (proportions and percentages):
         return None
-    return (f"{column} mixes proportions (0-1, {proportions} trial(s)) and percentages (1-100, {percentages} "
-            "trial(s)); give every trial's value on one scale")
+    return (f"{column} is below 1 in {proportions} trial(s) and above 1 in {percentages}: if some give a proportion "
+            "(0-1) and others a percentage (1-100), put every trial's value on one scale")
 
 
 def _values(series: pd.Series) -> np.ndarray:

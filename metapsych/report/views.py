@@ -329,7 +329,8 @@ def _moderators(payload: dict[str, Any], stems: set[str], safe: str, prefix: str
         out.append({
             "name": name, "svg": svg, "png": png,
             "test_text": (f"k = {reg.get('k', '–')}; QM({reg.get('QM_df', '–')}) = {fmt(reg.get('QM'))}, "
-                          f"{p_text(reg.get('QM_p'))}; R² = {fmt(reg.get('R2'), 1)}%") if reg.get("QM") is not None
+                          f"{p_text(reg.get('QM_p'))}; R² = {fmt(reg.get('R2'), 1)}%"
+                          + (f". Note: {reg['message']}" if reg.get("message") else "")) if reg.get("QM") is not None
             else f"Not estimable (k = {reg.get('k', '–')}){': ' + str(reg['message']) if reg.get('message') else ''}.",
             "coefficients": [{"name": term, **({k: v.get(k) for k in ("estimate", "ci_lower", "ci_upper", "p_value")}
                                                if isinstance(v, dict) else
