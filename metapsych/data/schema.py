@@ -7,6 +7,7 @@ example per data kind in ``studies/README.md``.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -19,7 +20,7 @@ def _not_bool(value: Any) -> Any:
     with digit groups (``9_0``: YAML 1.2 reads it as text, and pydantic would read it as 90)."""
     if isinstance(value, bool):
         raise ValueError(f"{str(value).lower()} is not a number")
-    if isinstance(value, str) and "_" in value:
+    if isinstance(value, str) and "_" in value and re.fullmatch(r"[-+]?[0-9_.]+([eE][-+]?[0-9_]+)?", value.strip()):
         raise ValueError(f"{value!r} is not a number (no digit separators)")
     return value
 
