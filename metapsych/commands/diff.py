@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -32,6 +33,15 @@ def _refuse_constant(name: str) -> float:
     raise _Constant(name)
 
 
+_CONSTANT_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|(NaN|-?Infinity)')
+
+
+def _constant_line(text: str) -> int | None:
+    """The line of the first NaN or Infinity outside a string (the JSON reader does not say where)."""
+    found = next((m for m in _CONSTANT_OR_STRING.finditer(text) if m.group(1)), None)
+    return None if found is None else text[: found.start()].count("\n") + 1
+
+
 def read_results(path: Path) -> dict:
     """A results document from disk (a results.json, or a report folder holding one), checked to have the
     shape ``diff`` reads, so that a wrong file is a located error, never a crash."""
@@ -49,8 +59,7 @@ def read_results(path: Path) -> dict:
     try:
         value = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except _Constant as exc:
-        text = raw.decode("utf-8")
-        raise bad(text[: max(0, text.find(exc.name))].count("\n") + 1,
+        raise bad(_constant_line(raw.decode("utf-8")),
                   f"{exc.name} is not JSON (results.json writes null where a number is missing)") from None
     except UnicodeDecodeError:
         raise bad(None, "not UTF-8 text") from None
