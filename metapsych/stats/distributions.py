@@ -429,6 +429,9 @@ def _t_crit_array(alpha: np.ndarray, df: np.ndarray) -> np.ndarray:
     return x
 
 
+LOG_MAX = math.log(np.finfo(float).max)
+
+
 def _t_crit_log(alpha: float, df: float, start: float) -> float:
     """``_t_crit_array``'s root for a tiny alpha, by Newton's method in log t on log p.
 
@@ -441,6 +444,8 @@ def _t_crit_log(alpha: float, df: float, start: float) -> float:
     lo, hi = math.log(start), math.inf
     u = lo
     for _ in range(400):
+        if u > LOG_MAX:  # t beyond the doubles
+            return math.inf
         t = math.exp(u)
         p = _t_two_sided(t, df)
         if p == 0.0:
@@ -461,9 +466,9 @@ def _t_crit_log(alpha: float, df: float, start: float) -> float:
         if not math.isfinite(new) or new <= lo or new >= hi:
             new = (lo + hi) / 2.0 if math.isfinite(hi) else u + 1.0
         if abs(new - u) <= 4 * EPS:
-            return math.exp(new)
+            return math.exp(new) if new <= LOG_MAX else math.inf
         u = new
-    return math.exp(u)
+    return math.exp(u) if u <= LOG_MAX else math.inf
 
 
 def _t_log_pdf(t: float, df: float) -> float:
