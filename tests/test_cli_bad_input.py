@@ -96,7 +96,7 @@ CONFIG_CASES = [
     (CONFIG + "    approaches: [waitlist]\n",
      "config.yaml:4: analyses[0].approaches[0]: 'waitlist' is a control, not an approach tested against one"),
     (CONFIG + "moderators: {variables: [year, yi]}\n",  # regressed the effects on themselves: R^2 100%
-     "config.yaml:4: moderators.variables[1]: moderator 'yi': is the effect size or one of its inputs"),
+     "config.yaml:4: moderators.variables[1]: moderator 'yi': is the effect size or a statistic it is computed"),
 ]
 
 

@@ -158,14 +158,13 @@ def load_config(path: Path, vocabulary: Vocabulary | None = None) -> Config:
 def check_moderators(config: Config, columns: Iterable[str]) -> None:
     """ConfigError for each configured moderator that is neither a variable metapsych knows nor a column of
     the trials' table (a moderator some trial reports): it would silently give no meta-regression."""
-    from metapsych.data.table import DATA_COLUMNS, EXTRA_EFFECT_INPUTS
     from metapsych.data.yaml_io import format_path, read_yaml
-    from metapsych.effects.compute import OUTPUT_COLUMNS
+    from metapsych.effects.compute import OUTPUT_COLUMNS, REPORTED_EFFECT_COLUMNS
 
     present = {*_known_moderators(), *columns}
-    effect = {*DATA_COLUMNS, *EXTRA_EFFECT_INPUTS, *OUTPUT_COLUMNS}
-    wrong = [(j, name, "is the effect size or one of its inputs, not a trial characteristic (a regression on "
-              "it explains the effects by themselves)") for j, name in enumerate(config.moderators.variables)
+    effect = {*OUTPUT_COLUMNS, *REPORTED_EFFECT_COLUMNS}  # sample sizes, means and events stay allowed
+    wrong = [(j, name, "is the effect size or a statistic it is computed from, not a trial characteristic (a "
+              "regression on it explains the effects by themselves)") for j, name in enumerate(config.moderators.variables)
              if moderator_column(name) in effect]
     wrong += [(j, name, "no trial reports it" + _suggestion(name, sorted(present)))
               for j, name in enumerate(config.moderators.variables)
@@ -176,7 +175,7 @@ def check_moderators(config: Config, columns: Iterable[str]) -> None:
     doc = read_yaml(source) if source is not None else None
     raise ConfigError([Problem(str(source or "config"), doc.line(("moderators", "variables", j)) if doc else None,
                                format_path(("moderators", "variables", j)), f"moderator {name!r}: {why}",
-                               "a comparison-table column or a moderator of the trial files")
+                               "a trial characteristic: a comparison-table column or a moderator of the trial files")
                        for j, name, why in sorted(wrong)])
 
 

@@ -76,9 +76,10 @@ def read_effect_table(path: Path) -> EffectTable:
         spread = _number(cells[iv], header[iv], file, line, problems, positive=True)
         variance = math.nan if spread is None else spread * spread if square else spread
         if variance < MIN_VARIANCE:
+            least = f"a standard error of at least {math.sqrt(MIN_VARIANCE):g}" if square else \
+                f"a sampling variance of at least {MIN_VARIANCE:g}"
             problems.append(Problem(file, line, header[iv], f"{cells[iv].strip()} is implausibly small",
-                                    f"a sampling variance of at least {MIN_VARIANCE:g} (below it the weights "
-                                    "1/vi overflow)"))
+                                    f"{least} (below it the weights overflow)"))
         yi.append(math.nan if effect is None else effect)
         vi.append(variance)
     if problems:

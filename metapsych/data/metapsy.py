@@ -83,7 +83,7 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     if not text.strip():
         raise DataError(Problem(file, 1, "(file)", "the file is empty", "a header row and data rows"))
     separator = sniff_separator(text.split("\n", 1)[0])
-    reader = csv.reader(io.StringIO(text), delimiter=separator, strict=True)  # an unterminated quote is an error
+    reader = csv.reader(io.StringIO(text), delimiter=separator)
     previous = 0  # the last line read before the current row: an error is reported at the row's first line
     try:
         header = [cell.strip() for cell in next(reader)]
@@ -94,9 +94,10 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
                 rows.append((previous + 1, cells))
             previous = reader.line_num
     except csv.Error as exc:
-        ending = " (a quote opened in this row is never closed)" if "unexpected end of data" in str(exc) else ""
-        raise DataError(Problem(file, previous + 1, "(row)", f"malformed CSV: {exc}{ending}",
-                                "RFC 4180 CSV")) from None
+        raise DataError(Problem(file, previous + 1, "(row)", f"malformed CSV: {exc}", "RFC 4180 CSV")) from None
+    if rows and text.count('"') % 2 and any("\n" in cell for cell in rows[-1][1]):
+        raise DataError(Problem(file, rows[-1][0], "(row)", "malformed CSV: a quote opened in this row is never "
+                                "closed, so the rest of the file was read as one cell", "RFC 4180 CSV"))
     if separator == ",":
         _refuse_comma_numbers(file, header, rows)
     return header, rows

@@ -69,6 +69,10 @@ MEASURES = ("g", "md", "or", "rr", "rd")
 #: the columns ``compute_effects`` adds to the table
 OUTPUT_COLUMNS = ("yi", "vi", "sei", "ci_lower", "ci_upper", "measure", "formula", "why_missing", "design_effect",
                   "nnt")
+#: input columns that are an effect size or a test statistic themselves (the raw data's are not)
+REPORTED_EFFECT_COLUMNS = ("precalc_g", "precalc_g_se", "precalc_ci_lower", "precalc_ci_upper", "precalc_log_rr",
+                           "precalc_log_rr_se", "t_value", "f_value", "p_value", ".g", ".g_se", ".log_rr",
+                           ".log_rr_se")
 Z95 = 1.959963984540054
 NO_DATA = {
     "g": "no effect-size data (means/SD/n, change scores, precalc g, t/F/p or events)",
