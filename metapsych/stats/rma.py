@@ -15,7 +15,8 @@ from numpy.typing import ArrayLike
 
 from metapsych.stats import distributions as dist
 from metapsych.stats.projection import RankDeficientError, project
-from metapsych.stats.tau2 import TIGHT, Control, Tau2Estimate, canonical_estimator, estimate_tau2
+from metapsych.stats.tau2 import (TIGHT, Control, Tau2Estimate, canonical_estimator, estimate_tau2, step_halving,
+                                   step_halving_message)
 
 TESTS = ("z", "knha", "adhoc", "t")
 Array = np.ndarray
@@ -93,6 +94,9 @@ def fit(
         raise ValueError(f"unknown test {test!r}; expected one of {', '.join(TESTS)}")
     alpha = dist.alpha_from_level(level)
     k, p = x.shape
+    if method != "EE" and tau2 is None and 1 < k <= p:  # tau^2 is one parameter more than the k - p residual df
+        raise ValueError(f"Number of parameters to be estimated is larger than the number of observations "
+                         f"(k = {k}, {p} coefficients and tau^2), as metafor stops")
     note = None
     if k == 1 and test != "z":
         test, note = "z", "z test used since k = 1 (as metafor)"
@@ -103,7 +107,8 @@ def fit(
     crit = core.pop("crit")
     het = _heterogeneity(y, v, x, method, est.tau2)
     qm = _omnibus(core["beta"], core["vb"], test, k, p, _has_intercept(x))
-    r2 = _pseudo_r2(y, v, x, method, est.tau2, control) if with_r2 and p > 1 and _has_intercept(x) else None
+    retried = step_halving(control) if est.message == step_halving_message(method) else control
+    r2 = _pseudo_r2(y, v, x, method, est.tau2, retried) if with_r2 and p > 1 and _has_intercept(x) else None
     w = 1.0 / v if method == "GENQ" else 1.0 / (v + est.tau2)
     has_pi = p == 1 and method != "EE"
     pi_lo, pi_hi = _prediction_interval(core, crit, est.tau2) if has_pi else (float("nan"), float("nan"))
@@ -215,10 +220,13 @@ def _omnibus(beta: Array, vb: Array, test: str, k: int, p: int, intercept: bool)
 
 
 def _pseudo_r2(y: Array, v: Array, x: Array, method: str, tau2: float, control: Control) -> float | None:
-    """metafor's R^2 for moderator models: proportional reduction of tau^2 (adjusted WLS R^2 for EE)."""
+    """metafor's R^2 for moderator models: proportional reduction of tau^2 (adjusted WLS R^2 for EE).
+
+    The model without moderators is fitted with the control the full model converged with, and not tried
+    again with step halving when it does not converge: rma.uni then reports R^2 as NA."""
     if method == "EE":
         return _wls_adjusted_r2(y, v, x)
-    base = _estimate(y, v, np.ones((y.size, 1)), method, None, control)
+    base = estimate_tau2(y - np.mean(y), v, np.ones((y.size, 1)), method, control, retry=False)
     if not base.converged:
         return None
     if base.tau2 == 0.0:
@@ -231,6 +239,8 @@ def _wls_adjusted_r2(y: Array, v: Array, x: Array) -> float:
     if np.all(y == y[0]):
         return 0.0
     k, p = x.shape
+    if k == p:  # a saturated model: no residual df (metafor: NaN)
+        return float("nan")
     w = 1.0 / v
     fitted = x @ project(x, w, y).beta
     rss = float(np.sum(w * (y - fitted) ** 2))

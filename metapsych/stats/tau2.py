@@ -100,17 +100,21 @@ def q_root(yi: Array, vi: Array, x: Design, target: float, upper: float, control
     return uniroot(lambda u: generalised_q(u, yi, vi, x) - target, 0.0, upper, control.tol * 1e-3, control.maxiter)
 
 
-def estimate_tau2(yi: Array, vi: Array, x: Design, estimator: str, control: Control = TIGHT) -> Tau2Estimate:
+def estimate_tau2(yi: Array, vi: Array, x: Design, estimator: str, control: Control = TIGHT,
+                  retry: bool = True) -> Tau2Estimate:
     """Estimate tau^2 for the model yi = X beta + u + e with var(e) = vi, as metafor's rma.uni does.
 
     ``yi`` should be centred (metafor uses the centred ``Ymc``); the estimate does not depend on it when
-    X contains an intercept.
+    X contains an intercept. Without ``retry`` an ML/REML/EB iteration that does not converge is not
+    tried again with step halving (rma.uni's own fit of the model without moderators, for R^2, is not).
     """
     k, p = x.shape
     if estimator == "EE":
         return Tau2Estimate(0.0, float("nan"), True)
     if k == 1:
         return Tau2Estimate(0.0, float("nan"), True, message="tau^2 cannot be estimated from one study")
+    if not retry and estimator in ("ML", "REML", "EB"):
+        return _fisher(yi, vi, x, k, p, control, estimator)
     return _DISPATCH[estimator](yi, vi, x, k, p, control)
 
 
