@@ -237,9 +237,12 @@ def _k0(centred: np.ndarray, k: int, estimator: str, rounding_is_zero: bool = Tr
     ranks[np.argsort(np.abs(centred), kind="stable")] = np.arange(1, k + 1)
     signed = np.sign(centred) * ranks
     if estimator == "R0":
-        neg = -signed[signed < 0]
-        # R0: the length of the rightmost run of positive ranks, minus one (all positive: k - 1)
-        k0 = k - neg.max() - 1 if neg.size else k - 1
+        # R0: the length of the run of positive residuals from the largest rank down, minus one (all positive:
+        # k - 1). A zero residual ends the run: identical effects (all zero) give 0, as metafor's do, whose
+        # rounding noise there leaves negative ones; counting zeros in the run made k0 = k - 1 and the
+        # trimming oscillate without converging.
+        ended = ranks[centred <= 0]
+        k0 = k - ended.max() - 1 if ended.size else k - 1
         se = math.sqrt(2 * max(0.0, k0) + 2)
     else:
         sr = float(np.sum(signed[signed > 0]))

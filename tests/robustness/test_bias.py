@@ -188,3 +188,12 @@ def test_kendall_test_of_a_constant_variable_is_not_available(a: list, b: list) 
     when both had)."""
     r = bias.kendall_test(np.array(a, float), np.array(b, float))
     assert np.isnan(r.tau) and np.isnan(r.p_value)
+
+
+def test_r0_with_identical_effects_fills_nothing() -> None:
+    """Three identical effects: metafor 3.8-1 ``trimfill(rma(yi, vi), estimator = "R0")`` gives k0 = 0, side
+    right, se 1.414214; the run of positive ranks counted the zero residuals and the trimming did not converge."""
+    y = np.full(3, -6.457803732489293)
+    v = np.array([518.7685060389285, 232.43280234243534, 336.11220723321895])
+    found = bias.trimfill(y, v, estimator="REML", k0_estimator="R0")
+    assert (found.k0, found.side) == (0, "right") and found.se_k0 == pytest.approx(2**0.5)
