@@ -9,7 +9,7 @@ punctuation, digits, letters; then accents; then case), so the reference level i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import unicodedata
 
@@ -31,11 +31,13 @@ class Design:
 
 @dataclass(frozen=True)
 class MetaRegression:
-    """A fitted meta-regression: the model, its coefficient names, and the design it used."""
+    """A fitted meta-regression: the model, its coefficient names, the design it used, and the columns of
+    the model matrix dropped as redundant (as metafor drops them, with its warning)."""
 
     fit: RmaFit
     names: tuple[str, ...]
     design: Design
+    dropped: tuple[str, ...] = ()
 
     def coefficients(self) -> dict[str, dict[str, float]]:
         """Per-coefficient estimate, se, statistic, p-value and CI, keyed by coefficient name."""
@@ -152,22 +154,42 @@ def meta_regression(
 ) -> MetaRegression:
     """Fit ``rma(yi, vi, mods = ~ m1 + m2 + ...)``: coefficients, QM (chi2, or F with knha) and R^2.
 
-    ValueError (``RankDeficientError``) when the moderators are collinear or there are more
-    coefficients than studies.
+    Columns of the model matrix that are linear combinations of earlier ones (collinear moderators, or more
+    coefficients than studies) are dropped first, as metafor does ("Redundant predictors dropped from the
+    model."): ``dropped`` names them and the fit's message says so. ValueError when the model left has as
+    many coefficients as studies and tau^2 is to be estimated (as metafor stops).
     """
     design = design_matrix(moderators)
     y = np.asarray(yi, dtype=float)[design.rows]
     v = np.asarray(vi, dtype=float)[design.rows]
-    _check_rank(design)
+    keep = _independent_columns(design.X)
+    dropped = tuple(name for name, kept in zip(design.names, keep) if not kept)
+    if dropped:
+        design = replace(design, X=design.X[:, keep], names=tuple(n for n, kept in zip(design.names, keep) if kept))
     result = fit(y, v, X=design.X, estimator=estimator, test=test, level=level, control=control)
-    return MetaRegression(fit=result, names=design.names, design=design)
+    if dropped:
+        note = f"redundant predictors dropped from the model: {', '.join(dropped)} (as metafor)"
+        result = replace(result, message="; ".join(m for m in (result.message, note) if m))
+    return MetaRegression(fit=result, names=design.names, design=design, dropped=dropped)
 
 
-def _check_rank(design: Design) -> None:
-    from metapsych.stats.projection import RankDeficientError
+REDUNDANT_TOL = 1e-7  # lm()'s tolerance (LINPACK dqrdc2), which metafor's check for redundant columns uses
 
-    x = design.X
-    if x.shape[1] > x.shape[0] or np.linalg.matrix_rank(x) < x.shape[1]:
-        raise RankDeficientError(
-            f"moderators are collinear or too many for k = {x.shape[0]} (columns: {', '.join(design.names)})"
-        )
+
+def _independent_columns(x: np.ndarray) -> np.ndarray:
+    """Which columns to keep: each that is not (to REDUNDANT_TOL of its norm) a linear combination of the
+    columns kept before it, as ``lm(yi ~ X - 1)`` finds them (unweighted, left to right)."""
+    keep = np.zeros(x.shape[1], bool)
+    basis: list[np.ndarray] = []
+    for j in range(x.shape[1]):
+        column = x[:, j].astype(float)
+        norm = float(np.linalg.norm(column))
+        for q in basis:  # modified Gram-Schmidt, twice for stability
+            column = column - (q @ column) * q
+        for q in basis:
+            column = column - (q @ column) * q
+        rest = float(np.linalg.norm(column))
+        if norm > 0 and rest > REDUNDANT_TOL * norm and len(basis) < x.shape[0]:
+            keep[j] = True
+            basis.append(column / rest)
+    return keep
