@@ -113,7 +113,9 @@ def methods_block(method: str, test: str, level: float, k: int | None = None) ->
         "model": "random effects" if re else "common effect",
         "test": inference,
         "level": level,
-        "tau2_ci": "Q-profile (metafor confint)" if re else "none (tau2 = 0 by assumption)",
+        "tau2_ci": ("Q-profile (metafor confint for the other estimators; for GENQ metafor's confint uses the "
+                    "generalised Q-statistic method of Jackson 2013 instead, which metapsych does not implement)"
+                    if method == "GENQ" else "Q-profile (metafor confint)") if re else "none (tau2 = 0 by assumption)",
         "I2": "metafor: 100 * tau2 / (tau2 + vt), vt = Higgins-Thompson typical within-study variance" if re
         else "metafor common-effect: 100 * max(0, (Q - df) / Q)",
         "H2": "tau2 / vt + 1" if re else "Q / df",
