@@ -163,11 +163,11 @@ def check_moderators(config: Config, columns: Iterable[str]) -> None:
 
     present = {*_known_moderators(), *columns}
     effect = {*OUTPUT_COLUMNS, *REPORTED_EFFECT_COLUMNS}  # sample sizes, means and events stay allowed
+    names = list(enumerate(config.moderators.variables))
     wrong = [(j, name, "is the effect size or a statistic it is computed from, not a trial characteristic (a "
-              "regression on it explains the effects by themselves)") for j, name in enumerate(config.moderators.variables)
+              "regression on it explains the effects by themselves)") for j, name in names
              if moderator_column(name) in effect]
-    wrong += [(j, name, "no trial reports it" + _suggestion(name, sorted(present)))
-              for j, name in enumerate(config.moderators.variables)
+    wrong += [(j, name, "no trial reports it" + _suggestion(name, sorted(present))) for j, name in names
               if moderator_column(name) not in present and moderator_column(name) not in effect]
     if not wrong:
         return

@@ -273,6 +273,8 @@ def methods_block(config: Config) -> dict:
     model, dep = config.model, config.dependency
     dependency = f"aggregate (rho={dep.rho})" if dep.method == "aggregate" else "first"
     test = "knha" if model.knha else "z"
+    genq = " (with GENQ, metafor confint would use the generalised Q-statistic method instead)" \
+        if model.estimator == "GENQ" else ""
     text = (
         f"Effects are Hedges' g (positive values favour the first-named arm). For each cell, several effects "
         f"of one trial were {'aggregated within the trial assuming a correlation of ' + str(dep.rho) if dep.method == 'aggregate' else 'reduced to the first listed effect'}, "
@@ -280,7 +282,7 @@ def methods_block(config: Config) -> dict:
         f"tau^2{', Hartung-Knapp-Sidik-Jonkman confidence intervals and tests' if model.knha else ', Wald-type tests'}, "
         f"{int(round(model.level * 100))}% level). Q-profile intervals are given for tau^2 and I^2 (I^2 as in metafor, "
         f"based on tau^2 and the typical within-study variance)"
-        f"{' (with GENQ, metafor confint would use the generalised Q-statistic method instead)' if model.estimator == 'GENQ' else ''}"
+        f"{genq}"
         f"{'; prediction intervals as in metafor predict()' if model.prediction_interval else ''}. "
         f"Cells with fewer than {config.min_studies} trials were not pooled; small-study tests were run only "
         f"for cells with at least {config.bias_min_studies} trials. NNTs follow Furukawa and Leucht with a "
