@@ -159,3 +159,14 @@ def test_cluster_columns_go_to_the_arms_and_table_columns_are_not_moderators(tmp
     trial = yaml.safe_load((tmp_path / "out" / "depression-a-2020.yaml").read_text())
     assert trial["arms"][0]["icc"] == 0.05 and trial["arms"][0]["cluster_size"] == 10
     assert "icc" not in trial["arms"][1] and trial["moderators"] == {"setting": "clinic"}
+
+
+def test_an_icc_without_its_cluster_size_is_noted(tmp_path: Path) -> None:
+    """Half of a design effect was dropped without a word."""
+    source = tmp_path / "metapsy-depression.csv"
+    source.write_text("study,condition_arm1,condition_arm2,mean_arm1,sd_arm1,n_arm1,mean_arm2,sd_arm2,n_arm2,"
+                      "icc_arm2,cluster_size_arm2\nA 2020,cbt,wl,10,5,30,12,5,30,0.05,\n")
+    assert run_import(str(source), "--out", str(tmp_path / "out")).exit_code == 0
+    trial = yaml.safe_load((tmp_path / "out" / "depression-a-2020.yaml").read_text())
+    assert "icc" not in trial["arms"][1]
+    assert any("icc_arm2 0.05 and cluster_size_arm2 None not used" in note for note in trial["notes"])

@@ -92,8 +92,11 @@ def _one(name: str, first: pd.DataFrame, trials: tuple[str, ...], yi: np.ndarray
     if np.ptp(x[keep]) == 0:
         return _empty(name, column, "the moderator does not vary between trials", k)
     X = np.column_stack([np.ones(k), x[keep]])
-    f = fit(yi[keep], vi[keep], X=X, estimator=config.model.estimator, test=test_name(config),
-            level=config.model.level)
+    try:
+        f = fit(yi[keep], vi[keep], X=X, estimator=config.model.estimator, test=test_name(config),
+                level=config.model.level)
+    except ValueError as exc:  # a model matrix metafor would not fit either (a moderator of tiny spread)
+        return _empty(name, column, str(exc), k)
     if not f.converged:
         return _empty(name, column, f.message or "the model did not converge", k)
     coefficients = {label: {"estimate": finite_or_none(f.beta[i]), "se": finite_or_none(f.se[i]),

@@ -364,6 +364,9 @@ class _TrialBuilder:
         icc, size = _number(record, f"icc_arm{position}"), _number(record, f"cluster_size_arm{position}")
         if arm["icc"] is None and icc is not None and size is not None and 0 <= icc < 1 and size >= 1:
             arm["icc"], arm["cluster_size"] = _clean(icc), _clean(size)  # the arm's design effect (effects)
+        elif (icc is None) != (size is None) or (icc is not None and size is not None and arm["icc"] is None):
+            self.notes.append(f"line {record['source_line']}: icc_arm{position} {icc} and cluster_size_arm{position} "
+                              f"{size} not used (the design effect needs both, ICC in [0, 1), size >= 1)")
         if position == 1:
             self._arm1_details(arm, record)
 

@@ -238,9 +238,9 @@ def _k0(centred: np.ndarray, k: int, estimator: str, rounding_is_zero: bool = Tr
     signed = np.sign(centred) * ranks
     if estimator == "R0":
         # R0: the length of the run of positive residuals from the largest rank down, minus one (all positive:
-        # k - 1). A zero residual ends the run: identical effects (all zero) give 0, as metafor's do, whose
-        # rounding noise there leaves negative ones; counting zeros in the run made k0 = k - 1 and the
-        # trimming oscillate without converging.
+        # k - 1). A zero residual ends the run, so identical effects (all zero) give 0. metafor's residuals
+        # there are rounding noise: it gives 0 where that noise leaves a negative one and stops with an error
+        # on most such data; counting zeros in the run made k0 = k - 1 and the trimming oscillate.
         ended = ranks[centred <= 0]
         k0 = k - ended.max() - 1 if ended.size else k - 1
         se = math.sqrt(2 * max(0.0, k0) + 2)

@@ -19,6 +19,7 @@ from metapsych.stats.tau2 import (TIGHT, Control, Tau2Estimate, canonical_estima
                                    step_halving_message)
 
 TESTS = ("z", "knha", "adhoc", "t")
+EVTOL = 1e-7  # metafor's control evtol: X'X with an eigenvalue at or below it is not of full rank (absolute)
 Array = np.ndarray
 
 
@@ -134,6 +135,9 @@ def _check_inputs(yi: ArrayLike, vi: ArrayLike, X: ArrayLike | None) -> tuple[np
         raise ValueError("X must be a (k, p) matrix")
     if x.shape[1] > y.size:
         raise RankDeficientError("more coefficients than studies")
+    if x.shape[1] > 1 and np.linalg.eigvalsh(x.T @ x).min() <= EVTOL:
+        raise RankDeficientError(f"Model matrix not of full rank. Cannot fit model. (an eigenvalue of X'X is at most "
+                                 f"{EVTOL:g}, as metafor checks it: rescale a moderator of very small spread)")
     return y, v, x
 
 

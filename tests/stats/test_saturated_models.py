@@ -58,3 +58,23 @@ def test_r2_is_missing_where_the_model_without_moderators_needs_step_halving() -
     """metapsych retried the reduced model with half steps and reported R^2 = 99.99999999999999."""
     f = fit(YI, VI, np.column_stack([np.ones(15), X1]), estimator="EB")
     assert f.converged and f.tau2 == 0 and f.R2 is None
+
+
+def test_a_model_matrix_metafor_calls_rank_deficient_is_refused() -> None:
+    """metafor also stops when an eigenvalue of X'X is at or below evtol = 1e-7 (absolute): R 4.2,
+    ``set.seed(1); yi <- rnorm(10, .3, .3); vi <- runif(10, .02, .2); x <- rnorm(10) * 1e-4;
+    rma(yi, vi, mods = ~ x)`` gives "Model matrix not of full rank. Cannot fit model." (eigenvalues 10 and
+    6.99e-8); metapsych returned coefficients of no meaning."""
+    yi = [0.112063856777300269, 0.355092997266624688, 0.049311416276985875, 0.778584240641337466,
+          0.398852331544608141, 0.053859484764595428, 0.446228715728545555, 0.521497411538765165,
+          0.472734405496047672, 0.208383483853093188]
+    vi = [0.188246941599063577, 0.058185653830878439, 0.137301277895458040, 0.042599917273037136,
+          0.068099720370955769, 0.089500536657869834, 0.022410259968601166, 0.088829832272604117,
+          0.176544352229684592, 0.081262819403782494]
+    x = [-4.4933609015230856e-06, -1.6190263098946088e-06, 9.4383621068529932e-05, 8.2122119509808853e-05,
+         5.9390132121750883e-05, 9.1897737160821823e-05, 7.8213630073106717e-05, 7.4564983365190605e-06,
+         -1.9893516958633729e-04, 6.1982574789471028e-05]
+    X = np.column_stack([np.ones(10), x])
+    with pytest.raises(ValueError, match="Model matrix not of full rank"):
+        fit(np.array(yi), np.array(vi), X)
+    assert fit(np.array(yi), np.array(vi), np.column_stack([np.ones(10), np.array(x) * 1e4])).converged
