@@ -16,7 +16,7 @@ from typing import Optional, TypeVar
 
 import typer
 
-from metapsych.errors import MetapsychError
+from metapsych.errors import MetapsychError, not_a_folder
 
 app = typer.Typer(
     name="metapsych",
@@ -46,11 +46,7 @@ def os_error_message(exc: OSError) -> str:
     path = exc.filename if exc.filename is not None else "(file)"
     reason = exc.strerror or str(exc)
     if exc.errno == errno.EEXIST and exc.filename is not None:  # mkdir met something that is no folder
-        name = os.fsdecode(exc.filename)
-        if os.path.islink(name) and not os.path.exists(name):
-            reason = f"is a link to {os.readlink(name)}, which does not exist or loops, not a folder"
-        elif os.path.exists(name) and not os.path.isdir(name):
-            reason = "is a file, not a folder"
+        reason = not_a_folder(os.fsdecode(exc.filename)) or reason
     if exc.filename2 is not None:
         path = f"{path} -> {exc.filename2}"
     return f"{path}: {reason[:1].lower()}{reason[1:]} (expected a path that can be read and written)"

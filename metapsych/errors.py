@@ -5,6 +5,7 @@ Exit codes (the fixed contract): 0 success, 1 an analysis could not be completed
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -14,6 +15,16 @@ Severity = Literal["error", "warning"]
 def clip(text: str, limit: int = 60) -> str:
     """Text for a message, cut to ``limit`` characters (a rejected value may be thousands of digits long)."""
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def not_a_folder(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot serve as a folder, worded for a message ("is a file, not a folder"); None when it
+    is a folder or nothing is there."""
+    if os.path.islink(path) and not os.path.exists(path):
+        return f"is a link to {os.readlink(path)}, which does not exist or loops, not a folder"
+    if os.path.exists(path) and not os.path.isdir(path):
+        return "is a file, not a folder"
+    return None
 
 
 @dataclass(frozen=True)

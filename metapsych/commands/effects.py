@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from metapsych.errors import DataError, InputError, Problem
+from metapsych.errors import DataError, InputError, Problem, not_a_folder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,9 +57,8 @@ def _write_atomically(path: Path, data: bytes) -> None:
     if path.is_dir():
         raise InputError(f"--out {path}: is a folder (expected a CSV file name)")
     blocking = next((p for p in path.parents if p.exists() or p.is_symlink()), None)
-    if blocking is not None and not blocking.is_dir():
-        what = "a link to nothing (or a loop)" if blocking.is_symlink() and not blocking.exists() else "a file"
-        raise InputError(f"--out {path}: {blocking} is {what}, not a folder (expected a CSV file name in a folder)")
+    if blocking is not None and (why := not_a_folder(blocking)):
+        raise InputError(f"--out {path}: {blocking} {why} (expected a CSV file name in a folder)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from metapsych.errors import DataError, InputError, Problem
+from metapsych.errors import DataError, InputError, Problem, not_a_folder
 
 #: files that mark a folder as a metapsych report (the writer's manifest, the results document)
 REPORT_MARKERS = ("manifest.json", "results.json")
@@ -28,10 +28,8 @@ OS_METADATA = re.compile(r"^(\.DS_Store|\._.*|Thumbs\.db|desktop\.ini)$", re.IGN
 def check_report_folder(out: Path, *, keep: tuple[Path, ...] = ()) -> None:
     """Raise InputError unless ``out`` is new, empty or an earlier report, and holds none of ``keep``."""
     expected = "a new or empty folder, or the folder of an earlier report"
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: is a file, not a folder (expected {expected})")
-    if out.is_symlink() and not out.exists():
-        raise InputError(f"--out {out}: is a link to {os.readlink(out)}, which does not exist (expected {expected})")
+    if why := not_a_folder(out):
+        raise InputError(f"--out {out}: {why} (expected {expected})")
     target = resolved(out, "--out ")
     for path in keep:
         kept = resolved(path)

@@ -155,7 +155,8 @@ class Checker:
             if name in RESERVED:
                 self.add(("moderators", name), f"{name!r} is a column of the comparison table, not a moderator",
                          "a moderator name of its own (the trial's data go in arms and outcomes)")
-            elif isinstance(value, str) or value is None:
+                continue
+            if isinstance(value, str) or value is None:
                 continue  # text: imported databases join differing values ("0.73 | 0.67")
             if PERCENT.match(name) and (isinstance(value, bool) or not 0 <= value <= 100):
                 self.add(("moderators", name), f"{name} is {_number_text(value)}", "a percentage 0-100")

@@ -155,10 +155,12 @@ def _convert_mapping(node: yaml.MappingNode, path: Path_, lines: dict[Path_, int
 
 
 def _construct_scalar(node: yaml.ScalarNode, path: Path_, file: str) -> Any:
-    if not node.style and node.tag in _YAML11_NUMBERS:  # plain (None, or "" from the C composer)
-        return _yaml12_number(node.tag, node.value)
-    if not node.style and node.tag == _STR and (number := _yaml12_only_number(node.value)) is not None:
-        return number
+    if not node.style and node.tag in _RESOLVED:  # plain (None, or "" from the C composer), not quoted
+        number = _yaml12_number(node.value)
+        if number is not None:
+            return number
+        if node.tag != _STR:  # a YAML 1.1 number form (1:30, 9_0, 0b101): text in YAML 1.2
+            return node.value
     constructor = yaml.SafeLoader.yaml_constructors.get(node.tag)
     try:
         return constructor(_SCALAR_LOADER, node) if constructor else node.value
@@ -166,37 +168,33 @@ def _construct_scalar(node: yaml.ScalarNode, path: Path_, file: str) -> Any:
         raise DataError(Problem(file, node.start_mark.line + 1, format_path(path),
                                 f"cannot read value {clip(node.value)!r}", "a plain number or text")) from None
 
-_YAML11_NUMBERS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
 _STR = "tag:yaml.org,2002:str"
-_DECIMAL = re.compile(r"[-+]?[0-9]+")
-_HEX = re.compile(r"[-+]?0x[0-9a-fA-F]+")
+_RESOLVED = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", _STR)
+_INT = re.compile(r"[-+]?[0-9]+")
 _OCTAL = re.compile(r"0o[0-7]+")
-_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")  # YAML 1.2 core schema
+_HEX = re.compile(r"0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_INF_NAN = re.compile(r"[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
 
 
-def _yaml12_only_number(text: str) -> int | float | None:
-    """The number of a plain scalar that YAML 1.2 reads as one and PyYAML's YAML 1.1 rules as text: 1e3,
-    1e-3, 3.5e1, -.5, 09, 0o17; None for text."""
+def _yaml12_number(text: str) -> int | float | None:
+    """The number a plain scalar is in YAML 1.2's core schema; None for text.
+
+    PyYAML follows YAML 1.1, where ``052`` is octal 42, ``1:30`` (base 60) and ``9_0`` are 90, and ``1e3``
+    or ``-.5`` are text; a trial file would silently carry another number, or refuse a good one.
+    """
+    if _INT.fullmatch(text):
+        return int(text, 10)
     if _OCTAL.fullmatch(text):
         return int(text[2:], 8)
-    if not _FLOAT.fullmatch(text):
-        return None
-    return int(text, 10) if _DECIMAL.fullmatch(text) else float(text)
-
-
-def _yaml12_number(tag: str, text: str) -> Any:
-    """A plain scalar that PyYAML's YAML 1.1 rules read as a number, read as YAML 1.2 (the current spec) reads
-    it: ``052`` is 52, not octal 42; ``9_0`` and ``1:30`` (digit groups, base 60) are text, not 90, so a
-    numeric field refuses them with the line instead of taking another number."""
-    if tag.endswith(":int"):
-        if _DECIMAL.fullmatch(text):
-            return int(text, 10)
-        if _HEX.fullmatch(text):
-            return int(text, 16)
-        return text
-    if "_" in text or ":" in text:
-        return text
-    return yaml.SafeLoader.yaml_constructors[tag](_SCALAR_LOADER, yaml.ScalarNode(tag, text))
+    if _HEX.fullmatch(text):
+        return int(text[2:], 16)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    if _INF_NAN.fullmatch(text):
+        return float(text.replace(".", ""))
+    return None
 
 
 class _ScalarLoader(yaml.SafeLoader):

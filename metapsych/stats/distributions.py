@@ -62,8 +62,7 @@ def _erfc(x: np.ndarray) -> np.ndarray:
 def norm_crit(alpha: float) -> float:
     """Upper alpha/2 quantile of the standard normal (qnorm(alpha/2, lower.tail=FALSE)); for the least
     positive double, whose half rounds to 0, the quantile of that double."""
-    half = alpha / 2.0
-    return -_NORMAL.inv_cdf(half if half > 0 or not alpha > 0 else alpha)
+    return -_NORMAL.inv_cdf(alpha / 2.0 or alpha)
 
 
 # ------------------------------------------------------------------------- incomplete gamma (chi2)

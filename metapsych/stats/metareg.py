@@ -177,19 +177,11 @@ REDUNDANT_TOL = 1e-7  # lm()'s tolerance (LINPACK dqrdc2), which metafor's check
 
 
 def _independent_columns(x: np.ndarray) -> np.ndarray:
-    """Which columns to keep: each that is not (to REDUNDANT_TOL of its norm) a linear combination of the
-    columns kept before it, as ``lm(yi ~ X - 1)`` finds them (unweighted, left to right)."""
+    """Which columns to keep: each whose residual on the columns kept before it is above REDUNDANT_TOL of
+    its norm, as ``lm(yi ~ X - 1)`` finds them (unweighted, left to right)."""
     keep = np.zeros(x.shape[1], bool)
-    basis: list[np.ndarray] = []
     for j in range(x.shape[1]):
-        column = x[:, j].astype(float)
-        norm = float(np.linalg.norm(column))
-        for q in basis:  # modified Gram-Schmidt, twice for stability
-            column = column - (q @ column) * q
-        for q in basis:
-            column = column - (q @ column) * q
-        rest = float(np.linalg.norm(column))
-        if norm > 0 and rest > REDUNDANT_TOL * norm and len(basis) < x.shape[0]:
-            keep[j] = True
-            basis.append(column / rest)
+        column, kept = x[:, j], x[:, keep]
+        rest = column - kept @ np.linalg.lstsq(kept, column, rcond=None)[0] if kept.size else column
+        keep[j] = np.linalg.norm(rest) > REDUNDANT_TOL * np.linalg.norm(column) and keep.sum() < x.shape[0]
     return keep

@@ -46,8 +46,8 @@ def test_numbers_are_read_as_yaml_1_2_reads_them() -> None:
     would silently carry another number. YAML 1.2 reads 052 as 52 and the other two as text, which a
     numeric field then refuses with its line."""
     text = ("a: 052\nb: 1:30\nc: 9_0\nd: 1_0.5\ne: 0b101\nf: 0x1A\ng: -3\nh: 1.5\ni: '052'\nj: .inf\n"
-            "k: 1e3\nl: 1e-3\nm: 3.5e1\nn: -.5\no: 09\np: 0o17\nq: 1.2.3\nr: e5\ns: 5e\n")
+            "k: 1e3\nl: 1e-3\nm: 3.5e1\nn: -.5\no: 09\np: 0o17\nq: 1.2.3\nr: e5\ns: 5e\nt: -.Inf\n")
     assert read_yaml_text(text, "f.yaml").value == {
         "a": 52, "b": "1:30", "c": "9_0", "d": "1_0.5", "e": "0b101", "f": 26, "g": -3, "h": 1.5, "i": "052",
         "j": float("inf"), "k": 1000.0, "l": 0.001, "m": 35.0, "n": -0.5, "o": 9, "p": 15, "q": "1.2.3",
-        "r": "e5", "s": "5e"}
+        "r": "e5", "s": "5e", "t": float("-inf")}
