@@ -39,6 +39,8 @@ _ROW_PREFIXES = ("mean_", "sd_", "n_arm", "n_change", "event_", "totaln_", "prec
 POST = {"post", "post-test", "posttest", "post-treatment", "end"}
 FOLLOW_UP = {"fu", "follow-up", "follow up", "followup", "fu1", "fu2", "long-term"}
 HIGHER_IS_BETTER_TYPES = re.compile(r"respon|remission|recover|improve", re.I)
+RAW_KINDS = (("msd", ("mean", "sd", "n")), ("change", ("mean_change", "sd_change", "n_change")),
+             ("binary", ("event", "totaln")))
 
 
 @dataclass
@@ -144,6 +146,48 @@ def _g_is_oriented(frame: pd.DataFrame) -> bool:
     return bool(agree < 0.5)
 
 
+def orient_like_import(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    """A Metapsy table with the directions ``import_metapsy`` gives its rows, for ``metapsych effects FILE.csv``.
+
+    Only where the database's ``.g`` is oriented (``_g_is_oriented``; elsewhere the table is returned as it
+    is): a row without a ``lower_is_better`` of its own gets the direction its .g implies against its raw
+    data (an instrument the vocabulary does not know, or one the database scores the other way round), and
+    a row with no raw data whose ``precalc_g`` has the opposite sign of its .g has that g (and its CI)
+    turned round, as the importer takes the oriented .g first. Returns the table (a copy if anything
+    changed) and the lines whose precalc_g was turned round.
+    """
+    import pandas as pd
+
+    if not _g_is_oriented(frame):
+        return frame, []
+    given = frame["lower_is_better"].tolist() if "lower_is_better" in frame else [None] * len(frame)
+    directions: list[Any] = []
+    turned: list[int] = []
+    for position, (explicit, record) in enumerate(zip(given, frame.to_dict("records"))):
+        kind = _raw_data(record)[0]
+        inferred = _direction_from_g(record, kind) if kind is not None else None
+        directions.append(inferred if _blank(explicit) else explicit)
+        g, precalc = _number(record, ".g"), _number(record, "precalc_g")
+        if kind is None and g is not None and precalc is not None and g * precalc < 0:
+            turned.append(position)
+    if all(d is None for d in directions) and not turned:
+        return frame, []
+    out = frame.copy()
+    out["lower_is_better"] = pd.Series(directions, index=out.index, dtype=object)
+    rows = out.index[turned]
+    out.loc[rows, "precalc_g"] = -out.loc[rows, "precalc_g"]
+    if {"precalc_ci_lower", "precalc_ci_upper"} <= set(out.columns):
+        lower, upper = out.loc[rows, "precalc_ci_lower"].copy(), out.loc[rows, "precalc_ci_upper"].copy()
+        out.loc[rows, "precalc_ci_lower"], out.loc[rows, "precalc_ci_upper"] = -upper, -lower
+    return out, [int(line) for line in out.loc[rows, "source_line"]]
+
+
+def _blank(value: Any) -> bool:
+    """An empty cell: None, NaN or blank text."""
+    return value is None or (isinstance(value, float) and math.isnan(value)) or \
+        (isinstance(value, str) and not value.strip())
+
+
 def _value(record: dict[str, Any], name: str) -> Any:
     value = record.get(name)
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -214,16 +258,9 @@ class _RowConverter:
 
     def _data(self, record: dict[str, Any]) -> tuple[str, dict[str, Any], str | None] | None:
         """The first complete and plausible kind of data of the row."""
-        reasons = []
-        for kind, columns in (("msd", ("mean", "sd", "n")), ("change", ("mean_change", "sd_change", "n_change")),
-                              ("binary", ("event", "totaln"))):
-            values = {f"{c}_arm{i}": _number(record, f"{c}_arm{i}") for c in columns for i in (1, 2)}
-            if any(v is None for v in values.values()):
-                continue
-            problem = _implausible(kind, values)
-            if problem is None:
-                return kind, values, ("; ".join(reasons) or None)
-            reasons.append(f"{kind} data not usable ({problem})")
+        kind, values, reasons = _raw_data(record)
+        if kind is not None:
+            return kind, values, ("; ".join(reasons) or None)
         for g_col, se_col, source in ((".g", ".g_se", "metapsy .g"), ("precalc_g", "precalc_g_se", "precalc_g")):
             g, se = _number(record, g_col), _number(record, se_col)
             if g is not None and se is not None and se > 0:
@@ -243,19 +280,41 @@ class _RowConverter:
 
     def _direction_from_g(self, record: dict[str, Any], kind: str) -> bool | None:
         """In databases whose .g is oriented, the sign of .g against the raw difference gives the direction."""
-        g = _number(record, ".g")
-        if not self.oriented or g is None or g == 0:
-            return None
-        if kind == "msd":
-            diff = _number(record, "mean_arm1") - _number(record, "mean_arm2")  # type: ignore[operator]
-        elif kind == "change":
-            diff = _number(record, "mean_change_arm1") - _number(record, "mean_change_arm2")  # type: ignore[operator]
-        elif kind == "binary":
-            diff = (_number(record, "event_arm1") / _number(record, "totaln_arm1")  # type: ignore[operator]
-                    - _number(record, "event_arm2") / _number(record, "totaln_arm2"))  # type: ignore[operator]
-        else:
-            return None
-        return None if diff == 0 else (g > 0) != (diff > 0)
+        return _direction_from_g(record, kind) if self.oriented else None
+
+
+def _raw_data(record: dict[str, Any]) -> tuple[str | None, dict[str, Any], list[str]]:
+    """The row's first complete and plausible kind of raw data (means, change scores, events in
+    metapsyTools' order) with its values, and why earlier complete kinds were not usable; (None, {}, reasons)
+    if there is none."""
+    reasons = []
+    for kind, columns in RAW_KINDS:
+        values = {f"{c}_arm{i}": _number(record, f"{c}_arm{i}") for c in columns for i in (1, 2)}
+        if any(v is None for v in values.values()):
+            continue
+        problem = _implausible(kind, values)
+        if problem is None:
+            return kind, values, reasons
+        reasons.append(f"{kind} data not usable ({problem})")
+    return None, {}, reasons
+
+
+def _direction_from_g(record: dict[str, Any], kind: str) -> bool | None:
+    """Whether lower is better, from the sign of an oriented .g against the raw difference of ``kind``
+    (None without a .g, for precomputed data, or where either is 0)."""
+    g = _number(record, ".g")
+    if g is None or g == 0:
+        return None
+    if kind == "msd":
+        diff = _number(record, "mean_arm1") - _number(record, "mean_arm2")  # type: ignore[operator]
+    elif kind == "change":
+        diff = _number(record, "mean_change_arm1") - _number(record, "mean_change_arm2")  # type: ignore[operator]
+    elif kind == "binary":
+        diff = (_number(record, "event_arm1") / _number(record, "totaln_arm1")  # type: ignore[operator]
+                - _number(record, "event_arm2") / _number(record, "totaln_arm2"))  # type: ignore[operator]
+    else:
+        return None
+    return None if diff == 0 else (g > 0) != (diff > 0)
 
 
 def _implausible(kind: str, values: dict[str, float]) -> str | None:
