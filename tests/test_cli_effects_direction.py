@@ -73,3 +73,32 @@ def test_raw_g_database_is_left_as_it_is(tmp_path: Path) -> None:
     assert rows["Gamma, 2021"]["yi"] < 0  # unknown instrument: a symptom scale by default
     assert rows["Delta, 2018"]["yi"] == -1.66
     assert "lower_is_better" not in rows["Alpha, 2019"]
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "metapsy"
+
+
+@pytest.mark.parametrize("name", ["depression", "ocd", "ptsd", "sad"])
+def test_rows_of_oriented_databases_have_the_sign_of_their_g(name: str) -> None:
+    """Every row with an effect and a non-zero .g has .g's sign (before: Rohde 2014b and Kivi 2014 in
+    depression, three precalc_g rows in ocd, PSSEQ and BAT in sad had the opposite one)."""
+    rows = json.loads(runner.invoke(app, ["effects", str(FIXTURES / f"metapsy-{name}-psyctr.csv.gz"),
+                                          "--json"]).stdout)
+    signed = [(row["yi"], row[".g"]) for row in rows
+              if row.get("yi") is not None and row.get(".g") is not None and abs(row[".g"]) > 1e-9]
+    assert len(signed) > 50
+    assert [(y, g) for y, g in signed if (y > 0) != (g > 0)] == []
+
+
+def test_precalc_g_without_g_is_oriented_on_both_routes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A precalc_g in a file without .g (as ``export_metapsy`` writes one) is taken as oriented by import too
+    (it was turned round for a lower-is-better instrument, so an export did not import back)."""
+    db = tmp_path / "db.csv"
+    db.write_text("study,condition_arm1,condition_arm2,outcome_type,instrument,time,precalc_g,precalc_g_se\n"
+                  '"Delta, 2018",cbt,wl,other stat,bdi-2,post,0.5,0.2\n', encoding="utf-8")
+    assert _effects([str(db)])["Delta, 2018"]["yi"] == 0.5
+    imported = runner.invoke(app, ["import", "metapsy", str(db), "--condition", "depression",
+                                   "--out", str(tmp_path / "studies")])
+    assert imported.exit_code == 0, imported.output
+    monkeypatch.chdir(tmp_path)
+    assert _effects([])["Delta, 2018"]["yi"] == 0.5

@@ -85,8 +85,8 @@ def import_metapsy(frame: pd.DataFrame, condition: str, vocabulary: Vocabulary, 
     result = ImportResult()
     file = str(frame["source_file"].iloc[0]) if len(frame) else str(frame.attrs.get("file", ""))
     bad_lines = {p.line: p for p in frame.attrs.get("problems", [])}
-    oriented = _g_is_oriented(frame)
-    converter = _RowConverter(vocabulary, condition, oriented, file)
+    orientation = _g_orientation(frame)
+    converter = _RowConverter(vocabulary, condition, orientation == "oriented", file)
     rows_by_study: dict[str, list[Row]] = {}
     records = frame.to_dict("records")
     for record in records:
@@ -103,7 +103,7 @@ def import_metapsy(frame: pd.DataFrame, condition: str, vocabulary: Vocabulary, 
     binary_rob = _rob_is_binary(frame)
     for study, rows in rows_by_study.items():
         builder = _TrialBuilder(study, condition, vocabulary, file, used_ids, binary_rob)
-        trial = builder.build(rows, [by_line[r.line] for r in rows], database, version, oriented, result.skipped)
+        trial = builder.build(rows, [by_line[r.line] for r in rows], database, version, orientation, result.skipped)
         result.trials.append(trial)
         result.rows_converted += builder.converted
     result.skipped.sort(key=lambda p: p.line or 0)
@@ -129,27 +129,27 @@ def _rob_is_binary(frame: pd.DataFrame) -> bool:
     return bool(len(values)) and bool(values.isin([0, 1]).all())
 
 
-def _g_is_oriented(frame: pd.DataFrame) -> bool:
-    """Whether ``.g`` is oriented (positive = arm 1 better) rather than raw (sign of mean1 - mean2).
+def _g_orientation(frame: pd.DataFrame) -> str | None:
+    """``"oriented"`` if the database's ``.g`` is oriented (positive = arm 1 better), ``"raw"`` if it has the
+    sign of mean1 - mean2, None if the database does not tell.
 
-    Decided from the rows with means and ``.g``: in raw databases their signs agree. Without such rows,
-    metapsyTools' own convention (raw) is assumed.
+    Decided from the rows with means and ``.g``: in raw databases their signs agree.
     """
     if not {".g", "mean_arm1", "mean_arm2"} <= set(frame.columns):
-        return False
+        return None
     rows = frame[[".g", "mean_arm1", "mean_arm2"]].dropna()
     diff = rows["mean_arm1"] - rows["mean_arm2"]
     usable = (diff != 0) & (rows[".g"] != 0)
     if not usable.any():
-        return False
+        return None
     agree = ((rows[".g"] > 0) == (diff > 0))[usable].mean()
-    return bool(agree < 0.5)
+    return "oriented" if agree < 0.5 else "raw"
 
 
 def orient_like_import(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
     """A Metapsy table with the directions ``import_metapsy`` gives its rows, for ``metapsych effects FILE.csv``.
 
-    Only where the database's ``.g`` is oriented (``_g_is_oriented``; elsewhere the table is returned as it
+    Only where the database's ``.g`` is oriented (``_g_orientation``; elsewhere the table is returned as it
     is): a row without a ``lower_is_better`` of its own gets the direction its .g implies against its raw
     data (an instrument the vocabulary does not know, or one the database scores the other way round), and
     a row with no raw data whose ``precalc_g`` has the opposite sign of its .g has that g (and its CI)
@@ -158,7 +158,7 @@ def orient_like_import(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
     """
     import pandas as pd
 
-    if not _g_is_oriented(frame):
+    if _g_orientation(frame) != "oriented":
         return frame, []
     given = frame["lower_is_better"].tolist() if "lower_is_better" in frame else [None] * len(frame)
     directions: list[Any] = []
@@ -365,7 +365,7 @@ class _TrialBuilder:
         self.converted = 0
 
     def build(self, rows: list[Row], records: list[dict[str, Any]], database: str | None, version: str | None,
-              oriented: bool, skipped: list[Problem]) -> dict[str, Any]:
+              orientation: str | None, skipped: list[Problem]) -> dict[str, Any]:
         """The trial dict (keys in the order they are written)."""
         by_line = {row.line: record for row, record in zip(rows, records)}
         rows = self._orient(rows, skipped)
@@ -374,7 +374,7 @@ class _TrialBuilder:
             self._arm(first, by_line[row.line], 1)
             self._arm(second, by_line[row.line], 2)
         comparisons = list(dict.fromkeys((self.arms[r.arm1]["id"], self.arms[r.arm2]["id"]) for r in rows))
-        outcomes = self._outcomes(rows, comparisons, oriented)
+        outcomes = self._outcomes(rows, comparisons, orientation)
         self._check_randomized(outcomes)
         first = records[0]
         trial: dict[str, Any] = {"id": self.id, "study": self.study}
@@ -468,13 +468,14 @@ class _TrialBuilder:
             kept.append(row)
         return kept
 
-    def _outcomes(self, rows: list[Row], comparisons: list[tuple[str, str]], oriented: bool) -> list[dict[str, Any]]:
+    def _outcomes(self, rows: list[Row], comparisons: list[tuple[str, str]],
+                  orientation: str | None) -> list[dict[str, Any]]:
         outcomes: list[dict[str, Any]] = []
         merged_pairs: list[set[tuple[str, str]]] = []
         for row in rows:
             a, b = self.arms[row.arm1]["id"], self.arms[row.arm2]["id"]
             if row.kind == "precomputed":
-                outcomes.append(self._precomputed_outcome(row, a, b, oriented))
+                outcomes.append(self._precomputed_outcome(row, a, b, orientation))
                 merged_pairs.append(set())
                 continue
             results = _results(row)
@@ -526,10 +527,15 @@ class _TrialBuilder:
         head["_kind"] = row.kind
         return head
 
-    def _precomputed_outcome(self, row: Row, a: str, b: str, oriented: bool) -> dict[str, Any]:
+    def _precomputed_outcome(self, row: Row, a: str, b: str, orientation: str | None) -> dict[str, Any]:
+        """The outcome of a precomputed g, oriented (positive = arm 1 better). A ``.g`` is raw unless the
+        database's .g is oriented (metapsyTools' own convention where the database does not tell); a
+        ``precalc_g`` is raw only in a database whose .g is raw, else oriented: the Metapsy standard, as
+        ``export_metapsy`` writes it and ``metapsych effects`` reads it."""
         outcome = self._outcome_head(row)
         g = row.data["g"]
-        if not oriented:
+        raw = orientation == "raw" or (orientation is None and row.data["source"] == "metapsy .g")
+        if raw:
             g = -g if row.lower_is_better else g
         outcome["precomputed"] = {"arms": [a, b], "g": _clean(g), "se": _clean(row.data["se"]),
                                   "source": row.data["source"]}
