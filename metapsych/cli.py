@@ -135,12 +135,23 @@ def pool(
     diagnostics: bool = typer.Option(
         False, "--diagnostics", help="Add leave-one-out, influence, publication bias and dependence models."
     ),
+    mods: Optional[str] = typer.Option(
+        None, "--mods", help="Meta-regression on these columns (comma-separated; text columns and factor(NAME) "
+        "are categorical), as rma(mods = ~ ...)."
+    ),
+    permutations: int = typer.Option(
+        0, "--permutations", help="With --mods: permutation p-values from this many permutations (exact when "
+        "there are fewer distinct ones), as permutest."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random permutations."),
 ) -> int:
-    """Pool precomputed effect sizes with a common- or random-effects model, as metafor's rma does."""
+    """Pool precomputed effect sizes with a common- or random-effects model, or fit a meta-regression, as
+    metafor's rma does."""
     from metapsych.commands import pool as cmd
 
     return cmd.run(
-        file, estimator=estimator, knha=knha, by=by, level=level, as_json=json_out, diagnostics=diagnostics
+        file, estimator=estimator, knha=knha, by=by, level=level, as_json=json_out, diagnostics=diagnostics,
+        mods=mods, permutations=permutations, seed=seed,
     )
 
 

@@ -43,22 +43,38 @@ def run(
     level: float = 0.95,
     as_json: bool = False,
     diagnostics: bool = False,
+    mods: str | None = None,
+    permutations: int = 0,
+    seed: int = 0,
 ) -> int:
-    """Read ``file``, fit the model (per ``by`` group when given), print JSON or a table; return 0."""
+    """Read ``file``, fit the model (per ``by`` group, or with moderators, when given), print JSON or a table;
+    return 0."""
     method = _check_options(estimator, level)
+    from metapsych.commands import metareg
     from metapsych.data.effect_table import read_effect_table
 
+    terms = None if mods is None else metareg.parse_mods(mods)
+    if terms is not None:
+        metareg.check_options(by, diagnostics, permutations)
+    elif permutations:
+        raise InputError("--permutations needs --mods (it tests the moderators of a meta-regression)")
     table = read_effect_table(Path(file))
     if by is not None and diagnostics:
         raise InputError("--diagnostics cannot be combined with --by; run it per subgroup")
+    test = "knha" if knha else "z"
     try:
-        payload = _payload(table, by, method, knha, level, diagnostics)
+        if terms is not None:
+            payload = metareg.metareg_payload(table, terms, method, test, level, permutations, seed)
+        else:
+            payload = _payload(table, by, method, knha, level, diagnostics)
     except (OverflowError, ZeroDivisionError, FloatingPointError):
         raise AnalysisError(f"{file}: the model cannot be fitted: effects times weights exceed the range of "
                             "floating-point numbers (expected effects and variances of realistic size)") from None
     if as_json:
         many = len(payload.get("subgroups", ())) > 50  # the C encoder (no indent) keeps big grids fast
         sys.stdout.write(json.dumps(payload, indent=None if many else 2, allow_nan=False) + "\n")
+    elif terms is not None:
+        metareg.render(payload, title=str(file))
     else:
         render(payload, title=str(file))
     return 0
@@ -302,7 +318,8 @@ def _check_cluster_labels(table: EffectTable, cluster: list[str]) -> None:
         raise DataError(blank)
 
 
-def _fmt(value: float | None, digits: int = 4) -> str:
+def fmt(value: float | None, digits: int = 4) -> str:
+    """A number for the text output: fixed decimals, scientific below 10^-digits, '-' for null."""
     if value is None:
         return "-"
     if value != 0 and abs(value) < 10 ** -digits:
@@ -310,14 +327,16 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def _fmt_p(value: float | None) -> str:
+def fmt_p(value: float | None) -> str:
+    """A p-value as metafor prints it ('<.0001' below 1e-4)."""
     if value is None:
         return "-"
     return "<.0001" if value < 1e-4 else f"{value:.4f}"
 
 
-def _interval(pair: list[float | None] | None, digits: int = 4) -> str:
-    return "-" if not pair else f"[{_fmt(pair[0], digits)}, {_fmt(pair[1], digits)}]"
+def interval(pair: list[float | None] | None, digits: int = 4) -> str:
+    """'[lower, upper]' or '-'."""
+    return "-" if not pair else f"[{fmt(pair[0], digits)}, {fmt(pair[1], digits)}]"
 
 
 def _model_lines(m: dict[str, Any], methods: dict[str, Any]) -> list[str]:
@@ -326,13 +345,13 @@ def _model_lines(m: dict[str, Any], methods: dict[str, Any]) -> list[str]:
     lines = [
         f"k = {m['k']}; estimator: {methods['estimator_name']} ({m['estimator']})",
         "",
-        f"tau^2 (estimated amount of total heterogeneity): {_fmt(m['tau2'])} "
-        f"(SE = {_fmt(m['tau2_se'])}), {level} CI {_interval(m['tau2_ci'])}",
-        f"tau (square root of estimated tau^2 value):      {_fmt(m['tau'])}",
-        f"I^2 (total heterogeneity / total variability):   {_fmt(m['I2'], 2)}% {_interval(m['I2_ci'], 2)}",
-        f"H^2 (total variability / sampling variability):  {_fmt(m['H2'], 2)} {_interval(m['H2_ci'], 2)}",
+        f"tau^2 (estimated amount of total heterogeneity): {fmt(m['tau2'])} "
+        f"(SE = {fmt(m['tau2_se'])}), {level} CI {interval(m['tau2_ci'])}",
+        f"tau (square root of estimated tau^2 value):      {fmt(m['tau'])}",
+        f"I^2 (total heterogeneity / total variability):   {fmt(m['I2'], 2)}% {interval(m['I2_ci'], 2)}",
+        f"H^2 (total variability / sampling variability):  {fmt(m['H2'], 2)} {interval(m['H2_ci'], 2)}",
         "",
-        f"Test for heterogeneity: Q(df = {m['Q_df']}) = {_fmt(m['Q'])}, p-val = {_fmt_p(m['Q_p'])}",
+        f"Test for heterogeneity: Q(df = {m['Q_df']}) = {fmt(m['Q'])}, p-val = {fmt_p(m['Q_p'])}",
         "",
     ]
     return lines
@@ -354,9 +373,9 @@ def render(payload: dict[str, Any], title: str) -> None:
         table = Table(show_edge=False, header_style="bold")
         for column in ("estimate", "se", stat, "df", "pval", "ci.lb", "ci.ub", "pi.lb", "pi.ub"):
             table.add_column(column, justify="right")
-        table.add_row(_fmt(m["estimate"]), _fmt(m["se"]), _fmt(m["statistic"], 2),
-                      "-" if m["df"] is None else f"{m['df']:g}", _fmt_p(m["p_value"]), _fmt(m["ci_lower"]),
-                      _fmt(m["ci_upper"]), _fmt(m["pi_lower"]), _fmt(m["pi_upper"]))
+        table.add_row(fmt(m["estimate"]), fmt(m["se"]), fmt(m["statistic"], 2),
+                      "-" if m["df"] is None else f"{m['df']:g}", fmt_p(m["p_value"]), fmt(m["ci_lower"]),
+                      fmt(m["ci_upper"]), fmt(m["pi_lower"]), fmt(m["pi_upper"]))
         console.print(table)
         if m.get("message"):
             console.print(f"note: {m['message']}", highlight=False)
@@ -364,13 +383,13 @@ def render(payload: dict[str, Any], title: str) -> None:
     if "subgroups" in payload:
         t = payload["test"]
         console.print(f"Test for subgroup differences (separate tau^2): Q_between(df = {t['df']}) = "
-                      f"{_fmt(t['Q_between'])}, p-val = {_fmt_p(t['p_value'])}", highlight=False)
+                      f"{fmt(t['Q_between'])}, p-val = {fmt_p(t['p_value'])}", highlight=False)
         c = payload.get("test_common_tau2")
         if c:
             df = f"df = {c['df']}" + (f", {c['df2']:g}" if c["df2"] is not None else "")
             label = "F" if c["df2"] is not None else "QM"
-            console.print(f"Moderator test with common tau^2 (mixed-effects): {label}({df}) = {_fmt(c['QM'])}, "
-                          f"p-val = {_fmt_p(c['p_value'])}", highlight=False)
+            console.print(f"Moderator test with common tau^2 (mixed-effects): {label}({df}) = {fmt(c['QM'])}, "
+                          f"p-val = {fmt_p(c['p_value'])}", highlight=False)
     methods = payload["methods"]
     console.print(f"Methods: {methods['model']} model, tau^2 estimator {methods['estimator']}; "
                   f"{methods['test']}; tau^2 CI: {methods['tau2_ci']}; I^2: {methods['I2']}; "
