@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metapsych.stats.rma import RmaFit, fit
-from metapsych.stats.tau2 import TIGHT, Control
+from metapsych.stats.tau2 import TIGHT, Control, step_halving_message
 
 COMPTOL = np.finfo(float).eps ** 0.5
 
@@ -94,7 +94,8 @@ def _sign_flips(y: np.ndarray, v: np.ndarray, estimator: str, test: str, level: 
     groups = np.repeat(np.arange(signs.shape[0]), k)
     batch = fit_many((signs * y).ravel(), np.tile(v, signs.shape[0]), groups, estimator=estimator, test=test,
                      level=level, control=control, qprofile=False)
-    stat = np.where(batch.converged, batch.statistic, np.nan)
+    halved = np.array([m is not None and step_halving_message(batch.estimator) in m for m in batch.messages], bool)
+    stat = np.where(batch.converged & ~halved, batch.statistic, np.nan)  # metafor skips what rma() cannot fit
     return stat[:, None], stat**2
 
 
@@ -111,7 +112,8 @@ def _row_permutations(y: np.ndarray, v: np.ndarray, x: np.ndarray, estimator: st
     qms = np.full(len(perms), np.nan)
     for i, perm in enumerate(perms):
         try:
-            res = fit(y, v, X=x[perm], estimator=estimator, test=test, level=level, control=control, with_r2=False)
+            res = fit(y, v, X=x[perm], estimator=estimator, test=test, level=level, control=control, with_r2=False,
+                      retry=False)  # metafor's permutest skips a permutation whose rma() does not converge
         except ValueError:
             continue
         if res.converged:

@@ -81,13 +81,16 @@ def fit(
     tau2: float | None = None,
     control: Control = TIGHT,
     with_r2: bool = True,
+    retry: bool = True,
 ) -> RmaFit:
     """Fit ``yi ~ X`` with sampling variances ``vi`` as ``metafor::rma.uni(yi, vi, mods=X, method=, test=)``.
 
     X includes the intercept column (None = intercept only). ``tau2`` fixes tau^2 instead of estimating
     it. ``test``: "z" (Wald), "knha" (Hartung-Knapp-Sidik-Jonkman, t with k - p df), "adhoc" (HK, never
     narrower than z), "t" (unadjusted se, t(k - p)). A non-converging estimator gives ``converged=False``,
-    a message, and NaN numbers rather than a wrong estimate. ValueError for invalid arguments.
+    a message, and NaN numbers rather than a wrong estimate; ``retry=False`` does not try ML/REML/EB again
+    with step halving first (as the oracle does; metafor's rma() itself does not). ValueError for invalid
+    arguments.
     """
     y, v, x = _check_inputs(yi, vi, X)
     method = canonical_estimator(estimator)
@@ -101,7 +104,7 @@ def fit(
     note = None
     if k == 1 and test != "z":
         test, note = "z", "z test used since k = 1 (as metafor)"
-    est = _estimate(y, v, x, method, tau2, control)
+    est = _estimate(y, v, x, method, tau2, control, retry)
     if not est.converged:
         return _failed(k, p, method, test, level, est.message)
     core = _fixed_effects(y, v, x, est.tau2, test, alpha, genq=method == "GENQ")
@@ -145,12 +148,13 @@ def _has_intercept(x: np.ndarray) -> bool:
     return bool(np.all(x[:, 0] == 1.0))
 
 
-def _estimate(y: Array, v: Array, x: Array, method: str, tau2: float | None, control: Control) -> Tau2Estimate:
+def _estimate(y: Array, v: Array, x: Array, method: str, tau2: float | None, control: Control,
+              retry: bool = True) -> Tau2Estimate:
     if method == "EE":
         return Tau2Estimate(0.0, float("nan"), True)
     if tau2 is not None:
         return Tau2Estimate(float(tau2), float("nan"), True, message="tau^2 fixed by the caller")
-    return estimate_tau2(y - np.mean(y), v, x, method, control)
+    return estimate_tau2(y - np.mean(y), v, x, method, control, retry=retry)
 
 
 def _fixed_effects(y: Array, v: Array, x: Array, tau2: float, test: str, alpha: float,
