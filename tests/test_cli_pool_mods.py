@@ -112,7 +112,7 @@ def test_exact_permutation_p_values_equal_metafor(tmp_path: Path) -> None:
     (["--mods", "moderator", "--by", "subgroup"], "--mods cannot be combined with --by"),
     (["--mods", "moderator", "--diagnostics"], "--diagnostics cannot be combined with --mods"),
     (["--permutations", "100"], "--permutations needs --mods"),
-    (["--mods", "moderator", "--permutations", "-1"], "is negative"),
+    (["--mods", "moderator", "--permutations", "-1"], "is outside 0..1,000,000"),
 ])
 def test_usage_errors_exit_2(args: list[str], words: str) -> None:
     result = runner.invoke(app, ["pool", str(FIXTURES / "bcg.csv"), *args])
@@ -128,3 +128,84 @@ def test_a_moderator_no_row_has_is_bad_input(tmp_path: Path) -> None:
     result = runner.invoke(app, ["pool", str(path), "--mods", "year,format"])
     assert result.exit_code == 2, result.output
     assert f"{path}: year: no row has a value of every moderator" in result.output
+
+
+# --- moderators read as R reads them (found in review, helper H26; expected values from R 4.2 + metafor 3.8-1)
+
+def _csv(tmp_path: Path, header: str, column: list[str]) -> Path:
+    """12 studies with fixed yi/vi and one moderator column."""
+    yi = [0.1, 0.3, 0.2, 0.5, 0.4, 0.25, 0.6, 0.05, 0.35, 0.45, 0.15, 0.55]
+    vi = [0.02, 0.03, 0.04, 0.02, 0.05, 0.03, 0.02, 0.04, 0.03, 0.02, 0.05, 0.04]
+    path = tmp_path / "m.csv"
+    path.write_text(f"yi,vi,{header}\n" + "".join(f"{y},{v},{c}\n" for y, v, c in zip(yi, vi, column)),
+                    encoding="utf-8")
+    return path
+
+
+def test_factor_of_numbers_orders_levels_by_value_and_names_them_as_r(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "num", ["2", "10", "3"] * 4)
+    out = pool(str(path), "--mods", "factor( num )")
+    assert list(out["coefficients"]) == ["intrcpt", "factor(num)3", "factor(num)10"]  # R: 2 is the reference
+    assert out["levels"] == {"factor(num)": ["2", "3", "10"]}
+
+
+@pytest.mark.parametrize("value, label", [(100000, "1e+05"), (123456, "123456"), (0.0001, "1e-04"), (2.5, "2.5"),
+                                          (0.1 + 0.2, "0.3"), (1 / 3, "0.333333333333333"), (-3, "-3")])
+def test_number_labels_are_r_as_character(value: float, label: str) -> None:
+    from metapsych.commands.metareg import r_label
+
+    assert r_label(value) == label
+
+
+def test_text_levels_are_the_cells_as_written(tmp_path: Path) -> None:
+    """'1' and '1.0' are two levels of a text column, and 'none' is a level, not a missing value."""
+    path = _csv(tmp_path, "arm", ["1", "1.0", "none", "waitlist"] * 3)
+    out = pool(str(path), "--mods", "arm")
+    assert out["k"] == 12 and out["levels"] == {"arm": ["1", "1.0", "none", "waitlist"]}
+    assert "arm is categorical because" not in (out["message"] or "")
+
+
+def test_a_stray_word_in_numbers_is_named(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "sessions", ["8", "12", "three", "10"] * 3)
+    result = runner.invoke(app, ["pool", str(path), "--mods", "sessions"])
+    assert "sessions is categorical because 3 of its cells are text (line 4: 'three'" in result.output
+
+
+def test_nan_is_missing(tmp_path: Path) -> None:
+    out = pool(str(_csv(tmp_path, "year", ["2001", "NaN", "2010", "2015"] * 3)), "--mods", "year")
+    assert out["k"] == 9 and out["rows_left_out"] == [3, 7, 11]
+
+
+@pytest.mark.parametrize("column, words", [
+    (["1", "Inf", "3", "4"] * 3, "m.csv:3: x: 'Inf' is not a finite number"),
+    (["1", "2", "1e160", "4"] * 3, "m.csv:4: x: 1e160 is too large for a moderator"),
+    (["a"] * 12, "m.csv: x: has one level ('a') in the rows analysed"),
+])
+def test_moderators_metafor_cannot_use_exit_2(tmp_path: Path, column: list[str], words: str) -> None:
+    result = runner.invoke(app, ["pool", str(_csv(tmp_path, "x", column)), "--mods", "x"])
+    assert result.exit_code == 2, result.output
+    assert words in result.output
+
+
+def test_coefficient_names_that_collide_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text("yi,vi,g,gb\n" + "".join(f"0.{i},0.0{i % 5 + 1},{'ab'[i % 2]},{i}\n" for i in range(1, 10)),
+                    encoding="utf-8")
+    result = runner.invoke(app, ["pool", str(path), "--mods", "g,gb"])
+    assert result.exit_code == 2, result.output
+    assert "gb: two coefficients would have this name" in result.output
+
+
+def test_no_moderator_left_means_no_test_of_moderators(tmp_path: Path) -> None:
+    out = pool(str(_csv(tmp_path, "x", ["5"] * 12)), "--mods", "x")
+    assert list(out["coefficients"]) == ["intrcpt"] and out["dropped_columns"] == ["x"]
+    assert out["QM"] is None and out["QM_p"] is None and out["R2"] is None
+    assert "no moderator coefficient is left" in out["message"]
+
+
+@pytest.mark.parametrize("mods, words", [("moderator,MODERATOR", "name the same column"),
+                                         ("factor(moderator", "is not a column name or factor(NAME)")])
+def test_malformed_mods_exit_2(mods: str, words: str) -> None:
+    result = runner.invoke(app, ["pool", str(FIXTURES / "bcg.csv"), "--mods", mods])
+    assert result.exit_code == 2, result.output
+    assert words in result.output

@@ -1,16 +1,22 @@
 """``metapsych pool FILE.csv --mods a,b``: a mixed-effects meta-regression, as metafor's ``rma(mods = ~ a + b)``.
 
-Moderators are columns of the effect table. A column whose every non-missing cell is a number is numeric; any
-other column is categorical, with treatment coding and the first level as R sorts them as the reference, and
-``factor(NAME)`` makes a numeric column categorical (coefficients are named as R names them: ``NAMElevel``).
+Moderators are columns of the effect table, read as R's read.csv reads them: a cell that is empty, NA or NaN
+is missing; a column whose other cells are all numbers is numeric; any other column is categorical, its levels
+the cells as written (so 'none' is a level, and '1' and '1.0' are two), with treatment coding and the first
+level as R sorts them as the reference. ``factor(NAME)`` makes a numeric column categorical, its levels ordered
+by value and named as R's as.character writes numbers. Coefficients are named as R names them (``NAMElevel``).
 Rows with a missing moderator are left out, as R's default ``na.action`` does, and the output names their
-lines. With ``--permutations N`` the coefficients and the omnibus test also get permutation p-values
+lines (R keeps an empty cell of a text column as a level of its own; here it is missing). What metafor
+refuses (a non-finite number, a one-level factor) and what no output could tell apart (two coefficients of
+one name) are located errors. With ``--permutations N`` the coefficients and the omnibus test also get permutation p-values
 (metafor's ``permutest``: exact when there are at most N distinct permutations, else N random ones).
 """
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from metapsych.commands.pool import methods_block, number
@@ -19,60 +25,135 @@ from metapsych.errors import AnalysisError, DataError, InputError, Problem
 if TYPE_CHECKING:
     from metapsych.data.effect_table import EffectTable
 
-FACTOR = re.compile(r"^factor\((.+)\)$")
+FACTOR = re.compile(r"^factor\(\s*([^()]+?)\s*\)$")
+MISSING = ("", "na", "nan")  # as R's read.csv and na.omit see a cell: NA, NaN (and an empty cell)
+MAX_MODERATOR = 1e100  # beyond it the model matrix's cross-products overflow
+MAX_PERMUTATIONS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Moderators:
+    """The moderator columns as ``meta_regression`` takes them: values per term (floats for numeric terms,
+    text for categorical ones, None for missing), level orders for ``factor()`` of numbers, and notes."""
+
+    values: dict[str, list[object]]
+    order: dict[str, list[str]]
+    notes: list[str]
 
 
 def parse_mods(text: str) -> list[str]:
-    """The moderator terms of ``--mods`` (comma-separated column names, ``factor(NAME)`` allowed)."""
+    """The moderator terms of ``--mods`` (comma-separated column names, ``factor(NAME)`` allowed), with
+    ``factor( NAME )`` written as R writes it."""
     terms = [term.strip() for term in text.split(",")]
     if not text.strip() or any(not term for term in terms):
         raise InputError(f"--mods: {text!r} is not a list of column names (expected e.g. 'year,factor(format)')")
-    twice = sorted({term for term in terms if terms.count(term) > 1})
-    if twice:
-        raise InputError(f"--mods: {', '.join(twice)} given more than once")
-    return terms
-
-
-def moderator_values(table: EffectTable, terms: list[str]) -> dict[str, list[object]]:
-    """Per term, the column's values: floats for a numeric column, text for a categorical one (None: missing)."""
-    from metapsych.data.metapsy import parse_number
-
-    problems: list[Problem] = []
-    out: dict[str, list[object]] = {}
+    out = []
     for term in terms:
         match = FACTOR.match(term)
-        column = match.group(1).strip() if match else term
+        if match is None and ("(" in term or ")" in term):
+            raise InputError(f"--mods: {term!r} is not a column name or factor(NAME)")
+        out.append(f"factor({match.group(1)})" if match else term)
+    seen: dict[tuple[str, bool], str] = {}
+    for term in out:
+        key = (_column(term).lower(), term.startswith("factor("))
+        if key in seen:
+            raise InputError(f"--mods: {seen[key]} and {term} name the same column (columns are matched "
+                             "without regard to case)")
+        seen[key] = term
+    return out
+
+
+def _column(term: str) -> str:
+    match = FACTOR.match(term)
+    return match.group(1) if match else term
+
+
+def moderator_values(table: EffectTable, terms: list[str]) -> Moderators:
+    """Read each term's column as R's read.csv and model.matrix would: numeric if every cell that is not
+    empty or NA is a number, else categorical (the cells' text); ``factor()`` makes numbers categorical,
+    ordered by value and labelled as R's as.character writes them."""
+    problems: list[Problem] = []
+    values: dict[str, list[object]] = {}
+    order: dict[str, list[str]] = {}
+    notes: list[str] = []
+    for term in terms:
+        column = _column(term)
         cells = table.column(column)
         if cells is None:
             problems.append(Problem(table.file, 1, column, "no such column for --mods",
                                     f"one of: {', '.join(table.columns) or 'none'}"))
             continue
-        parsed = []
-        for cell in cells:
-            try:
-                parsed.append(parse_number(cell))
-            except ValueError:
-                parsed.append(cell.strip())
-        numeric = all(value is None or isinstance(value, float) for value in parsed)
-        if match or not numeric:
-            parsed = [_level(value, cell) for value, cell in zip(parsed, cells)]
-        out[term] = parsed
+        text = [None if cell.strip().lower() in MISSING else cell.strip() for cell in cells]
+        numbers = [_number(cell) for cell in text]
+        numeric = all(cell is None or number is not None for cell, number in zip(text, numbers))
+        if numeric:
+            problems += _unusable_numbers(table, column, text, numbers)
+            if term.startswith("factor("):
+                labels = [None if n is None else r_label(n) for n in numbers]
+                order[term] = [r_label(n) for n in sorted({n for n in numbers if n is not None})]
+                values[term] = labels
+            else:
+                values[term] = [None if n is None else float(n) for n in numbers]
+            continue
+        values[term] = list(text)
+        if (note := _text_in_numbers(table, term, text, numbers)) is not None:
+            notes.append(note)
     if problems:
         raise DataError(problems)
-    if out and not any(all(values[i] is not None for values in out.values()) for i in range(len(table.yi))):
-        empty = [term for term, values in out.items() if all(value is None for value in values)] or terms
-        raise DataError([Problem(table.file, None, term, "no row has a value of every moderator",
+    if values and not any(all(v[i] is not None for v in values.values()) for i in range(len(table.yi))):
+        empty = [term for term, v in values.items() if all(value is None for value in v)] or terms
+        raise DataError([Problem(table.file, None, _column(term), "no row has a value of every moderator",
                                  "values in the rows to be analysed") for term in empty])
+    return Moderators(values, order, notes)
+
+
+def _number(cell: str | None) -> float | None:
+    """The cell as a number (either decimal mark; Inf and NaN too), or None if it is text."""
+    from metapsych.data.metapsy import parse_number
+
+    if cell is None:
+        return None
+    try:
+        return parse_number(cell)
+    except ValueError:
+        return None
+
+
+def _unusable_numbers(table: EffectTable, column: str, text: list[str | None],
+                      numbers: list[float | None]) -> list[Problem]:
+    """A non-finite or overflowing number in a numeric moderator, by line (metafor stops on them)."""
+    out = []
+    for line, cell, value in zip(table.lines, text, numbers):
+        if value is None:
+            continue
+        if not math.isfinite(value):
+            out.append(Problem(table.file, line, column, f"'{cell}' is not a finite number",
+                               "a finite number, or NA for a missing value"))
+        elif abs(value) > MAX_MODERATOR:
+            out.append(Problem(table.file, line, column, f"{cell} is too large for a moderator",
+                               f"values below {MAX_MODERATOR:g} in absolute size (rescale the column)"))
     return out
 
 
-def _level(value: object, cell: str) -> str | None:
-    """A categorical value: a number as R's as.character writes a whole number (1, not 1.0), else the cell."""
-    if value is None:
+def _text_in_numbers(table: EffectTable, term: str, text: list[str | None], numbers: list[float | None]) -> str | None:
+    """A note when a column of mostly numbers is categorical because of a few text cells (as R reads it)."""
+    given = [(line, cell) for line, cell, n in zip(table.lines, text, numbers) if cell is not None]
+    words = [(line, cell) for line, cell in given if _number(cell) is None]
+    if not given or 2 * len(words) >= len(given):  # a few text cells among numbers only
         return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return cell.strip()
+    shown = ", ".join(f"line {line}: '{cell}'" for line, cell in words[:3]) + (", ..." if len(words) > 3 else "")
+    return (f"{term} is categorical because {len(words)} of its cells are text ({shown}); write NA for a "
+            "missing value to keep it numeric")
+
+
+def r_label(value: float) -> str:
+    """A number as R's as.character writes it: up to 15 significant digits, in fixed or scientific
+    notation, whichever is narrower (fixed on a tie); these are the level names of R's factor()."""
+    digits = next(d for d in range(1, 16) if float(f"{value:.{d - 1}e}") == float(f"{value:.14e}"))
+    sci = f"{value:.{digits - 1}e}"
+    exponent = int(sci.split("e")[1])
+    fixed = f"{value:.{max(0, digits - 1 - exponent)}f}"
+    return fixed if len(fixed) <= len(sci) else sci
 
 
 def metareg_payload(table: EffectTable, terms: list[str], method: str, test: str, level: float,
@@ -83,13 +164,16 @@ def metareg_payload(table: EffectTable, terms: list[str], method: str, test: str
     from metapsych.stats.heterogeneity import confint_tau2
     from metapsych.stats.metareg import meta_regression
 
-    values = moderator_values(table, terms)
+    mods = moderator_values(table, terms)
+    _check_design(table, mods)
     try:
-        model = meta_regression(np.asarray(table.yi), np.asarray(table.vi), values, estimator=method, test=test,
-                                level=level)
+        model = meta_regression(np.asarray(table.yi), np.asarray(table.vi), mods.values, estimator=method,
+                                test=test, level=level, order=mods.order)
     except ValueError as exc:
-        raise AnalysisError(f"{table.file}: the meta-regression cannot be fitted: {exc}") from None
+        why = "".join(f"; {note}" for note in mods.notes)
+        raise AnalysisError(f"{table.file}: the meta-regression cannot be fitted: {exc}{why}") from None
     res, rows = model.fit, model.design.rows
+    moderated = len(model.names) > 1  # else every moderator column was dropped as redundant
     if not res.converged:
         raise AnalysisError(f"the {method} estimator did not converge: {res.message}; try --estimator DL or PM")
     y, v = np.asarray(table.yi)[rows], np.asarray(table.vi)[rows]
@@ -102,10 +186,11 @@ def metareg_payload(table: EffectTable, terms: list[str], method: str, test: str
         "df": number(res.df) if res.test != "z" else None,
         "tau2": number(res.tau2), "tau2_se": number(res.tau2_se), "tau2_ci": _pair(ci.tau2_lower, ci.tau2_upper),
         "tau": number(res.tau), "I2": number(res.I2), "I2_ci": _pair(ci.I2_lower, ci.I2_upper),
-        "H2": number(res.H2), "H2_ci": _pair(ci.H2_lower, ci.H2_upper), "R2": number(res.R2),
+        "H2": number(res.H2), "H2_ci": _pair(ci.H2_lower, ci.H2_upper), "R2": number(res.R2) if moderated else None,
         "QE": number(res.Q), "QE_df": int(res.Q_df), "QE_p": number(res.Q_p),
-        "QM": number(res.QM), "QM_df": int(res.QM_df), "QM_df2": number(res.df) if res.test != "z" else None,
-        "QM_p": number(res.QM_p),
+        "QM": number(res.QM) if moderated else None, "QM_df": int(res.QM_df) if moderated else None,
+        "QM_df2": number(res.df) if moderated and res.test != "z" else None,
+        "QM_p": number(res.QM_p) if moderated else None,
         "dropped_columns": list(model.dropped),
         "rows_left_out": [table.lines[i] for i in left_out],
         "levels": {name: list(levels) for name, levels in model.design.levels.items()},
@@ -120,11 +205,31 @@ def metareg_payload(table: EffectTable, terms: list[str], method: str, test: str
                           "coding": "treatment coding; reference level: the first as R sorts them",
                           "tau2": "residual heterogeneity; R2 = metafor's pseudo-R^2 against the model without "
                                   "moderators (same estimator)"}
-    messages = [m for m in (res.message, ci.message if method != "EE" else None) if m]
+    messages = [m for m in (res.message, ci.message if method != "EE" else None) if m] + mods.notes
+    if not moderated:
+        messages.append("no moderator coefficient is left, so there is no test of moderators")
     if left_out:
         messages.append(f"{len(left_out)} row(s) with a missing moderator left out (as R's na.action)")
     payload["message"] = "; ".join(messages) or None
     return payload
+
+
+def _check_design(table: EffectTable, mods: Moderators) -> None:
+    """metafor's and R's refusals, as located errors: a categorical moderator with one level in the rows
+    analysed (R: "contrasts can be applied only to factors with 2 or more levels"), and two coefficients
+    with the same name (a level of one moderator and another column), which no output could tell apart."""
+    from metapsych.stats.metareg import design_matrix
+
+    design = design_matrix(mods.values, mods.order)
+    problems = [Problem(table.file, None, _column(term), f"has one level ({levels[0]!r}) in the rows analysed",
+                        "at least two levels for a categorical moderator")
+                for term, levels in design.levels.items() if len(levels) < 2]
+    twice = sorted({name for name in design.names if design.names.count(name) > 1})
+    problems += [Problem(table.file, 1, name, "two coefficients would have this name (a level of one moderator "
+                         "and another column)", "columns and levels that do not combine into each other's "
+                         "names; rename a column") for name in twice]
+    if problems:
+        raise DataError(problems)
 
 
 def _pair(lower: float, upper: float) -> list[float | None] | None:
@@ -155,8 +260,9 @@ def check_options(by: str | None, diagnostics: bool, permutations: int) -> None:
                          "categorical moderator instead")
     if diagnostics:
         raise InputError("--diagnostics cannot be combined with --mods (it diagnoses the model without moderators)")
-    if permutations < 0:
-        raise InputError(f"--permutations: {permutations} is negative (expected a count, e.g. 1000)")
+    if not 0 <= permutations <= MAX_PERMUTATIONS:
+        raise InputError(f"--permutations: {permutations} is outside 0..{MAX_PERMUTATIONS:,} (expected a count, "
+                         "e.g. 1000)")
 
 
 def render(m: dict[str, Any], title: str) -> None:
@@ -179,8 +285,6 @@ def render(m: dict[str, Any], title: str) -> None:
         table.add_row(*row, *((fmt_p(perm["p_value"][name]),) if perm else ()))
     console.print(table)
     notes = [m["message"]] if m.get("message") else []
-    if m["dropped_columns"]:
-        notes.append(f"redundant predictors dropped: {', '.join(m['dropped_columns'])}")
     if m["rows_left_out"]:
         notes.append(f"left out (missing moderator): line(s) {', '.join(map(str, m['rows_left_out']))}")
     if perm:
@@ -213,11 +317,12 @@ def _heading_lines(m: dict[str, Any], title: str) -> list[str]:
         ]
     lines.append(f"Test for residual heterogeneity: QE(df = {m['QE_df']}) = {fmt(m['QE'])}, "
                  f"p-val = {fmt_p(m['QE_p'])}")
+    if m["QM_df"] is None:
+        return [*lines, "Test of moderators: none (no moderator coefficient is left)", ""]
     if m["QM_df2"] is not None:
         test = f"F(df1 = {m['QM_df']}, df2 = {m['QM_df2']:g}) = {fmt(m['QM'])}"
     else:
         test = f"QM(df = {m['QM_df']}) = {fmt(m['QM'])}"
     perm = m.get("permutation")
     extra = f" (permutation p-val = {fmt_p(perm['QM_p'])})" if perm else ""
-    lines += [f"Test of moderators: {test}, p-val = {fmt_p(m['QM_p'])}{extra}", ""]
-    return lines
+    return [*lines, f"Test of moderators: {test}, p-val = {fmt_p(m['QM_p'])}{extra}", ""]

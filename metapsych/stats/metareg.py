@@ -116,12 +116,14 @@ def _is_numeric(values: Sequence[object]) -> bool:
                for v in values if not _is_missing(v))
 
 
-def design_matrix(moderators: Mapping[str, Sequence[object]]) -> Design:
+def design_matrix(moderators: Mapping[str, Sequence[object]],
+                  order: Mapping[str, Sequence[str]] | None = None) -> Design:
     """Build an R-style treatment-coded model matrix (with intercept) from named moderator columns.
 
     A column whose non-missing values are all numbers is numeric; anything else is categorical (values
-    are compared as strings). Rows with a missing value in any moderator are dropped (``rows`` keeps
-    the indices of the rows used), as R's default ``na.action`` does.
+    are compared as strings), its levels sorted as R sorts strings unless ``order`` gives them (R's
+    ``factor()`` of numbers orders them by value). Rows with a missing value in any moderator are dropped
+    (``rows`` keeps the indices of the rows used), as R's default ``na.action`` does.
     """
     columns = {name: list(values) for name, values in moderators.items()}
     n = len(next(iter(columns.values()))) if columns else 0
@@ -135,7 +137,9 @@ def design_matrix(moderators: Mapping[str, Sequence[object]]) -> Design:
             names.append(name)
             continue
         text = [str(v) for v in kept]
-        lv = tuple(sorted(set(text), key=r_sort_key))
+        present = set(text)
+        lv = tuple(t for t in order[name] if t in present) if order and name in order else \
+            tuple(sorted(present, key=r_sort_key))
         levels[name] = lv
         for level in lv[1:]:
             blocks.append(np.array([t == level for t in text], dtype=float)[:, None])
@@ -151,15 +155,17 @@ def meta_regression(
     test: str = "z",
     level: float = 0.95,
     control: Control = TIGHT,
+    order: Mapping[str, Sequence[str]] | None = None,
 ) -> MetaRegression:
-    """Fit ``rma(yi, vi, mods = ~ m1 + m2 + ...)``: coefficients, QM (chi2, or F with knha) and R^2.
+    """Fit ``rma(yi, vi, mods = ~ m1 + m2 + ...)``: coefficients, QM (chi2, or F with knha) and R^2
+    (``order``: level orders of categorical moderators, see ``design_matrix``).
 
     Columns of the model matrix that are linear combinations of earlier ones (collinear moderators, or more
     coefficients than studies) are dropped first, as metafor does ("Redundant predictors dropped from the
     model."): ``dropped`` names them and the fit's message says so. ValueError when the model left has as
     many coefficients as studies and tau^2 is to be estimated (as metafor stops).
     """
-    design = design_matrix(moderators)
+    design = design_matrix(moderators, order)
     y = np.asarray(yi, dtype=float)[design.rows]
     v = np.asarray(vi, dtype=float)[design.rows]
     keep = _independent_columns(design.X)
