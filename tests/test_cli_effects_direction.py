@@ -56,13 +56,13 @@ def test_turned_precalc_g_is_noted_with_its_line(tmp_path: Path) -> None:
     db.write_text(HEADER + ORIENTED, encoding="utf-8")
     result = runner.invoke(app, ["effects", str(db)])
     assert result.exit_code == 0, result.output
-    assert f"note: {db}: precalc_g turned round to the sign of the database's oriented .g on line 5" \
-        in result.stderr
+    assert f"note: {db}: precalc_g turned round on line 5, as `metapsych import` orients it" in result.stderr
 
 
 def test_raw_g_database_is_left_as_it_is(tmp_path: Path) -> None:
     """metapsyTools' own convention (.g = sign of mean1 - mean2): directions come from the vocabulary, and
-    precalc_g is taken as given (oriented, the Metapsy standard)."""
+    Delta keeps its precalc_g, which has the sign of the g the importer takes (.g, raw, turned round for a
+    lower-is-better scale)."""
     raw = ORIENTED.replace(",0.98,0.23", ",-0.98,0.23").replace(",0.99,0.27", ",-0.99,0.27")
     db = tmp_path / "db.csv"
     db.write_text(HEADER + raw, encoding="utf-8")
@@ -102,3 +102,40 @@ def test_precalc_g_without_g_is_oriented_on_both_routes(tmp_path: Path, monkeypa
     assert imported.exit_code == 0, imported.output
     monkeypatch.chdir(tmp_path)
     assert _effects([])["Delta, 2018"]["yi"] == 0.5
+
+
+def _both_routes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, header: str = HEADER) -> tuple[dict, dict]:
+    """(study -> yi) of ``effects FILE.csv`` and of ``import metapsy`` followed by ``effects``."""
+    db = tmp_path / "db.csv"
+    db.write_text(header + body, encoding="utf-8")
+    from_csv = {study: row["yi"] for study, row in _effects([str(db)]).items()}
+    imported = runner.invoke(app, ["import", "metapsy", str(db), "--condition", "depression",
+                                   "--out", str(tmp_path / "studies")])
+    assert imported.exit_code == 0, imported.output
+    monkeypatch.chdir(tmp_path)
+    return from_csv, {study: row["yi"] for study, row in _effects([]).items()}
+
+
+def test_a_g_without_se_leaves_precalc_g_as_import_takes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The importer takes .g only with its SE; without it, precalc_g as it is (found in review, helper H26)."""
+    body = ORIENTED + '"Zeta, 2017",cbt,wl,NA,NA,other stat,voci,post,3,self-report,NA,NA,NA,NA,NA,NA,-0.6,0.2,0.6,NA\n'
+    from_csv, from_trials = _both_routes(tmp_path, monkeypatch, body)
+    assert from_csv["Zeta, 2017"] == from_trials["Zeta, 2017"] == -0.6
+
+
+def test_an_explicit_direction_is_honoured_by_both_routes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    header = HEADER.rstrip("\n") + ",lower_is_better\n"
+    body = "".join(line + (",FALSE\n" if line.startswith('"Beta') else ",NA\n") for line in ORIENTED.splitlines())
+    from_csv, from_trials = _both_routes(tmp_path, monkeypatch, body, header)
+    assert from_csv["Beta, 2020"] < 0  # phq-9 scored as if higher were better, as the row says
+    assert from_csv == pytest.approx(from_trials, rel=1e-12)
+
+
+def test_precalc_g_of_a_raw_database_is_oriented_as_import_does(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a database whose .g is raw, precalc_g is raw too: a bdi-2 precalc_g of 0.6 favours the control."""
+    raw = (ORIENTED.replace(",0.98,0.23", ",-0.98,0.23").replace(",0.99,0.27", ",-0.99,0.27")
+           + '"Eta, 2016",cbt,wl,NA,NA,other stat,bdi-2,post,3,self-report,NA,NA,NA,NA,NA,NA,0.6,0.2,NA,NA\n')
+    from_csv, from_trials = _both_routes(tmp_path, monkeypatch, raw)
+    assert from_csv["Eta, 2016"] == from_trials["Eta, 2016"] == -0.6
+    assert from_csv == pytest.approx(from_trials, rel=1e-12)

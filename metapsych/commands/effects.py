@@ -80,6 +80,7 @@ def read_csv(file: Path) -> pd.DataFrame:
     """A Metapsy-format CSV as a comparison table; every unreadable cell is reported (exit 2)."""
     from metapsych.data.metapsy import read_metapsy_csv
     from metapsych.data.metapsy_import import orient_like_import
+    from metapsych.data.vocabulary import load_vocabulary
 
     if not file.exists():  # anything else that is no regular file is refused by the reader, unread
         raise InputError(f"{file}: no such file (expected a Metapsy-format CSV)")
@@ -92,11 +93,11 @@ def read_csv(file: Path) -> pd.DataFrame:
     if table.empty:
         raise DataError(Problem(str(file), 2, "(rows)", "the file has a header but no data rows",
                                 "one row per comparison"))
-    table, turned = orient_like_import(table)
+    table, turned = orient_like_import(table, load_vocabulary())
     if turned:
-        sys.stderr.write(f"note: {file}: precalc_g turned round to the sign of the database's oriented .g on "
-                         f"line{'s' if len(turned) > 1 else ''} {', '.join(map(str, turned))} (as `metapsych "
-                         "import` takes it)\n")
+        sys.stderr.write(f"note: {file}: precalc_g turned round on line{'s' if len(turned) > 1 else ''} "
+                         f"{', '.join(map(str, turned))}, as `metapsych import` orients it (the database's .g "
+                         "gives the other sign, or is raw, as its precalc_g then is)\n")
     return table
 
 

@@ -146,29 +146,31 @@ def _g_orientation(frame: pd.DataFrame) -> str | None:
     return "oriented" if agree < 0.5 else "raw"
 
 
-def orient_like_import(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+def orient_like_import(frame: pd.DataFrame, vocabulary: Vocabulary) -> tuple[pd.DataFrame, list[int]]:
     """A Metapsy table with the directions ``import_metapsy`` gives its rows, for ``metapsych effects FILE.csv``.
 
-    Only where the database's ``.g`` is oriented (``_g_orientation``; elsewhere the table is returned as it
-    is): a row without a ``lower_is_better`` of its own gets the direction its .g implies against its raw
-    data (an instrument the vocabulary does not know, or one the database scores the other way round), and
-    a row with no raw data whose ``precalc_g`` has the opposite sign of its .g has that g (and its CI)
-    turned round, as the importer takes the oriented .g first. Returns the table (a copy if anything
-    changed) and the lines whose precalc_g was turned round.
+    In a database whose ``.g`` is oriented (``_g_orientation``), a row without a ``lower_is_better`` of its
+    own gets the direction its .g implies against its raw data (an instrument the vocabulary does not know,
+    or one the database scores the other way round), and a row with no raw data whose ``precalc_g`` has the
+    opposite sign of a .g with an SE (which the importer takes first) has that g turned round. In a
+    database whose .g is raw, a row with no raw data has its precalc_g turned round where the g the importer
+    takes (.g with an SE, else precalc_g, both raw there, turned round where lower is better) has the other
+    sign. A database that does not tell is left as it is. Returns the table (a copy if anything changed) and the lines whose precalc_g was turned round.
     """
     import pandas as pd
 
-    if _g_orientation(frame) != "oriented":
+    orientation = _g_orientation(frame)
+    if orientation is None:
         return frame, []
-    given = frame["lower_is_better"].tolist() if "lower_is_better" in frame else [None] * len(frame)
-    directions: list[Any] = []
+    converter = _RowConverter(vocabulary, "", orientation == "oriented", str(frame.attrs.get("file", "")))
+    directions: list[bool | None] = []
     turned: list[int] = []
-    for position, (explicit, record) in enumerate(zip(given, frame.to_dict("records"))):
+    for position, record in enumerate(frame.to_dict("records")):
         kind = _raw_data(record)[0]
-        inferred = _direction_from_g(record, kind) if kind is not None else None
-        directions.append(inferred if _blank(explicit) else explicit)
-        g, precalc = _number(record, ".g"), _number(record, "precalc_g")
-        if kind is None and g is not None and precalc is not None and g * precalc < 0:
+        explicit = _explicit_direction(record)
+        inferred = _direction_from_g(record, kind) if kind is not None and orientation == "oriented" else None
+        directions.append(explicit if explicit is not None else inferred)
+        if kind is None and _turned_round(record, orientation, converter):
             turned.append(position)
     if all(d is None for d in directions) and not turned:
         return frame, []
@@ -180,6 +182,32 @@ def orient_like_import(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
         lower, upper = out.loc[rows, "precalc_ci_lower"].copy(), out.loc[rows, "precalc_ci_upper"].copy()
         out.loc[rows, "precalc_ci_lower"], out.loc[rows, "precalc_ci_upper"] = -upper, -lower
     return out, [int(line) for line in out.loc[rows, "source_line"]]
+
+
+def _turned_round(record: dict[str, Any], orientation: str, converter: _RowConverter) -> bool:
+    """Whether a row without raw data has a precalc_g that the importer would take with the other sign."""
+    precalc = _number(record, "precalc_g")
+    if precalc is None:
+        return False
+    g, g_se = _number(record, ".g"), _number(record, ".g_se")
+    taken = g if g is not None and g_se is not None and g_se > 0 else precalc  # the importer's source
+    if orientation == "raw":
+        instrument = str(_value(record, "instrument") or _value(record, "outcome_type") or "unspecified")
+        taken = -taken if converter.lower_is_better(record, instrument, "precomputed") else taken
+    return taken * precalc < 0
+
+
+def _explicit_direction(record: dict[str, Any]) -> bool | None:
+    """A ``lower_is_better`` cell of the row (TRUE/FALSE, yes/no, 1/0), or None."""
+    value = _value(record, "lower_is_better")
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if value is not None else ""
+    if text in ("true", "t", "yes", "y", "1", "1.0"):
+        return True
+    if text in ("false", "f", "no", "n", "0", "0.0"):
+        return False
+    return None
 
 
 def _blank(value: Any) -> bool:
@@ -243,7 +271,7 @@ class _RowConverter:
         key = (instrument, time, weeks if weeks is not None and weeks >= 0 else None, rating,
                _value(record, "outcome_type"))
         return Row(line, str(study).strip(), arm1, arm2, key, kind, data,
-                   self._lower_is_better(record, instrument, kind), note)
+                   self.lower_is_better(record, instrument, kind), note)
 
     def _time(self, record: dict[str, Any]) -> str | None:
         value = _value(record, "time")
@@ -268,7 +296,12 @@ class _RowConverter:
                 return "precomputed", {"g": g, "se": se, "source": source}, "; ".join(reasons)
         return None
 
-    def _lower_is_better(self, record: dict[str, Any], instrument: str, kind: str) -> bool:
+    def lower_is_better(self, record: dict[str, Any], instrument: str, kind: str) -> bool:
+        """The row's direction: its own ``lower_is_better`` cell, else an oriented .g against its raw data,
+        else the outcome type (events of response or remission), else the vocabulary (else lower)."""
+        explicit = _explicit_direction(record)
+        if explicit is not None:
+            return explicit
         inferred = self._direction_from_g(record, kind)
         if inferred is not None:
             return inferred
