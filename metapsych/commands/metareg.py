@@ -299,7 +299,7 @@ def render(m: dict[str, Any], title: str) -> None:
 
 def _heading_lines(m: dict[str, Any], title: str) -> list[str]:
     """print.rma-style lines of a meta-regression payload."""
-    from metapsych.commands.pool import fmt, fmt_p, interval
+    from metapsych.commands.pool import fmt, interval, p_val
 
     methods = m["methods"]
     kind = "Fixed-effects" if m["estimator"] == "EE" else "Mixed-effects"
@@ -316,7 +316,7 @@ def _heading_lines(m: dict[str, Any], title: str) -> list[str]:
             "",
         ]
     lines.append(f"Test for residual heterogeneity: QE(df = {m['QE_df']}) = {fmt(m['QE'])}, "
-                 f"p-val = {fmt_p(m['QE_p'])}")
+                 f"{p_val(m['QE_p'])}")
     if m["QM_df"] is None:
         return [*lines, "Test of moderators: none (no moderator coefficient is left)", ""]
     if m["QM_df2"] is not None:
@@ -324,5 +324,5 @@ def _heading_lines(m: dict[str, Any], title: str) -> list[str]:
     else:
         test = f"QM(df = {m['QM_df']}) = {fmt(m['QM'])}"
     perm = m.get("permutation")
-    extra = f" (permutation p-val = {fmt_p(perm['QM_p'])})" if perm else ""
-    return [*lines, f"Test of moderators: {test}, p-val = {fmt_p(m['QM_p'])}{extra}", ""]
+    extra = f" (permutation {p_val(perm['QM_p'])})" if perm else ""
+    return [*lines, f"Test of moderators: {test}, {p_val(m['QM_p'])}{extra}", ""]

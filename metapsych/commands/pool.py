@@ -334,6 +334,12 @@ def fmt_p(value: float | None) -> str:
     return "<.0001" if value < 1e-4 else f"{value:.4f}"
 
 
+def p_val(value: float | None) -> str:
+    """'p-val = 0.0042' or 'p-val < .0001', as metafor's print methods write a test's p-value."""
+    text = fmt_p(value)
+    return f"p-val {text[0]} {text[1:]}" if text.startswith("<") else f"p-val = {text}"
+
+
 def interval(pair: list[float | None] | None, digits: int = 4) -> str:
     """'[lower, upper]' or '-'."""
     return "-" if not pair else f"[{fmt(pair[0], digits)}, {fmt(pair[1], digits)}]"
@@ -351,7 +357,7 @@ def _model_lines(m: dict[str, Any], methods: dict[str, Any]) -> list[str]:
         f"I^2 (total heterogeneity / total variability):   {fmt(m['I2'], 2)}% {interval(m['I2_ci'], 2)}",
         f"H^2 (total variability / sampling variability):  {fmt(m['H2'], 2)} {interval(m['H2_ci'], 2)}",
         "",
-        f"Test for heterogeneity: Q(df = {m['Q_df']}) = {fmt(m['Q'])}, p-val = {fmt_p(m['Q_p'])}",
+        f"Test for heterogeneity: Q(df = {m['Q_df']}) = {fmt(m['Q'])}, {p_val(m['Q_p'])}",
         "",
     ]
     return lines
@@ -383,13 +389,13 @@ def render(payload: dict[str, Any], title: str) -> None:
     if "subgroups" in payload:
         t = payload["test"]
         console.print(f"Test for subgroup differences (separate tau^2): Q_between(df = {t['df']}) = "
-                      f"{fmt(t['Q_between'])}, p-val = {fmt_p(t['p_value'])}", highlight=False)
+                      f"{fmt(t['Q_between'])}, {p_val(t['p_value'])}", highlight=False)
         c = payload.get("test_common_tau2")
         if c:
             df = f"df = {c['df']}" + (f", {c['df2']:g}" if c["df2"] is not None else "")
             label = "F" if c["df2"] is not None else "QM"
             console.print(f"Moderator test with common tau^2 (mixed-effects): {label}({df}) = {fmt(c['QM'])}, "
-                          f"p-val = {fmt_p(c['p_value'])}", highlight=False)
+                          f"{p_val(c['p_value'])}", highlight=False)
     methods = payload["methods"]
     console.print(f"Methods: {methods['model']} model, tau^2 estimator {methods['estimator']}; "
                   f"{methods['test']}; tau^2 CI: {methods['tau2_ci']}; I^2: {methods['I2']}; "
