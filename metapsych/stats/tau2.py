@@ -225,6 +225,8 @@ def _ratio(a: float, b: float) -> float:
 
 def _fisher(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control, method: str) -> Tau2Estimate:
     tau2 = max(0.0, _he_raw(yi, vi, x, k, p)[0])
+    visited: set[float] = set()
+    old = math.inf
     for iteration in range(1, control.maxiter + 1):  # metafor: a step after maxiter steps fails, even if it settles
         pr = project(x, 1.0 / (vi + tau2), yi)
         adj = _scoring_step(method, pr, k, p) * control.stepadj
@@ -235,7 +237,10 @@ def _fisher(yi: Array, vi: Array, x: Design, k: int, p: int, control: Control, m
         old, tau2 = tau2, tau2 + adj
         if abs(old - tau2) <= control.threshold:
             break
-    else:
+        if tau2 in visited:  # each step depends on tau2 alone: a value met again repeats the cycle to maxiter
+            break
+        visited.add(tau2)
+    if abs(old - tau2) > control.threshold:
         return Tau2Estimate(float("nan"), float("nan"), False, control.maxiter, not_converged_message(method, control))
     if method in ("ML", "REML") and tau2 > control.threshold and _zero_is_better(yi, vi, x, tau2, method, control):
         tau2 = 0.0
