@@ -17,6 +17,8 @@ from metapsych.errors import DataError, InputError, Problem, not_a_folder
 if TYPE_CHECKING:
     import pandas as pd
 
+    from metapsych.data.vocabulary import Vocabulary
+
 STUDIES = Path("studies")
 #: columns an effect size can be computed from (at least one must be present)
 DATA_COLUMNS = frozenset(
@@ -29,13 +31,16 @@ SHOWN = ("study", "instrument", "time", "yi", "sei", "formula", "why_missing")
 
 def run(file: Path | None, measure: str = "g", as_json: bool = False, out: Path | None = None) -> int:
     """Compute the effect table and print or write it; returns the exit code (0)."""
+    from metapsych.data.vocabulary import load_vocabulary
     from metapsych.effects.compute import MEASURES, compute_effects
 
     measure = measure.strip().lower()
     if measure not in MEASURES:
         raise InputError(f"--measure: unknown measure {measure!r} (expected one of {', '.join(MEASURES)})")
-    table, name = (read_csv(file), str(file)) if file is not None else (studies_table(STUDIES), str(STUDIES))
-    result = compute_effects(table, measure=measure, file=name)
+    vocabulary = load_vocabulary()
+    table, name = (read_csv(file, vocabulary), str(file)) if file is not None else \
+        (studies_table(STUDIES), str(STUDIES))
+    result = compute_effects(table, measure=measure, vocabulary=vocabulary, file=name)
     if out is not None:
         _write_atomically(out, result.to_csv(index=False).encode("utf-8"))
     if as_json:
@@ -76,11 +81,11 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def read_csv(file: Path) -> pd.DataFrame:
-    """A Metapsy-format CSV as a comparison table; every unreadable cell is reported (exit 2)."""
+def read_csv(file: Path, vocabulary: Vocabulary) -> pd.DataFrame:
+    """A Metapsy-format CSV as a comparison table, its rows oriented as ``import metapsy`` orients them;
+    every unreadable cell is reported (exit 2)."""
     from metapsych.data.metapsy import read_metapsy_csv
     from metapsych.data.metapsy_import import orient_like_import
-    from metapsych.data.vocabulary import load_vocabulary
 
     if not file.exists():  # anything else that is no regular file is refused by the reader, unread
         raise InputError(f"{file}: no such file (expected a Metapsy-format CSV)")
@@ -93,7 +98,7 @@ def read_csv(file: Path) -> pd.DataFrame:
     if table.empty:
         raise DataError(Problem(str(file), 2, "(rows)", "the file has a header but no data rows",
                                 "one row per comparison"))
-    table, turned = orient_like_import(table, load_vocabulary())
+    table, turned = orient_like_import(table, vocabulary)
     if turned:
         sys.stderr.write(f"note: {file}: precalc_g turned round on line{'s' if len(turned) > 1 else ''} "
                          f"{', '.join(map(str, turned))}, as `metapsych import` orients it (the database's .g "

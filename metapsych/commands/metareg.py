@@ -19,11 +19,12 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from metapsych.commands.pool import methods_block, number
+from metapsych.commands.pool import methods_block, number, pair
 from metapsych.errors import AnalysisError, DataError, InputError, Problem
 
 if TYPE_CHECKING:
     from metapsych.data.effect_table import EffectTable
+    from metapsych.stats.metareg import Design
 
 FACTOR = re.compile(r"^factor\(\s*([^()]+?)\s*\)$")
 MISSING = ("", "na", "nan")  # as R's read.csv and na.omit see a cell: NA, NaN (and an empty cell)
@@ -137,8 +138,8 @@ def _unusable_numbers(table: EffectTable, column: str, text: list[str | None],
 
 def _text_in_numbers(table: EffectTable, term: str, text: list[str | None], numbers: list[float | None]) -> str | None:
     """A note when a column of mostly numbers is categorical because of a few text cells (as R reads it)."""
-    given = [(line, cell) for line, cell, n in zip(table.lines, text, numbers) if cell is not None]
-    words = [(line, cell) for line, cell in given if _number(cell) is None]
+    given = [(line, cell, n) for line, cell, n in zip(table.lines, text, numbers) if cell is not None]
+    words = [(line, cell) for line, cell, n in given if n is None]
     if not given or 2 * len(words) >= len(given):  # a few text cells among numbers only
         return None
     shown = ", ".join(f"line {line}: '{cell}'" for line, cell in words[:3]) + (", ..." if len(words) > 3 else "")
@@ -162,13 +163,14 @@ def metareg_payload(table: EffectTable, terms: list[str], method: str, test: str
     import numpy as np
 
     from metapsych.stats.heterogeneity import confint_tau2
-    from metapsych.stats.metareg import meta_regression
+    from metapsych.stats.metareg import design_matrix, fit_design
 
     mods = moderator_values(table, terms)
-    _check_design(table, mods)
+    design = design_matrix(mods.values, mods.order)
+    _check_design(table, design)
     try:
-        model = meta_regression(np.asarray(table.yi), np.asarray(table.vi), mods.values, estimator=method,
-                                test=test, level=level, order=mods.order)
+        model = fit_design(np.asarray(table.yi), np.asarray(table.vi), design, estimator=method, test=test,
+                           level=level)
     except ValueError as exc:
         why = "".join(f"; {note}" for note in mods.notes)
         raise AnalysisError(f"{table.file}: the meta-regression cannot be fitted: {exc}{why}") from None
@@ -184,9 +186,9 @@ def metareg_payload(table: EffectTable, terms: list[str], method: str, test: str
         "coefficients": {name: {key: number(value) for key, value in block.items()}
                          for name, block in model.coefficients().items()},
         "df": number(res.df) if res.test != "z" else None,
-        "tau2": number(res.tau2), "tau2_se": number(res.tau2_se), "tau2_ci": _pair(ci.tau2_lower, ci.tau2_upper),
-        "tau": number(res.tau), "I2": number(res.I2), "I2_ci": _pair(ci.I2_lower, ci.I2_upper),
-        "H2": number(res.H2), "H2_ci": _pair(ci.H2_lower, ci.H2_upper), "R2": number(res.R2) if moderated else None,
+        "tau2": number(res.tau2), "tau2_se": number(res.tau2_se), "tau2_ci": pair(ci.tau2_lower, ci.tau2_upper),
+        "tau": number(res.tau), "I2": number(res.I2), "I2_ci": pair(ci.I2_lower, ci.I2_upper),
+        "H2": number(res.H2), "H2_ci": pair(ci.H2_lower, ci.H2_upper), "R2": number(res.R2) if moderated else None,
         "QE": number(res.Q), "QE_df": int(res.Q_df), "QE_p": number(res.Q_p),
         "QM": number(res.QM) if moderated else None, "QM_df": int(res.QM_df) if moderated else None,
         "QM_df2": number(res.df) if moderated and res.test != "z" else None,
@@ -198,8 +200,7 @@ def metareg_payload(table: EffectTable, terms: list[str], method: str, test: str
     if permutations:
         payload["permutation"] = _permutation(y, v, model.design.X, model.names, method, test, level,
                                               permutations, seed)
-    # methods_block words the t distribution's df as k - 1: k - p + 1 gives the meta-regression's k - p
-    common = methods_block(method, res.test, level, int(res.k) - int(res.p) + 1)
+    common = methods_block(method, res.test, level, int(res.k) - int(res.p))
     payload["methods"] = {**{key: text for key, text in common.items() if key != "prediction_interval"},
                           "model": "mixed-effects meta-regression" if method != "EE" else "fixed-effects meta-regression",
                           "coding": "treatment coding; reference level: the first as R sorts them",
@@ -214,13 +215,10 @@ def metareg_payload(table: EffectTable, terms: list[str], method: str, test: str
     return payload
 
 
-def _check_design(table: EffectTable, mods: Moderators) -> None:
+def _check_design(table: EffectTable, design: Design) -> None:
     """metafor's and R's refusals, as located errors: a categorical moderator with one level in the rows
     analysed (R: "contrasts can be applied only to factors with 2 or more levels"), and two coefficients
     with the same name (a level of one moderator and another column), which no output could tell apart."""
-    from metapsych.stats.metareg import design_matrix
-
-    design = design_matrix(mods.values, mods.order)
     problems = [Problem(table.file, None, _column(term), f"has one level ({levels[0]!r}) in the rows analysed",
                         "at least two levels for a categorical moderator")
                 for term, levels in design.levels.items() if len(levels) < 2]
@@ -230,11 +228,6 @@ def _check_design(table: EffectTable, mods: Moderators) -> None:
                          "names; rename a column") for name in twice]
     if problems:
         raise DataError(problems)
-
-
-def _pair(lower: float, upper: float) -> list[float | None] | None:
-    lo, hi = number(lower), number(upper)
-    return None if lo is None and hi is None else [lo, hi]
 
 
 def _permutation(y: Any, v: Any, x: Any, names: tuple[str, ...], method: str, test: str, level: float,
@@ -254,7 +247,7 @@ def _permutation(y: Any, v: Any, x: Any, names: tuple[str, ...], method: str, te
 
 
 def check_options(by: str | None, diagnostics: bool, permutations: int) -> None:
-    """--mods excludes --by and --diagnostics; --permutations needs a positive count."""
+    """--mods excludes --by and --diagnostics; --permutations is a count up to MAX_PERMUTATIONS (0: none)."""
     if by is not None:
         raise InputError("--mods cannot be combined with --by; add the subgroup column to --mods as a "
                          "categorical moderator instead")

@@ -66,7 +66,7 @@ def run(
         if terms is not None:
             payload = metareg.metareg_payload(table, terms, method, test, level, permutations, seed)
         else:
-            payload = _payload(table, by, method, knha, level, diagnostics)
+            payload = _payload(table, by, method, test, level, diagnostics)
     except (OverflowError, ZeroDivisionError, FloatingPointError):
         raise AnalysisError(f"{file}: the model cannot be fitted: effects times weights exceed the range of "
                             "floating-point numbers (expected effects and variances of realistic size)") from None
@@ -80,14 +80,13 @@ def run(
     return 0
 
 
-def _payload(table: EffectTable, by: str | None, method: str, knha: bool, level: float,
+def _payload(table: EffectTable, by: str | None, method: str, test: str, level: float,
              diagnostics: bool) -> dict[str, Any]:
-    test = "knha" if knha else "z"
     if by is not None:
         return subgroup_payload(table, by, method, test, level)
     payload = pooled_payload(table.yi, table.vi, method, test, level, table.study)
     if diagnostics:
-        payload.update(_diagnostics(table, method, knha, level))
+        payload.update(_diagnostics(table, method, test == "knha", level))
     return payload
 
 
@@ -113,9 +112,10 @@ def number(value: Any) -> float | None:
 
 
 @functools.lru_cache(maxsize=256)
-def methods_block(method: str, test: str, level: float, k: int | None = None) -> dict[str, Any]:
-    """Every method choice behind the numbers, named (cached: treat the result as read-only)."""
-    df = "k - 1" if k is None else str(k - 1)
+def methods_block(method: str, test: str, level: float, residual_df: int | None = None) -> dict[str, Any]:
+    """Every method choice behind the numbers, named (cached: treat the result as read-only); ``residual_df``
+    (k - 1, or k - p with moderators) is written into the t-distribution's wording when given."""
+    df = "k - 1" if residual_df is None else str(residual_df)
     if test == "knha":
         inference = f"Hartung-Knapp-Sidik-Jonkman (knha): t distribution with {df} df, se scaled by s2w"
         pi = f"metafor predict(): estimate +/- t({df}) * sqrt(se^2 + tau2)"
@@ -212,13 +212,18 @@ def contract(values: dict[str, Any], method: str, test: str, level: float) -> di
                         "is infinite (reported as null; p-value 0 as metafor)")
     if values["message"] and k > 1:
         messages.append(values["message"])
-    out["methods"] = methods_block(method, used, level, k)
+    out["methods"] = methods_block(method, used, level, k - 1)
     out["message"] = "; ".join(messages) if messages else None
     return out
 
 
 def _pair(values: dict[str, Any], name: str) -> list[float | None] | None:
-    lo, hi = number(values[f"{name}_lower"]), number(values[f"{name}_upper"])
+    return pair(values[f"{name}_lower"], values[f"{name}_upper"])
+
+
+def pair(lower: float | None, upper: float | None) -> list[float | None] | None:
+    """An interval as JSON: [lower, upper] with nulls for what cannot be computed, or null for neither."""
+    lo, hi = number(lower), number(upper)
     return None if lo is None and hi is None else [lo, hi]
 
 

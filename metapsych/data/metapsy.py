@@ -58,6 +58,20 @@ def parse_number(text: str) -> float | None:
     return float(compact.replace(",", "."))
 
 
+def parse_flag(value: object) -> bool | None:
+    """A yes/no cell (TRUE/FALSE, yes/no, y/n, t/f, 1/0, or a bool), or None when empty or anything else."""
+    text = str(value).strip().lower() if value is not None else ""
+    if text in FLAG_TRUE:
+        return True
+    if text in FLAG_FALSE:
+        return False
+    return None
+
+
+FLAG_TRUE = frozenset(["true", "t", "yes", "y", "1", "1.0"])
+FLAG_FALSE = frozenset(["false", "f", "no", "n", "0", "0.0"])
+
+
 def decode(raw: bytes, file: str) -> str:
     """UTF-8 (BOM stripped), falling back to Windows-1252 which is what spreadsheet exports often are."""
     if b"\x00" in raw[:4096]:

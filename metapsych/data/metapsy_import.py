@@ -16,6 +16,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from metapsych.data.metapsy import parse_flag
 from metapsych.data.table import RESERVED
 from metapsych.data.vocabulary import Vocabulary
 from metapsych.errors import DataError, Problem
@@ -198,16 +199,8 @@ def _turned_round(record: dict[str, Any], orientation: str, converter: _RowConve
 
 
 def _explicit_direction(record: dict[str, Any]) -> bool | None:
-    """A ``lower_is_better`` cell of the row (TRUE/FALSE, yes/no, 1/0), or None."""
-    value = _value(record, "lower_is_better")
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower() if value is not None else ""
-    if text in ("true", "t", "yes", "y", "1", "1.0"):
-        return True
-    if text in ("false", "f", "no", "n", "0", "0.0"):
-        return False
-    return None
+    """The row's own ``lower_is_better`` cell (``parse_flag``), or None."""
+    return parse_flag(record.get("lower_is_better"))
 
 
 def _blank(value: Any) -> bool:

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from metapsych.data.metapsy import parse_flag
 from metapsych.effects import binary, continuous, convert
 from metapsych.effects.checks import ARMS, check_values, locations, numeric_columns
 from metapsych.effects.continuous import Effects
@@ -168,17 +169,6 @@ def _design_effects(values: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarr
     return out[0], out[1]
 
 
-def _truthy(value: object) -> bool | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return None
-    text = str(value).strip().lower()
-    if text in {"true", "1", "1.0", "yes", "y", "t"}:
-        return True
-    if text in {"false", "0", "0.0", "no", "n", "f"}:
-        return False
-    return None
-
-
 @functools.lru_cache(maxsize=1)
 def _load_vocabulary() -> Vocabulary | None:
     """The built-in vocabulary (None while the data layer does not provide one)."""
@@ -192,7 +182,7 @@ def _load_vocabulary() -> Vocabulary | None:
 def _directions(table: pd.DataFrame, vocabulary: Vocabulary | None) -> tuple[np.ndarray, np.ndarray]:
     """Per row, does a lower value favour arm 1: (for scores, for events)? See the module docstring."""
     n = len(table)
-    explicit = [_truthy(v) for v in table["lower_is_better"]] if "lower_is_better" in table else [None] * n
+    explicit = [parse_flag(v) for v in table["lower_is_better"]] if "lower_is_better" in table else [None] * n
     if all(e is not None for e in explicit):
         both = np.array(explicit, dtype=bool)
         return both, both

@@ -492,11 +492,14 @@ def fit_many(
     level: float = 0.95,
     control: Control = TIGHT,
     qprofile: bool = True,
+    retry: bool = True,
 ) -> BatchFit:
     """Fit ``rma(yi, vi)`` separately within every group of ``group_index`` in one vectorised pass.
 
     Analysis i of the result is the i-th distinct value of ``group_index`` in sorted order. With
-    ``qprofile`` the Q-profile tau^2 intervals are computed too (vectorised).
+    ``qprofile`` the Q-profile tau^2 intervals are computed too (vectorised). ``retry=False`` leaves an
+    analysis that does not converge as failed, without ``rma.fit``'s retry with step halving (metafor's
+    rma() itself does not retry).
     """
     method = canonical_estimator(estimator)
     if test not in ("z", "knha", "adhoc", "t"):
@@ -507,7 +510,7 @@ def fit_many(
     with np.errstate(divide="ignore", invalid="ignore"):
         tau2, tau2_se, converged = _estimate(seg, method, control)
         result = _assemble(seg, method, test, level, tau2, tau2_se, converged, control, qprofile)
-    return _refit_failures(result, yi, vi, group_index, method, test, level, control)
+    return _refit_failures(result, yi, vi, group_index, method, test, level, control) if retry else result
 
 
 def _all_finite(a: Array) -> bool:

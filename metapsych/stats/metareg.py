@@ -165,7 +165,13 @@ def meta_regression(
     model."): ``dropped`` names them and the fit's message says so. ValueError when the model left has as
     many coefficients as studies and tau^2 is to be estimated (as metafor stops).
     """
-    design = design_matrix(moderators, order)
+    return fit_design(yi, vi, design_matrix(moderators, order), estimator, test, level, control)
+
+
+def fit_design(yi: np.ndarray, vi: np.ndarray, design: Design, estimator: str = "REML", test: str = "z",
+               level: float = 0.95, control: Control = TIGHT) -> MetaRegression:
+    """``meta_regression`` on a model matrix already built (``design_matrix``), for callers that check it
+    first."""
     y = np.asarray(yi, dtype=float)[design.rows]
     v = np.asarray(vi, dtype=float)[design.rows]
     keep = _independent_columns(design.X)

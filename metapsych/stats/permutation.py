@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metapsych.stats.rma import RmaFit, fit
-from metapsych.stats.tau2 import TIGHT, Control, step_halving_message
+from metapsych.stats.tau2 import TIGHT, Control
 
 COMPTOL = np.finfo(float).eps ** 0.5
 
@@ -93,9 +93,8 @@ def _sign_flips(y: np.ndarray, v: np.ndarray, estimator: str, test: str, level: 
         signs[0] = 1.0
     groups = np.repeat(np.arange(signs.shape[0]), k)
     batch = fit_many((signs * y).ravel(), np.tile(v, signs.shape[0]), groups, estimator=estimator, test=test,
-                     level=level, control=control, qprofile=False)
-    halved = np.array([m is not None and step_halving_message(batch.estimator) in m for m in batch.messages], bool)
-    stat = np.where(batch.converged & ~halved, batch.statistic, np.nan)  # metafor skips what rma() cannot fit
+                     level=level, control=control, qprofile=False, retry=False)  # metafor skips what rma() cannot fit
+    stat = np.where(batch.converged, batch.statistic, np.nan)
     return stat[:, None], stat**2
 
 

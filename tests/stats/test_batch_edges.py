@@ -493,3 +493,14 @@ def test_omnibus_test_of_identical_effects_with_knha_is_undefined_like_fit() -> 
     assert math.isnan(batch.QM) and math.isnan(batch.QM_p)
     regular = fit_many(np.array([0.1, 0.4, -0.2, 0.3]), v, np.zeros(4), test="knha")[0]
     assert regular.QM == regular.statistic[0] ** 2 and regular.QM_p == regular.p_value[0]
+
+
+def test_without_retry_a_path_that_never_converges_stays_failed() -> None:
+    """``retry=False`` (permutation tests, as metafor's rma() does not retry): the chaotic analysis is left
+    as not converged with NaN numbers, the other is fitted as with the retry."""
+    y = np.concatenate([CHAOTIC_Y, [0.1, 0.3, 0.5, 0.2]])
+    v = np.concatenate([CHAOTIC_V, [0.05, 0.04, 0.06, 0.05]])
+    groups = np.repeat([0, 1], [CHAOTIC_Y.size, 4])
+    plain, retried = fit_many(y, v, groups, retry=False), fit_many(y, v, groups)
+    assert not plain.converged[0] and np.isnan(plain.estimate[0]) and plain.messages[0] == "REML: did not converge"
+    assert plain.converged[1] and plain.estimate[1] == retried.estimate[1] and plain.tau2[1] == retried.tau2[1]
